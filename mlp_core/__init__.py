@@ -1,0 +1,54 @@
+"""mlp_core: a multi-layer perceptron that learns to read MNIST digits, written to be read."""
+
+__version__ = "0.1.0"
+
+from .checkpoint import (
+    Checkpoint,
+    ModelFileError,
+    load_checkpoint,
+    safe_model_path,
+    save_checkpoint,
+)
+from .data import Batches, DataError, Split, load_mnist, mnist_available
+from .devices import DeviceError, resolve_device, usable_devices
+from .layers import Flatten, Linear, ReLU, Sequential
+from .learner import Callback, CancelFitException, DivergedError, Learner, OneCycle
+from .model import DigitClassifier
+from .optim import SGD, Adam, BasicOptim, make_optimizer
+from .recipe import Recipe, RecipeError
+from .train import build_learner, train, training_record
+
+__all__ = [
+    "Adam",
+    "BasicOptim",
+    "Batches",
+    "Callback",
+    "CancelFitException",
+    "Checkpoint",
+    "DataError",
+    "DeviceError",
+    "DigitClassifier",
+    "DivergedError",
+    "Flatten",
+    "Learner",
+    "Linear",
+    "ModelFileError",
+    "OneCycle",
+    "ReLU",
+    "Recipe",
+    "RecipeError",
+    "SGD",
+    "Sequential",
+    "Split",
+    "build_learner",
+    "load_checkpoint",
+    "load_mnist",
+    "make_optimizer",
+    "mnist_available",
+    "resolve_device",
+    "safe_model_path",
+    "save_checkpoint",
+    "train",
+    "training_record",
+    "usable_devices",
+]

@@ -1,0 +1,152 @@
+"""Model files: weights plus the recipe that rebuilds them, saved and loaded safely.
+
+The notebook saved with `torch.save(model)`, which pickles the whole module:
+loading such a file imports and runs whatever classes and functions it names,
+so a model file could run any code. Here a file holds only tensors and plain
+values (the state dict, the recipe, a training record), is loaded with
+`torch.load(weights_only=True)`, which refuses everything else, and is
+checked against the architecture its recipe describes before use.
+"""
+
+import io
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .model import DigitClassifier
+from .recipe import Recipe, RecipeError
+
+FORMAT = "mlp_core.checkpoint/1"
+MAX_FILE_BYTES = 200 * 1024 * 1024  # far above any model the recipe form allows
+
+
+class ModelFileError(ValueError):
+    """A model file is unreadable, unsafe or not a model; the message says which."""
+
+
+@dataclass
+class Checkpoint:
+    model: DigitClassifier  # on the CPU, in eval mode
+    recipe: Recipe
+    record: dict  # epochs, test_accuracy, seconds, device, date, version
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.record.get("test_accuracy")
+
+
+def save_checkpoint(
+    path, model: torch.nn.Module, recipe: Recipe, record: dict | None = None
+) -> Path:
+    """Write atomically: a temporary file in the same folder, then os.replace.
+
+    A crash or full disk midway leaves the previous file untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "recipe": recipe.to_dict(),
+        "record": dict(record or {}),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _refusal(e: Exception) -> str:
+    text = str(e)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    name = found.group(1) if found else "an object"
+    if "torch.nn.modules" in text or "DigitClassifier" in text or "Module" in name:
+        return (
+            "This file holds a whole pickled model (saved the notebook's way, torch.save(model)); "
+            "loading it would run code, so it is refused. Save model.state_dict() instead."
+        )
+    return (
+        f"This file is not a plain weights file: it asks to load {name}, which could run code, "
+        "so it was refused and nothing in it was run."
+    )
+
+
+def load_checkpoint(source) -> Checkpoint:
+    """Load a model file (path or bytes) safely, or raise ModelFileError."""
+    try:
+        data = Path(source).read_bytes() if not isinstance(source, bytes) else source
+    except OSError as e:
+        raise ModelFileError(f"Cannot read the model file {source}: {e.strerror}.") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ModelFileError("The model file is larger than 200 MB, too large to be one of ours.")
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ModelFileError(_refusal(e)) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError):
+        raise ModelFileError(
+            "The model file is truncated or corrupt, or not a PyTorch file at all."
+        ) from None
+    return _checked(obj)
+
+
+def _checked(obj) -> Checkpoint:
+    """Validate a loaded payload against the architecture its recipe describes."""
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ModelFileError(
+            "This file is not an mlp_core model file (no state dict and recipe inside)."
+        )
+    try:
+        recipe = Recipe.from_dict(obj["recipe"]).validate()
+        state = obj["state_dict"]
+        record = dict(obj.get("record") or {})
+    except (KeyError, TypeError, RecipeError) as e:
+        raise ModelFileError(f"The model file's recipe is not valid: {e}") from None
+    model = DigitClassifier(recipe.hidden)
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if set(got) != set(expected) or len(state) != len(expected):
+        raise ModelFileError("The model file's weights do not match a DigitClassifier.")
+    for k, shape in expected.items():
+        if got[k] != tuple(shape):
+            raise ModelFileError(
+                f"The model file's {k} has shape {list(got[k])}, expected {list(shape)}."
+            )
+        if not state[k].is_floating_point() or not torch.isfinite(state[k]).all():
+            raise ModelFileError(f"The model file's {k} holds NaN, infinite or non-float values.")
+    model.load_state_dict(state)
+    return Checkpoint(model.eval(), recipe, record)
+
+
+def safe_model_path(name: str, models_dir="models") -> Path:
+    """A path for a user-typed model name that cannot leave `models_dir`.
+
+    Only letters, digits, '.', '_' and '-' survive; leading dots go (no hidden
+    files, no '..'); '.pt' is added.
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(name)).name.removesuffix(".pt"))
+    stem = stem.lstrip(".")[:80] or "model"
+    root = Path(models_dir).resolve()
+    path = (root / f"{stem}.pt").resolve()
+    if path.parent != root:  # belt and braces: the regex already removed separators
+        raise ModelFileError(f"The name {name!r} cannot be used for a model file.")
+    return path
+
+
+def model_filename(recipe: Recipe, test_accuracy: float | None) -> str:
+    """A readable file name from recipe and accuracy: `256-64_adam_lr0.002_..._acc0.9855.pt`."""
+    acc = f"_acc{test_accuracy:.4f}" if test_accuracy is not None else ""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", recipe.describe()) + acc + ".pt"

@@ -1,0 +1,124 @@
+"""MNIST as whole tensors, and fast mini-batches cut from them.
+
+The notebook's DataLoader turns every image into a PIL picture and back into a
+tensor, one at a time, every epoch; that costs more than the maths. Here each
+split is read once into a single uint8 tensor (60000, 28, 28), moved to the
+training device whole, and every batch is an index into it, converted to float
+only when used.
+"""
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+class DataError(RuntimeError):
+    """MNIST could not be found or fetched; the message says where to put it."""
+
+
+def data_root(data_dir: str | os.PathLike | None = None) -> Path:
+    """Where MNIST lives: `data_dir`, else $MNIST_ROOT, else ./data."""
+    return Path(data_dir or os.environ.get("MNIST_ROOT") or "data")
+
+
+def missing_message(root: Path) -> str:
+    raw = root / "MNIST" / "raw"
+    return (
+        f"MNIST is not in {raw} and could not be downloaded: place the files "
+        f"{', '.join(MNIST_FILES)} there (or set MNIST_ROOT to a folder that holds MNIST/raw/)."
+    )
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of MNIST: images (N, 28, 28) uint8 and labels (N,) int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: str | torch.device) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
+    def indices_of(self, label: int) -> torch.Tensor:
+        """Indices of every image of one digit, for browsing by label."""
+        return (self.labels == label).nonzero().flatten()
+
+    def sample(self, i: int) -> tuple[torch.Tensor, int]:
+        """Image `i` as floats in [0, 1] (28, 28), and its label."""
+        return to_float(self.images[i]), int(self.labels[i])
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels 0..255 -> float32 in [0, 1], what ToTensor gives the notebook."""
+    return images.float().div_(255)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(root: str, train: bool, download: bool) -> Split:
+    from torchvision import datasets  # imported here: torchvision is slow to import
+
+    try:
+        ds = datasets.MNIST(root=root, train=train, download=download)
+    except Exception as e:  # offline (URLError), a corrupt archive, a read-only folder...
+        raise DataError(missing_message(Path(root))) from e
+    return Split(ds.data.contiguous(), ds.targets.long())
+
+
+def load_mnist(train: bool = True, data_dir=None, download: bool = True) -> Split:
+    """Read one split on the CPU; download only if the files are missing.
+
+    Cached per process, so the pages and training runs share one copy.
+    """
+    root = data_root(data_dir)
+    raw = root / "MNIST" / "raw"
+    present = all((raw / f).exists() for f in MNIST_FILES)
+    if not present and not download:
+        raise DataError(missing_message(root))
+    return _load(str(root), train, download and not present)
+
+
+def mnist_available(data_dir=None) -> bool:
+    """True if all four MNIST files are already on disk (no download needed)."""
+    raw = data_root(data_dir) / "MNIST" / "raw"
+    return all((raw / f).exists() for f in MNIST_FILES)
+
+
+class Batches:
+    """Shuffled mini-batches from a Split held on `device`.
+
+    Each pass (epoch) draws a new permutation from `generator`, so a seeded
+    generator gives the same batches in the same order, on any device.
+    """
+
+    def __init__(self, split: Split, batch_size: int, device="cpu", shuffle=True, generator=None):
+        self.split = split.to(device)
+        self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
+
+    def __len__(self) -> int:
+        return -(-len(self.split) // self.batch_size)  # ceil: the last batch may be partial
+
+    def __iter__(self):
+        n, device = len(self.split), self.split.labels.device
+        if self.shuffle:  # drawn on the CPU so the order doesn't depend on the device
+            order = torch.randperm(n, generator=self.generator).to(device)
+        for i in range(0, n, self.batch_size):
+            if self.shuffle:
+                idx = order[i : i + self.batch_size]
+                xb, yb = self.split.images[idx], self.split.labels[idx]
+            else:
+                xb = self.split.images[i : i + self.batch_size]
+                yb = self.split.labels[i : i + self.batch_size]
+            yield to_float(xb), yb  # (B, 28, 28) float32, (B,) int64

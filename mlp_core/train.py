@@ -1,0 +1,55 @@
+"""From a Recipe to a trained model: build the Learner, fit it, describe the run."""
+
+import datetime
+import platform
+
+import torch
+
+from .data import Batches, Split, load_mnist
+from .devices import resolve_device
+from .learner import Callback, Learner, OneCycle
+from .model import DigitClassifier
+from .optim import make_optimizer
+from .recipe import Recipe
+
+
+def build_learner(
+    recipe: Recipe, train: Split, test: Split | None = None, cbs: list[Callback] = ()
+) -> Learner:
+    """A Learner for `recipe`: seeded weights and shuffling, data on the recipe's device."""
+    recipe.validate(n_train=len(train))
+    device = resolve_device(recipe.device)
+    torch.manual_seed(recipe.seed)  # weights drawn on the CPU: the same start on every device
+    model = DigitClassifier(recipe.hidden, recipe.init)
+    batches = Batches(
+        train, recipe.batch_size, device, generator=torch.Generator().manual_seed(recipe.seed)
+    )
+    opt = make_optimizer(
+        recipe.optimizer, model.parameters(), recipe.lr, recipe.momentum, recipe.weight_decay
+    )
+    cbs = [*cbs, *([OneCycle(recipe.lr)] if recipe.schedule == "onecycle" else [])]
+    return Learner(model, batches, opt, test=test, cbs=cbs, device=device)
+
+
+def training_record(learn: Learner) -> dict:
+    """What a model file says about the run that made it."""
+    from . import __version__
+
+    device = learn.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {
+        "epochs": learn.epochs_done,
+        "test_accuracy": learn.test_accuracy,
+        "seconds": round(learn.seconds, 2),
+        "device": f"{device} ({name})" if name else str(device),
+        "stopped_early": learn.stopped,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "version": __version__,
+    }
+
+
+def train(recipe: Recipe, data_dir=None, cbs: list[Callback] = ()) -> tuple[Learner, dict]:
+    """Load MNIST, train by `recipe`, return the Learner and its training record."""
+    learn = build_learner(recipe, load_mnist(True, data_dir), load_mnist(False, data_dir), cbs)
+    learn.fit(recipe.epochs)
+    return learn, training_record(learn)
