@@ -11,8 +11,10 @@ checked against the architecture its recipe describes before use.
 import io
 import os
 import pickle
+import pickletools
 import re
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,10 +71,27 @@ def save_checkpoint(
     return path
 
 
-def _refusal(e: Exception) -> str:
+CORRUPT = "The model file is truncated or corrupt, or not a PyTorch file at all."
+
+
+CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
+
+
+def _asks_for_code(data: bytes) -> bool:
+    """Does a bare pickle import or call anything? Reads opcodes only; runs nothing."""
+    try:
+        return any(op.name in CODE_OPCODES for op, _, _ in pickletools.genops(io.BytesIO(data)))
+    except Exception:  # not a pickle at all
+        return False
+
+
+def _refusal(e: Exception, data: bytes) -> str:
+    """Why the safe unpickler said no: a pickled module, code, or just broken bytes."""
     text = str(e)
     found = re.search(r"GLOBAL ([\w.]+)", text)
-    name = found.group(1) if found else "an object"
+    if found is None and not _asks_for_code(data):
+        return CORRUPT
+    name = found.group(1) if found else "a Python object"
     if "torch.nn.modules" in text or "DigitClassifier" in text or "Module" in name:
         return (
             "This file holds a whole pickled model (saved the notebook's way, torch.save(model)); "
@@ -93,13 +112,13 @@ def load_checkpoint(source) -> Checkpoint:
     if len(data) > MAX_FILE_BYTES:
         raise ModelFileError("The model file is larger than 200 MB, too large to be one of ours.")
     try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": we answer with our own sentence
+            warnings.simplefilter("ignore")
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ModelFileError(_refusal(e)) from None
+        raise ModelFileError(_refusal(e, data)) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError):
-        raise ModelFileError(
-            "The model file is truncated or corrupt, or not a PyTorch file at all."
-        ) from None
+        raise ModelFileError(CORRUPT) from None
     return _checked(obj)
 
 

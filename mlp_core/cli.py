@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .checkpoint import ModelFileError, load_checkpoint, model_filename, save_checkpoint
 from .data import DataError, load_mnist
-from .devices import DeviceError
+from .devices import DeviceError, resolve_device
 from .learner import Callback, DivergedError
 from .recipe import Recipe, RecipeError
 
@@ -147,6 +147,7 @@ def cmd_train(args) -> int:
     names = {f.name for f in fields(Recipe)}
     recipe = Recipe(**{k: v for k, v in vars(args).items() if k in names})
     recipe.validate()
+    resolve_device(recipe.device)  # a bad device fails before MNIST is read
     from .train import train
 
     learn, record = train(recipe, args.data_dir, cbs=[] if args.json else [ProgressBar()])

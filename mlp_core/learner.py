@@ -40,12 +40,18 @@ class Callback:
 
 
 class DivergenceGuard(Callback):
-    """Stop with DivergedError the moment the loss is not a finite number."""
+    """Stop with DivergedError the moment the loss is NaN, infinite or exploding.
+
+    Guessing at random costs ln(10) = 2.3; a loss above `limit` means the
+    steps have thrown the weights far off (often every ReLU is dead and the
+    logits are huge), and nothing useful will come of the run.
+    """
 
     order = -10  # before anything records the bad value
+    limit = 1000.0
 
     def after_batch(self, learn):
-        if not math.isfinite(learn.loss):
+        if not math.isfinite(learn.loss) or learn.loss > self.limit:
             raise DivergedError(
                 f"Training diverged: the loss became {learn.loss} at epoch {learn.epoch + 1}, "
                 f"batch {learn.iter + 1}. Lower the learning rate and try again."

@@ -1,0 +1,243 @@
+"""Training jobs: a run in a background thread, watched by anyone, stopped on request.
+
+A web page must stay responsive while a model trains, and the run must outlive
+the page that started it. So a TrainingJob owns a thread that runs the
+Learner; callbacks copy the live numbers into the job under a lock, and any
+caller (a dashboard refreshing once a second, a test) reads a consistent
+snapshot. The thread never touches the UI. A Trainer holds the one job a
+server may run at a time, and the runs it has made.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import model_filename, save_checkpoint
+from .data import Split, load_mnist
+from .learner import Callback, CancelFitException, DivergedError, Learner
+from .recipe import Recipe
+from .train import build_learner, training_record
+
+ACTIVE = ("starting", "running")
+STATUSES = (*ACTIVE, "finished", "stopped", "diverged", "failed")
+
+
+class JobBusyError(RuntimeError):
+    """A run is already going: one at a time per server."""
+
+
+@dataclass
+class Snapshot:
+    """A consistent copy of a job's state, safe to read from any thread."""
+
+    id: int
+    status: str
+    message: str
+    recipe: Recipe
+    epoch: int  # epochs completed
+    epochs: int
+    step: int  # batches done
+    total_steps: int
+    elapsed: float  # seconds
+    samples_per_sec: float
+    losses: list[float]  # training loss of every batch so far
+    accuracies: list[float]  # test accuracy after each epoch
+    test_accuracy: float | None
+    out: str | None  # saved model file, once finished
+    device: str
+    extras: dict = field(default_factory=dict)  # what extra callbacks publish (e.g. weight images)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, estimated from the pace so far."""
+        if not self.step or not self.active:
+            return None
+        return self.elapsed / self.step * (self.total_steps - self.step)
+
+
+class _Watch(Callback):
+    """Copies live numbers into the job, and turns a stop request into a clean stop."""
+
+    order = 10
+
+    def __init__(self, job: "TrainingJob"):
+        self.job = job
+
+    def before_fit(self, learn):
+        with self.job._lock:
+            self.job._total_steps = learn.epochs * len(learn.train)
+            self.job._status = "running"
+
+    def after_batch(self, learn):
+        job = self.job
+        with job._lock:
+            job._losses.append(learn.loss)
+            job._step, job._seen = job._step + 1, job._seen + learn.batch_size
+            job._elapsed = learn.seconds
+        if job._stop.is_set():
+            raise CancelFitException  # checked every batch: a stop takes effect within one
+
+    def after_epoch(self, learn):
+        with self.job._lock:
+            self.job._accuracies.append(learn.test_accuracy)
+            self.job._epoch = learn.epochs_done
+
+
+class TrainingJob:
+    """One training run by `recipe` in a daemon thread. `start`, `stop`, `snapshot`."""
+
+    _ids = iter(range(1, 1_000_000))
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        data_dir=None,
+        models_dir="models",
+        data: tuple[Split, Split] | None = None,
+        cbs: list[Callback] = (),
+    ):
+        self.id, self.recipe = next(self._ids), recipe
+        self.data_dir, self.models_dir, self.data = data_dir, Path(models_dir), data
+        self.cbs = list(cbs)
+        self.extras: dict = {}  # extra callbacks write here under self._lock
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._status, self._message = "starting", "Loading MNIST..."
+        self._losses: list[float] = []
+        self._accuracies: list[float] = []
+        self._epoch = self._step = self._seen = self._total_steps = 0
+        self._elapsed, self._out = 0.0, None
+        self._thread = threading.Thread(
+            target=self._run, name=f"training-job-{self.id}", daemon=True
+        )
+
+    def start(self) -> "TrainingJob":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the run to end; it does so after the batch in progress."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True if it has ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _set(self, status: str, message: str) -> None:
+        with self._lock:
+            self._status, self._message = status, message
+
+    def _run(self) -> None:
+        learn: Learner | None = None
+        try:
+            train, test = self.data or (
+                load_mnist(True, self.data_dir),
+                load_mnist(False, self.data_dir),
+            )
+            learn = build_learner(self.recipe, train, test, [_Watch(self), *self.cbs])
+            learn.job = self  # lets extra callbacks publish into job.extras
+            self._set("running", "Training...")
+            learn.fit(self.recipe.epochs)
+            if learn.epochs_done == 0:
+                self._set("stopped", "Stopped before the first epoch ended; nothing was saved.")
+                return
+            out = self.models_dir / model_filename(self.recipe, learn.test_accuracy)
+            save_checkpoint(out, learn.model, self.recipe, training_record(learn))
+            with self._lock:
+                self._out = str(out)
+            done = (
+                f"after {learn.epochs_done} of {self.recipe.epochs} epochs" if learn.stopped else ""
+            )
+            status = "stopped" if learn.stopped else "finished"
+            self._set(status, f"Test accuracy: {learn.test_accuracy:.4f} {done}".strip())
+        except DivergedError as e:
+            self._set("diverged", str(e))
+        except torch.cuda.OutOfMemoryError:
+            self._set(
+                "failed",
+                "CUDA ran out of memory: try a smaller batch size or hidden layers, or the CPU.",
+            )
+        except Exception as e:  # any other failure ends this run, never the server
+            self._set("failed", f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+        finally:
+            del learn  # free the model and the data copy on the device
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            elapsed = self._elapsed
+            return Snapshot(
+                id=self.id,
+                status=self._status,
+                message=self._message,
+                recipe=self.recipe,
+                epoch=self._epoch,
+                epochs=self.recipe.epochs,
+                step=self._step,
+                total_steps=self._total_steps,
+                elapsed=elapsed,
+                samples_per_sec=self._seen / elapsed if elapsed > 0 else 0.0,
+                losses=list(self._losses),
+                accuracies=list(self._accuracies),
+                test_accuracy=self._accuracies[-1] if self._accuracies else None,
+                out=self._out,
+                device=self.recipe.device,
+                extras=dict(self.extras),
+            )
+
+
+class Trainer:
+    """The server's one training slot, and the runs it has made.
+
+    `start` is atomic: two callers at the same moment start one run; the
+    other gets JobBusyError.
+    """
+
+    def __init__(self, models_dir="models", data_dir=None):
+        self.models_dir, self.data_dir = models_dir, data_dir
+        self._lock = threading.Lock()
+        self.jobs: list[TrainingJob] = []
+
+    @property
+    def current(self) -> TrainingJob | None:
+        """The latest job, running or not."""
+        return self.jobs[-1] if self.jobs else None
+
+    def active(self) -> TrainingJob | None:
+        job = self.current
+        return job if job is not None and job.snapshot().active else None
+
+    def start(self, recipe: Recipe, data=None, cbs: list[Callback] = ()) -> TrainingJob:
+        recipe.validate()
+        with self._lock:
+            if self.active() is not None:
+                raise JobBusyError(
+                    "A training run is already going on this server; wait for it to end or stop it."
+                )
+            job = TrainingJob(recipe, self.data_dir, self.models_dir, data=data, cbs=cbs)
+            self.jobs.append(job)
+            return job.start()
+
+    def stop(self) -> None:
+        if (job := self.active()) is not None:
+            job.stop()
+
+    def wait(self, timeout: float = 60.0, poll: float = 0.05) -> Snapshot | None:
+        """Block until the current job ends (for scripts and tests)."""
+        deadline = time.monotonic() + timeout
+        while (job := self.active()) is not None and time.monotonic() < deadline:
+            job.join(poll)
+        return self.current.snapshot() if self.current else None

@@ -1,0 +1,32 @@
+"""On the real MNIST: one epoch learns, and the shipped model scores what the README says."""
+
+import pytest
+
+from conftest import REPO
+from mlp_core import Recipe, load_checkpoint, load_mnist, train
+from mlp_core.metrics import evaluate
+
+pytestmark = pytest.mark.mnist
+
+
+def test_one_epoch_of_the_default_recipe_reaches_90_percent(mnist_root):
+    learn, record = train(Recipe(epochs=1), mnist_root)
+    assert record["test_accuracy"] >= 0.90
+    assert record["epochs"] == 1 and record["device"].startswith("cpu")
+
+
+def test_notebook_recipe_learns_like_the_notebook(mnist_root):
+    # the notebook's first epoch: BasicOptim, lr 0.01, batch 64, randn * 0.1 -> 0.88
+    recipe = Recipe(init="notebook", optimizer="basic", lr=0.01, batch_size=64, epochs=1,
+                    schedule="constant", weight_decay=0.0)  # fmt: skip
+    _, record = train(recipe, mnist_root)
+    assert 0.85 <= record["test_accuracy"] <= 0.93
+
+
+def test_shipped_model_scores_at_least_98_percent(mnist_root):
+    ckpt = load_checkpoint(REPO / "models" / "default.pt")
+    result = evaluate(ckpt.model, load_mnist(False, mnist_root))
+    assert result["accuracy"] >= 0.980
+    assert result["accuracy"] == pytest.approx(ckpt.test_accuracy)  # the file tells the truth
+    assert ckpt.recipe.hidden == (256, 64)
+    assert sum(map(sum, result["confusion_matrix"])) == 10_000
