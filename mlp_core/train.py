@@ -19,8 +19,10 @@ def build_learner(
     """A Learner for `recipe`: seeded weights and shuffling, data on the recipe's device."""
     recipe.validate(n_train=len(train))
     device = resolve_device(recipe.device)
-    torch.manual_seed(recipe.seed)  # weights drawn on the CPU: the same start on every device
-    model = DigitClassifier(recipe.hidden, recipe.init)
+    torch.manual_seed(recipe.seed)
+    # weights drawn on the CPU (the same start on every device), then moved before the
+    # optimizer is built, so that its state (momentum, Adam's averages) lives beside them
+    model = DigitClassifier(recipe.hidden, recipe.init).to(device)
     batches = Batches(
         train, recipe.batch_size, device, generator=torch.Generator().manual_seed(recipe.seed)
     )
