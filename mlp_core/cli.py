@@ -105,6 +105,12 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
         default=d.epochs,
         help=f"passes over the training set (default: {d.epochs})",
     )
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=d.augment,
+        help=f"random shifts and rotations of training images (default: {d.augment})",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
     p.add_argument(
         "--device", default=d.device, help=f"cpu, cuda, cuda:N or mps (default: {d.device})"

@@ -103,9 +103,13 @@ class Batches:
     generator gives the same batches in the same order, on any device.
     """
 
-    def __init__(self, split: Split, batch_size: int, device="cpu", shuffle=True, generator=None):
+    def __init__(
+        self, split: Split, batch_size: int, device="cpu", shuffle=True, generator=None,
+        augment=None,
+    ):  # fmt: skip
         self.split = split.to(device)
         self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
+        self.augment = augment  # optional fn(x, generator) -> x, applied to each float batch
 
     def __len__(self) -> int:
         return -(-len(self.split) // self.batch_size)  # ceil: the last batch may be partial
@@ -121,4 +125,7 @@ class Batches:
             else:
                 xb = self.split.images[i : i + self.batch_size]
                 yb = self.split.labels[i : i + self.batch_size]
-            yield to_float(xb), yb  # (B, 28, 28) float32, (B,) int64
+            xb = to_float(xb)  # (B, 28, 28) float32
+            if self.augment is not None:
+                xb = self.augment(xb, self.generator)
+            yield xb, yb  # (B, 28, 28), (B,) int64

@@ -30,6 +30,7 @@ class Recipe:
     schedule: str = "onecycle"  # 'constant' lr, or 'onecycle': warm up, then anneal to ~0
     batch_size: int = 128  # images per gradient step
     epochs: int = 20  # passes over the 60,000 training images
+    augment: bool = False  # shift (<= 2 px) and rotate (<= 10 deg) each training image at random
     seed: int = 0  # fixes initial weights and shuffling: same seed, same run (on CPU)
     device: str = "cpu"  # 'cpu', 'cuda', 'cuda:N' or 'mps'
 
@@ -67,6 +68,8 @@ class Recipe:
             raise RecipeError(
                 f"Batch size {self.batch_size} is larger than the {n_train} training images."
             )
+        if not isinstance(self.augment, bool):
+            raise RecipeError(f"Augment must be true or false, got {self.augment!r}.")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise RecipeError(f"Seed must be a whole number of at least 0, got {self.seed!r}.")
         return self
@@ -86,4 +89,5 @@ class Recipe:
     def describe(self) -> str:
         """A short human name, e.g. `256-64 sgd lr0.05 bs128 15ep`."""
         h = "-".join(map(str, self.hidden))
-        return f"{h} {self.optimizer} lr{self.lr:g} bs{self.batch_size} {self.epochs}ep"
+        aug = " aug" if self.augment else ""
+        return f"{h} {self.optimizer} lr{self.lr:g} bs{self.batch_size} {self.epochs}ep{aug}"

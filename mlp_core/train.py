@@ -5,6 +5,7 @@ import platform
 
 import torch
 
+from .augment import random_affine
 from .data import Batches, Split, load_mnist
 from .devices import resolve_device
 from .learner import Callback, Learner, OneCycle
@@ -24,8 +25,9 @@ def build_learner(
     # optimizer is built, so that its state (momentum, Adam's averages) lives beside them
     model = DigitClassifier(recipe.hidden, recipe.init).to(device)
     batches = Batches(
-        train, recipe.batch_size, device, generator=torch.Generator().manual_seed(recipe.seed)
-    )
+        train, recipe.batch_size, device, generator=torch.Generator().manual_seed(recipe.seed),
+        augment=random_affine if recipe.augment else None,
+    )  # fmt: skip
     opt = make_optimizer(
         recipe.optimizer, model.parameters(), recipe.lr, recipe.momentum, recipe.weight_decay
     )

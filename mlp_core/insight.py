@@ -1,0 +1,149 @@
+"""Looking inside the network: what it learned, and why it gave an answer.
+
+The notebook says the network learns to "weight each pixel for each of the
+possible digits". Each unit of the first Linear layer holds 784 weights, one
+per pixel: drawn as a 28x28 picture they are the templates it matches
+images against. These functions turn a model into such pictures and numbers;
+they never train and never touch the UI.
+"""
+
+import numpy as np
+import torch
+
+from .learner import Callback
+from .model import DigitClassifier
+
+
+def weight_images(model: DigitClassifier, n: int = 32) -> torch.Tensor:
+    """The first `n` units' weights as images: (n, 28, 28) on the CPU."""
+    w = model.linears()[0].weight.detach().cpu()  # (784, units)
+    n = min(n, w.shape[1])
+    return w[:, :n].T.reshape(n, 28, 28)
+
+
+def diverging_rgb(values: torch.Tensor, scale: float | None = None) -> np.ndarray:
+    """Map values to colours: negative blue, zero white, positive red. (..., 3) uint8.
+
+    `scale` is the value drawn at full colour (default: the largest |value|).
+    """
+    v = values.detach().cpu().float()
+    scale = float(scale or v.abs().max().clamp_min(1e-12))
+    t = (v / scale).clamp(-1, 1).unsqueeze(-1)  # (..., 1) in [-1, 1]
+    white = torch.ones(3)
+    red, blue = torch.tensor([0.70, 0.09, 0.17]), torch.tensor([0.13, 0.40, 0.67])
+    rgb = torch.where(t >= 0, white + t * (red - white), white - t * (blue - white))
+    return (rgb * 255).round().to(torch.uint8).numpy()
+
+
+def weight_grid(model: DigitClassifier, n: int = 32, cols: int = 8, pad: int = 1) -> np.ndarray:
+    """One picture of `n` unit templates in a grid, each scaled to its own range.
+
+    (rows * 29 - 1, cols * 29 - 1, 3) uint8 with a 1-pixel grey gap.
+    """
+    imgs = weight_images(model, n)
+    rows = -(-len(imgs) // cols)
+    cell = 28 + pad
+    grid = np.full((rows * cell - pad, cols * cell - pad, 3), 160, dtype=np.uint8)
+    for i, img in enumerate(imgs):
+        r, c = divmod(i, cols)
+        grid[r * cell : r * cell + 28, c * cell : c * cell + 28] = diverging_rgb(img)
+    return grid
+
+
+@torch.no_grad()
+def activations(model: DigitClassifier, x: torch.Tensor) -> list[torch.Tensor]:
+    """The output of every ReLU for one image: e.g. [(256,), (64,)]."""
+    model.eval()
+    out, h = [], x.reshape(1, 28, 28).to(next(model.parameters()).device)
+    for layer in model.main.layers:
+        h = layer(h)
+        if type(layer).__name__ == "ReLU":
+            out.append(h[0].cpu())
+    return out
+
+
+def saliency(model: DigitClassifier, x: torch.Tensor, target: int | None = None) -> torch.Tensor:
+    """Which pixels drove the answer: d(logit of `target`)/d(pixel) times the pixel. (28, 28).
+
+    The gradient says how much each pixel would move the `target` logit
+    (default: the predicted digit); multiplying by the input keeps the pixels
+    that actually carry ink, so a blank image gives zeros everywhere.
+    """
+    model.eval()
+    x = x.reshape(1, 28, 28).detach().to(next(model.parameters()).device).requires_grad_()
+    logits = model(x)  # (1, 10)
+    target = int(logits.argmax()) if target is None else target
+    (grad,) = torch.autograd.grad(logits[0, target], x)
+    return (grad * x)[0].detach().cpu()  # (28, 28): gradient x input
+
+
+def top_units(
+    model: DigitClassifier, x: torch.Tensor, target: int | None = None, k: int = 5
+) -> list[tuple[int, float]]:
+    """The `k` first-layer units that pushed the `target` logit up the most.
+
+    A unit's contribution is its activation times the logit's gradient with
+    respect to it (exact for the last layer, a first-order estimate deeper in).
+    Returns (unit index, contribution) pairs, largest first.
+    """
+    model.eval()
+    first = model.linears()[0]
+    h = first(x.reshape(1, 784).to(first.weight.device)).clamp_min(0)  # (1, units)
+    h = h.detach().requires_grad_()
+    rest = model.main.layers[3:]  # after Flatten, Linear, ReLU
+    out = h
+    for layer in rest:
+        out = layer(out)
+    target = int(out.argmax()) if target is None else target
+    (grad,) = torch.autograd.grad(out[0, target], h)
+    contrib = (grad * h)[0].detach().cpu()  # (units,)
+    vals, idx = contrib.topk(min(k, len(contrib)))
+    return [(int(i), float(v)) for i, v in zip(idx, vals)]
+
+
+def hardest(probs: torch.Tensor, labels: torch.Tensor, k: int = 24) -> list[tuple[int, float]]:
+    """Indices of the `k` images whose true label got the lowest probability, with it."""
+    p_true = probs[torch.arange(len(labels)), labels]  # (N,)
+    vals, idx = p_true.topk(min(k, len(labels)), largest=False)
+    return [(int(i), float(v)) for i, v in zip(idx, vals)]
+
+
+class WeightWatch(Callback):
+    """Publishes the first layer's templates and every layer's weight and gradient norms.
+
+    Templates refresh every `every` batches and at each epoch's end (so a
+    viewer sees structure emerge during the run); norms are recorded per
+    epoch, gradient norms averaged over the epoch's batches.
+    """
+
+    def __init__(self, publish, n: int = 32, every: int = 50):
+        self.publish, self.n, self.every = publish, n, every  # publish(key, value)
+
+    def before_fit(self, learn):
+        self.history: list[dict] = []
+        self.publish("weights", weight_images(learn.model, self.n))
+        self.publish("norms", [])
+
+    def before_epoch(self, learn):
+        self.grad_sq = [0.0] * len(learn.model.linears())
+        self.batches = 0
+
+    def after_batch(self, learn):
+        # gradients are still there: the optimizer steps, zero_grad runs before the next backward
+        for i, lin in enumerate(learn.model.linears()):
+            if lin.weight.grad is not None:
+                self.grad_sq[i] += float(lin.weight.grad.norm()) ** 2
+        self.batches += 1
+        if learn.iter % self.every == 0:
+            self.publish("weights", weight_images(learn.model, self.n))
+
+    def after_epoch(self, learn):
+        for i, lin in enumerate(learn.model.linears()):
+            self.history.append({
+                "epoch": learn.epoch + 1,
+                "layer": f"Linear {i + 1} ({lin.in_features}->{lin.out_features})",
+                "weight norm": float(lin.weight.detach().norm()),
+                "grad norm": (self.grad_sq[i] / max(1, self.batches)) ** 0.5,
+            })  # fmt: skip
+        self.publish("weights", weight_images(learn.model, self.n))
+        self.publish("norms", list(self.history))

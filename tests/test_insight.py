@@ -1,0 +1,146 @@
+"""Inside the network, without Streamlit: templates, activations, saliency, finder, augmenting."""
+
+import pytest
+import torch
+
+from conftest import synthetic_digits
+from mlp_core import Batches, DigitClassifier, Recipe, Split, build_learner
+from mlp_core.augment import random_affine
+from mlp_core.insight import (
+    WeightWatch,
+    activations,
+    diverging_rgb,
+    hardest,
+    saliency,
+    top_units,
+    weight_grid,
+    weight_images,
+)
+from mlp_core.lr_finder import lr_find
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return Split(*synthetic_digits(500, 0)), Split(*synthetic_digits(200, 1))
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return DigitClassifier(init="kaiming")
+
+
+def test_weight_images_and_grid(model):
+    imgs = weight_images(model, 32)
+    assert imgs.shape == (32, 28, 28)
+    assert torch.equal(imgs[5].flatten(), model.linears()[0].weight[:, 5].detach())
+    grid = weight_grid(model, 32, cols=8)
+    assert grid.shape == (4 * 29 - 1, 8 * 29 - 1, 3) and grid.dtype.name == "uint8"
+
+
+def test_diverging_colours():
+    rgb = diverging_rgb(torch.tensor([-2.0, 0.0, 2.0, 1.0]))
+    assert rgb.shape == (4, 3) and rgb.min() >= 0 and rgb.max() <= 255
+    neg, zero, pos, half = rgb.tolist()
+    assert zero == [255, 255, 255]  # zero is neutral
+    assert neg[2] > neg[0] and pos[0] > pos[2]  # negative blue, positive red
+    assert pos[1] < half[1] < 255  # stronger values, stronger colour
+
+
+def test_templates_change_after_a_training_step(tiny):
+    learn = build_learner(Recipe(hidden=(64,), batch_size=50, epochs=1), *tiny)
+    before = weight_grid(learn.model)
+    xb, yb = next(iter(learn.train))
+    learn.one_batch(xb, yb)
+    assert (weight_grid(learn.model) != before).any()
+
+
+def test_activations_shapes_and_relu(model):
+    acts = activations(model, torch.rand(28, 28))
+    assert [a.shape for a in acts] == [(256,), (64,)]
+    assert all((a >= 0).all() for a in acts)
+
+
+def test_saliency_shape_and_blank_is_zero(model):
+    s = saliency(model, torch.rand(28, 28))
+    assert s.shape == (28, 28) and s.abs().sum() > 0
+    assert torch.equal(saliency(model, torch.zeros(28, 28)), torch.zeros(28, 28))
+
+
+def test_top_units_depend_on_the_input(model):
+    a = top_units(model, torch.rand(28, 28, generator=torch.Generator().manual_seed(1)), k=5)
+    b = top_units(model, torch.rand(28, 28, generator=torch.Generator().manual_seed(2)), k=5)
+    assert len(a) == 5 and all(0 <= u < 256 for u, _ in a)
+    assert [c for _, c in a] == sorted((c for _, c in a), reverse=True)
+    assert [u for u, _ in a] != [u for u, _ in b]
+
+
+def test_top_units_sum_to_the_last_layers_exact_share():
+    # with one hidden layer, activation x gradient is exact: contributions + bias = logit
+    torch.manual_seed(0)
+    m = DigitClassifier((16,))
+    x = torch.rand(28, 28)
+    units = top_units(m, x, target=3, k=16)
+    logit = m(x.unsqueeze(0))[0, 3]
+    total = sum(c for _, c in units) + m.linears()[1].bias[3]
+    assert total.item() == pytest.approx(logit.item(), abs=1e-4)
+
+
+def test_hardest_examples():
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    labels = torch.tensor([0, 0, 1])
+    assert hardest(probs, labels, k=2) == [(1, pytest.approx(0.2)), (2, pytest.approx(0.4))]
+
+
+def test_weight_watch_publishes_templates_and_norms(tiny):
+    published = {}
+    watch = WeightWatch(lambda k, v: published.__setitem__(k, v), n=8, every=5)
+    learn = build_learner(Recipe(hidden=(32, 16), batch_size=50, epochs=2), *tiny, [watch])
+    learn.fit(2)
+    assert published["weights"].shape == (8, 28, 28)
+    norms = published["norms"]
+    assert len(norms) == 2 * 3 and {n["epoch"] for n in norms} == {1, 2}
+    assert all(n["weight norm"] > 0 and n["grad norm"] > 0 for n in norms)
+
+
+def test_lr_finder_restores_weights_and_suggests_inside_the_range(tiny):
+    learn = build_learner(Recipe(hidden=(32,), batch_size=50, optimizer="adam"), *tiny)
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    res = lr_find(learn, start_lr=1e-5, end_lr=10, num_it=60)
+    assert len(res.lrs) == len(res.losses) >= 10
+    assert res.lrs == sorted(res.lrs) and res.lrs[0] == pytest.approx(1e-5)
+    assert res.lrs[0] <= res.suggestion <= res.lrs[-1]
+    for k, v in learn.model.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert learn.opt.t == 0 and all(m.abs().sum() == 0 for m in learn.opt.m)
+
+
+def test_lr_finder_stops_when_the_loss_explodes(tiny):
+    learn = build_learner(Recipe(hidden=(32,), batch_size=50, optimizer="sgd"), *tiny)
+    res = lr_find(learn, start_lr=1e-4, end_lr=1e4, num_it=200)
+    assert len(res.lrs) < 200 and res.lrs[-1] < 1e4
+
+
+def test_augmentation_keeps_shapes_and_labels_and_is_seeded(tiny):
+    x = tiny[0].images[:64].float() / 255
+    a = random_affine(x, torch.Generator().manual_seed(0))
+    b = random_affine(x, torch.Generator().manual_seed(0))
+    c = random_affine(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert 0 <= a.min() and a.max() <= 1 and not torch.equal(a, x)
+    # a small warp keeps most of the ink: the picture is moved, not destroyed
+    assert a.sum() == pytest.approx(x.sum().item(), rel=0.1)
+    batches = Batches(
+        tiny[0], 100, generator=torch.Generator().manual_seed(0), augment=random_affine
+    )
+    plain = Batches(tiny[0], 100, generator=torch.Generator().manual_seed(0))
+    (xa, ya), (xp, yp) = next(iter(batches)), next(iter(plain))
+    assert torch.equal(ya, yp) and not torch.equal(xa, xp)  # same labels, new pictures
+    second = next(iter(batches))[0]  # the next epoch draws another warp
+    assert not torch.equal(second, xa)
+
+
+def test_zero_warp_is_identity():
+    x = torch.rand(4, 28, 28)
+    out = random_affine(x, torch.Generator().manual_seed(0), max_shift=0, max_degrees=0)
+    torch.testing.assert_close(out, x)
