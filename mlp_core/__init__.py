@@ -15,6 +15,7 @@ from .layers import Flatten, Linear, ReLU, Sequential
 from .learner import Callback, CancelFitException, DivergedError, Learner, OneCycle
 from .model import DigitClassifier
 from .optim import SGD, Adam, BasicOptim, make_optimizer
+from .preprocess import ImageError, Preprocessed, preprocess
 from .recipe import Recipe, RecipeError
 from .train import build_learner, train, training_record
 
@@ -30,10 +31,12 @@ __all__ = [
     "DigitClassifier",
     "DivergedError",
     "Flatten",
+    "ImageError",
     "Learner",
     "Linear",
     "ModelFileError",
     "OneCycle",
+    "Preprocessed",
     "ReLU",
     "Recipe",
     "RecipeError",
@@ -45,6 +48,7 @@ __all__ = [
     "load_mnist",
     "make_optimizer",
     "mnist_available",
+    "preprocess",
     "resolve_device",
     "safe_model_path",
     "save_checkpoint",

@@ -1,0 +1,255 @@
+"""Turn any picture of a digit into the 28x28 input an MNIST network expects, as MNIST was made.
+
+MNIST digits are light ink on a black background, scaled so the larger side of the ink is 20
+pixels, then placed in a 28x28 frame so that their centre of mass sits at the centre. A user's
+picture (a canvas drawing, a phone photo of paper, a screenshot) is none of that, so
+`preprocess` rebuilds it step by step:
+
+    decode (first frame, EXIF orientation) -> grey in [0, 1] -> flatten transparency ->
+    even out the lighting -> polarity and contrast (ink 1, background 0) -> crop to the ink ->
+    scale its larger side to 20 px -> move its centre of mass to pixel (14, 14)
+"""
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 25_000_000  # width*height limit, checked from the header before decoding
+ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # by content (PIL's img.format)
+_ACCEPTED_TEXT = ", ".join(ACCEPTED_FORMATS[:-1]) + " or " + ACCEPTED_FORMATS[-1]
+
+_WORK_SIDE = 2048  # larger pictures are box-averaged down first: the digit ends up 20 px anyway
+_MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of full scale to count
+_DIGIT_SIDE, _FRAME_SIDE = 20, 28  # MNIST: the digit's larger side is 20 px, in a 28 px frame
+
+
+class ImageError(ValueError):
+    """A picture that cannot become a digit; str(e) is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    tensor: torch.Tensor  # (1, 28, 28) float32 in [0, 1], 0 = background, 1 = ink
+    preview: Image.Image  # 28x28 mode "L" image of exactly what the network sees (tensor*255)
+
+
+def preprocess(
+    source: bytes | str | os.PathLike | Image.Image | np.ndarray,
+) -> Preprocessed:
+    """Turn file bytes, a path, a PIL image or a canvas array into an MNIST-style digit.
+
+    Raises ImageError, with one sentence for the user, for anything that is not a readable,
+    accepted picture with a digit in it.
+    """
+    gray, alpha = _decode(source)  # (H, W) each, in [0, 1]; alpha is None when opaque
+    if alpha is not None:
+        gray = _flatten(gray, alpha)
+    gray = _even_out(gray)  # (H, W), a flat background even in an unevenly lit photo
+    x, ink = _normalise(gray)  # (H, W) each: background 0 to ink 1, and where the ink is
+    digit = _fit_box(x, ink)  # (h, w) with max(h, w) == 20
+    frame = _centre(digit)  # (28, 28)
+    tensor = torch.from_numpy(frame).float().unsqueeze(0)  # (1, 28, 28)
+    preview = Image.fromarray((tensor[0] * 255).round().to(torch.uint8).numpy())  # mode "L"
+    return Preprocessed(tensor, preview)
+
+
+def _decode(source) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode any accepted source into grey levels and alpha; nothing but ImageError escapes."""
+    if isinstance(source, (str, os.PathLike)):
+        try:  # read it all: PIL would otherwise keep the file open for animated pictures
+            source = Path(source).read_bytes()
+        except OSError as e:
+            raise ImageError(f"Cannot read {os.fspath(source)!r}: {e.strerror or e}.") from None
+    if isinstance(source, np.ndarray):
+        img = _from_array(source)
+    elif isinstance(source, Image.Image):
+        img = source  # the caller decoded it already, so no format check
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        img = _open(bytes(source))
+    else:
+        raise TypeError(
+            f"preprocess() takes bytes, a path, a PIL image or an array, not {source!r}"
+        )
+    _check_size(img.size)  # from the header: nothing has been decoded yet
+    try:
+        # Warnings (corrupt EXIF, palette transparency, ...) must not become errors where
+        # warnings are errors, and decoders of untrusted bytes can raise almost anything.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img.load()  # for an animated GIF, WEBP or PNG: the first frame only
+            img = _upright(img)
+            high_depth = img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+            has_alpha = img.has_transparency_data and not high_depth
+            img = img.convert("F" if high_depth else "RGBA" if has_alpha else "RGB")
+    except Exception:  # see above: any failure here means a bad file
+        raise ImageError(
+            "The image file is truncated or corrupt and could not be decoded."
+        ) from None
+    if max(img.size) > _WORK_SIDE:
+        img = img.reduce(-(-max(img.size) // _WORK_SIDE))  # box-average by a ceil'd factor
+    if high_depth:
+        return _high_depth(np.asarray(img)), None
+    rgba = np.asarray(img, dtype=np.float32) / 255  # (H, W, 3 or 4)
+    gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)  # (H, W), ITU-R 601 luma
+    return gray, (rgba[..., 3] if has_alpha else None)
+
+
+def _open(data: bytes) -> Image.Image:
+    """Open a file lazily (header only) and refuse unaccepted formats before any decoding."""
+    if not data:
+        raise ImageError("The file is empty, so there is no picture in it.")
+    try:
+        with warnings.catch_warnings():
+            # PIL warns about corrupt EXIF and above its own pixel limit (ours, checked
+            # next, is lower); where warnings are errors, that must not refuse a good file.
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"This file is not a picture; please give a {_ACCEPTED_TEXT} image."
+        ) from None
+    except Image.DecompressionBombError:
+        raise ImageError(
+            f"The image is far too large; the limit is {MAX_PIXELS / 1e6:g} megapixels."
+        ) from None
+    except Exception:  # a header parser fed untrusted bytes can raise anything
+        raise ImageError("The image file is truncated or corrupt and could not be read.") from None
+    fmt = "JPEG" if img.format == "MPO" else img.format  # phone cameras' JPEGs open as MPO
+    if fmt not in ACCEPTED_FORMATS:
+        raise ImageError(
+            f"This is a {img.format} image; only {_ACCEPTED_TEXT} images are accepted."
+        )
+    return img
+
+
+def _from_array(a: np.ndarray) -> Image.Image:
+    """A canvas's (H, W, 4) RGBA array, or an (H, W) grey or (H, W, 3) RGB one, as an image."""
+    if not (a.ndim == 2 or a.ndim == 3 and a.shape[2] in (3, 4)) or a.dtype != np.uint8:
+        raise ImageError(
+            f"A picture array must be uint8 of shape (H, W), (H, W, 3) or (H, W, 4), "
+            f"not {a.dtype} of shape {a.shape}."
+        )
+    return Image.fromarray(np.ascontiguousarray(a))  # PIL picks L, RGB or RGBA from the shape
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    w, h = size
+    if w * h > MAX_PIXELS:
+        raise ImageError(
+            f"The image is {w}x{h} pixels; the limit is {MAX_PIXELS / 1e6:g} megapixels."
+        )
+    if w * h == 0:
+        raise ImageError("The image has no digit in it: it has no pixels at all.")
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation a camera recorded; a malformed EXIF block is ignored."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # broken EXIF is common; the pixels are still fine
+        return img
+
+
+def _high_depth(a: np.ndarray) -> np.ndarray:
+    """Grey levels of a 16/32-bit or float image in [0, 1]."""
+    a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)  # (H, W); float files may hold NaN
+    # These modes have no fixed range: assume the smallest usual one the values fit in.
+    top = float(a.max(initial=0))
+    scale = 1.0 if top <= 1 else 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
+    return np.clip(a / scale, 0, 1)
+
+
+def _flatten(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite onto a background: the paper's own colour, or one contrasting with the ink."""
+    opaque = alpha > 0.5  # (H, W)
+    if not opaque.any():
+        raise ImageError("The image has no digit in it: it is fully transparent.")
+    if opaque.mean() > 0.5:
+        # Mostly opaque: the paper is in the picture, so a transparent margin takes its colour.
+        fill = float(np.median(gray[opaque]))
+    else:
+        # Ink alone on transparency (a canvas drawing): white ink needs black, black ink white.
+        fill = 0.0 if gray[opaque].mean() > 0.5 else 1.0
+    return gray * alpha + fill * (1 - alpha)
+
+
+def _even_out(gray: np.ndarray) -> np.ndarray:
+    """Remove uneven lighting: subtract a smooth surface fitted to the background alone."""
+    h, w = gray.shape
+    step = max(1, int(np.sqrt(h * w / 4096)))  # a few thousand pixels pin down 6 numbers
+    y, x = [c.ravel() / max(h, w) for c in np.mgrid[0:h:step, 0:w:step]]  # (N,) each
+    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)  # (N, 6)
+    sample = gray[::step, ::step].ravel()  # (N,)
+    residual = sample - np.median(sample)  # start flat, at the level most pixels share
+    for _ in range(4):
+        # Fit only the pixels close to the current surface: the background, not the ink.
+        spread = 1.4826 * np.median(np.abs(residual))  # robust standard deviation
+        keep = np.abs(residual) < max(3 * spread, 0.02)  # (N,)
+        coef = np.linalg.lstsq(terms[keep], sample[keep], rcond=None)[0]  # (6,)
+        residual = sample - terms @ coef
+    y, x = np.arange(h)[:, None] / max(h, w), np.arange(w)[None, :] / max(h, w)
+    surface = coef[0] + coef[1] * x + coef[2] * y + coef[3] * x * x + coef[4] * x * y
+    surface = surface + coef[5] * y * y  # (H, W)
+    return np.clip(gray - surface + np.median(surface), 0, 1).astype(np.float32)
+
+
+def _otsu_threshold(x: np.ndarray) -> float:
+    """The grey level that best splits x into two classes (Otsu's method, 256 bins)."""
+    hist, edges = np.histogram(x, bins=256, range=(0.0, 1.0))
+    p = hist / hist.sum()
+    w0 = np.cumsum(p)[:-1]  # weight of the dark class for a cut after each bin
+    m0 = np.cumsum(p * (edges[:-1] + edges[1:]) / 2)  # its mass-weighted mean, unnormalised
+    mean = m0[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mean * w0 - m0[:-1]) ** 2 / (w0 * (1 - w0))  # between-class variance
+    return float(edges[np.argmax(np.nan_to_num(between)) + 1])
+
+
+def _normalise(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Make the ink light on black and stretch it (background 0, ink 1); also the ink mask."""
+    light = gray >= _otsu_threshold(gray)  # (H, W)
+    # The background is what the picture's edge mostly shows (even when a bold digit covers
+    # most of a tight crop): a light edge means dark ink on paper, so invert to light-on-dark.
+    edge = np.concatenate([light[0], light[-1], light[:, 0], light[:, -1]])
+    if edge.mean() > 0.5:
+        gray, light = 1 - gray, ~light
+    ink, background = gray[light], gray[~light]
+    if ink.size == 0 or np.median(ink) - np.median(background) < _MIN_CONTRAST:
+        raise ImageError("The image has no digit in it: it is blank or has too little contrast.")
+    # Shading and noise in the background (an unevenly lit photo) stay below its 99th
+    # percentile; a typical ink pixel, even grey pencil, becomes 1.
+    lo, hi = np.percentile(background, 99), np.median(ink)
+    return np.clip((gray - lo) / (hi - lo), 0, 1), light  # (H, W) each
+
+
+def _fit_box(x: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """Crop to the ink and scale it, keeping its aspect ratio, so its larger side is 20 px."""
+    # The crop follows the ink class, not x > 0: faint background noise must not widen it.
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    crop = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w)
+    h, w = crop.shape
+    scale = _DIGIT_SIDE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # Lanczos on a float image antialiases like MNIST's scaling; its slight ringing is clipped.
+    small = Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(small), 0, 1)  # (h', w'), max(h', w') == 20
+
+
+def _centre(digit: np.ndarray) -> np.ndarray:
+    """Place the digit in a 28x28 frame with its centre of mass at pixel (14, 14), as MNIST did."""
+    h, w = digit.shape
+    total = digit.sum()
+    cy = (digit.sum(axis=1) @ np.arange(h)) / total  # centre of mass, in pixel indices
+    cx = (digit.sum(axis=0) @ np.arange(w)) / total
+    # Round the shift like MNIST, but never push ink out of the frame.
+    top = min(max(round(_FRAME_SIDE / 2 - cy), 0), _FRAME_SIDE - h)
+    left = min(max(round(_FRAME_SIDE / 2 - cx), 0), _FRAME_SIDE - w)
+    frame = np.zeros((_FRAME_SIDE, _FRAME_SIDE), np.float32)  # (28, 28)
+    frame[top : top + h, left : left + w] = digit
+    return frame

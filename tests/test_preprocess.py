@@ -1,0 +1,418 @@
+"""preprocess: any picture becomes an MNIST-style digit; a bad file, one clear ImageError."""
+
+import io
+import pickle
+import re
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFile, ImageFont, ImageOps
+from torch.testing import assert_close
+
+from conftest import need
+from digit_pictures import find_fonts, glyph_mask, paint, place, render_digit_pictures
+from mlp_core.preprocess import ImageError, Preprocessed, preprocess
+
+# A warning from decoding must never surface, let alone become an error.
+pytestmark = pytest.mark.filterwarnings("error")
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
+ACCEPTED = "PNG, JPEG, BMP, GIF or WEBP"
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **params) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def drawing(shape: str, size=(200, 200), ink=0, paper=255) -> Image.Image:
+    """A hard-edged "L" drawing: a thick '1' or a ring off in a corner, or a '7'."""
+    img = Image.new("L", size, paper)
+    draw = ImageDraw.Draw(img)
+    if shape == "one":
+        draw.line([(30, 12), (22, 90)], fill=ink, width=9)
+        draw.line([(30, 12), (16, 28)], fill=ink, width=7)
+    elif shape == "ring":
+        draw.ellipse((120, 110, 185, 190), outline=ink, width=10)
+    elif shape == "seven":  # asymmetric, so a wrong rotation shows
+        draw.line([(60, 40), (140, 40), (90, 170)], fill=ink, width=12)
+    return img
+
+
+def printed(digit: int, angle: float = 0.0) -> np.ndarray:
+    """Antialiased ink coverage (H, W) of a printed digit on a canvas with margins."""
+    font = ImageFont.truetype(str(find_fonts()[0]), 90)
+    return place(glyph_mask(digit, font, 2, angle), np.random.default_rng(digit))
+
+
+def centre_of_mass(t: torch.Tensor) -> tuple[float, float]:
+    img = t[0]  # (28, 28)
+    i = torch.arange(28.0)
+    return float(img.sum(1) @ i / img.sum()), float(img.sum(0) @ i / img.sum())
+
+
+def ink_box(t: torch.Tensor) -> tuple[int, int]:
+    rows, cols = t[0].gt(0).any(1).nonzero(), t[0].gt(0).any(0).nonzero()
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+def refused(source, pattern: str) -> str:
+    """preprocess(source) raises ImageError whose one-sentence message matches pattern."""
+    with pytest.raises(ImageError) as info:
+        preprocess(source)
+    message = str(info.value)
+    assert re.search(pattern, message), message
+    assert message.endswith(".") and "\n" not in message and ". " not in message, message
+    return message
+
+
+# --- the MNIST recipe: box, centre, polarity, range -----------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["one", "ring", "seven"])
+def test_off_centre_digit_is_scaled_to_20_and_centred(shape):
+    out = preprocess(drawing(shape))
+    h, w = ink_box(out.tensor)
+    assert max(h, w) in (19, 20) and min(h, w) <= 20, (h, w)  # larger side ~20, aspect kept
+    cy, cx = centre_of_mass(out.tensor)
+    assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1, (cy, cx)
+
+
+def test_output_is_float32_in_unit_range_with_full_ink():
+    out = preprocess(drawing("ring"))
+    assert isinstance(out, Preprocessed)
+    assert out.tensor.shape == (1, 28, 28) and out.tensor.dtype == torch.float32
+    assert out.tensor.min() == 0 and 0.95 <= out.tensor.max() <= 1
+    assert out.tensor[0, :, :3].sum() == 0 and out.tensor[0, :3].sum() == 0  # margins stay black
+
+
+def test_preview_is_exactly_what_the_network_sees():
+    out = preprocess(Image.fromarray((printed(3) * 255).astype(np.uint8)))
+    assert out.preview.mode == "L" and out.preview.size == (28, 28)
+    expected = (out.tensor[0] * 255).round().to(torch.uint8).numpy()
+    np.testing.assert_array_equal(np.asarray(out.preview), expected)
+
+
+def test_dark_on_light_equals_light_on_dark():
+    light_ink = Image.fromarray((printed(4, angle=6) * 255).round().astype(np.uint8))
+    dark_ink = ImageOps.invert(light_ink)
+    assert_close(preprocess(dark_ink).tensor, preprocess(light_ink).tensor, atol=1e-4, rtol=0)
+    assert_close(
+        preprocess(drawing("one")).tensor, preprocess(drawing("one", ink=255, paper=0)).tensor
+    )
+
+
+def test_bold_digit_filling_most_of_a_tight_crop_keeps_its_polarity():
+    img = Image.new("L", (60, 80), 255)  # the ink covers well over half of the picture
+    ImageDraw.Draw(img).rectangle((2, 2, 57, 77), outline=0, width=22)
+    out = preprocess(img)
+    assert out.tensor[0, 14, 14] == 0 and out.tensor[0, 5, 14] > 0.9  # a ring, not a blob
+
+
+def test_uneven_noisy_grey_photo_matches_clean_scan():
+    cover = printed(5)
+    rng = np.random.default_rng(0)
+    clean = preprocess(paint(cover, "paper", rng)).tensor
+    for _ in range(3):
+        photo = encode(paint(cover, "photo", rng), "JPEG", quality=80)
+        got = preprocess(photo).tensor
+        assert (got - clean).abs().mean() < 0.03
+        assert abs(np.subtract(ink_box(got), ink_box(clean))).max() <= 1
+
+
+def test_dim_photo_with_strong_lighting_gradient_and_thin_ink():
+    # Paper from 0.35 to 0.6 across the picture; ink only 0.15 darker: a global
+    # threshold alone would split the paper in two halves.
+    cover = printed(7)
+    h, w = cover.shape
+    paper = 0.35 + 0.25 * np.linspace(0, 1, w)[None, :] * np.ones((h, 1))
+    gray = paper - 0.15 * cover
+    photo = Image.fromarray((gray * 255).round().astype(np.uint8))
+    clean = preprocess(Image.fromarray((cover * 255).round().astype(np.uint8))).tensor
+    assert (preprocess(photo).tensor - clean).abs().mean() < 0.03
+
+
+def test_every_source_type_gives_the_same_result(tmp_path):
+    img = drawing("seven").convert("RGBA")
+    data = encode(img)
+    (tmp_path / "seven.png").write_bytes(data)
+    expected = preprocess(data).tensor
+    for source in (str(tmp_path / "seven.png"), tmp_path / "seven.png", img, np.asarray(img)):
+        assert_close(preprocess(source).tensor, expected)
+
+
+# --- transparency, modes, orientation, animation --------------------------------------------
+
+
+@pytest.mark.parametrize("ink", [255, 0], ids=["white-ink", "black-ink"])
+def test_transparent_png_equals_its_flattened_twin(ink):
+    alpha = (printed(2, angle=-5) * 255).round().astype(np.uint8)  # antialiased edges
+    rgba = np.zeros((*alpha.shape, 4), np.uint8)
+    rgba[..., :3] = np.where(alpha[..., None] > 0, ink, 0)  # black under alpha 0, as on a canvas
+    rgba[..., 3] = alpha
+    clear = Image.fromarray(rgba)
+    background = Image.new("RGBA", clear.size, (255 - ink,) * 3 + (255,))
+    twin = Image.alpha_composite(background, clear).convert("RGB")
+    expected = preprocess(encode(twin)).tensor
+    assert_close(preprocess(encode(clear)).tensor, expected, atol=0.02, rtol=0)
+    assert_close(preprocess(rgba).tensor, expected, atol=0.02, rtol=0)  # the canvas array
+
+
+def test_transparent_margin_around_a_scanned_page_takes_the_paper_colour():
+    page = drawing("ring").convert("RGBA")
+    a = np.asarray(page).copy()
+    a[:10, :, 3] = 0  # a transparent strip, e.g. a rounded screenshot corner
+    a[:10, :, :3] = 0
+    assert_close(preprocess(a).tensor, preprocess(drawing("ring")).tensor)
+
+
+def as_mode(img: Image.Image, mode: str) -> Image.Image:
+    """The same "L" picture in another PIL mode."""
+    if mode == "I;16":
+        return Image.fromarray(np.asarray(img).astype(np.uint16) * 257)  # 16-bit, full range
+    if mode == "P-transparent":
+        p = img.convert("P")
+        p.info["transparency"] = p.getpixel((0, 0))  # the paper is the transparent colour
+        return p
+    return img.convert(mode)
+
+
+@pytest.mark.parametrize(
+    "mode", ["1", "L", "LA", "P", "P-transparent", "RGB", "RGBA", "I;16", "I", "F", "CMYK"]
+)
+def test_every_pil_mode_gives_the_same_digit(mode):
+    # Antialiased grey edges show a wrong bit depth scale; mode "1" dithers them, so it
+    # gets a hard-edged drawing.
+    img = (
+        drawing("seven")
+        if mode == "1"
+        else Image.fromarray((255 - printed(9) * 255).astype(np.uint8))
+    )
+    assert_close(preprocess(as_mode(img, mode)).tensor, preprocess(img).tensor)
+
+
+def test_coloured_ink_is_read_by_its_brightness():
+    cover = printed(3)[..., None]  # (H, W, 1)
+    red_pen = np.array([255, 30, 30]) * cover + 255 * (1 - cover)  # the red channel shows nothing
+    black_pen = 255 * (1 - cover) * np.ones(3)
+    got, expected = (preprocess(a.round().astype(np.uint8)) for a in (red_pen, black_pen))
+    assert (got.tensor - expected.tensor).abs().mean() < 0.02
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "BMP", "WEBP", "JPEG"])
+def test_every_accepted_format_is_read(fmt):
+    img = drawing("seven").convert("RGB")
+    params = {"lossless": True} if fmt == "WEBP" else {"quality": 95} if fmt == "JPEG" else {}
+    got = preprocess(encode(img, fmt, **params)).tensor
+    assert (got - preprocess(img).tensor).abs().mean() < 0.01
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_exif_rotated_photo_equals_the_upright_one(fmt, orientation):
+    upright = drawing("seven").convert("RGB")
+    # Orientation 6 means "rotate 90 degrees clockwise to display": the pixels were stored
+    # turned the other way. 8 is the mirror case.
+    turn = Image.Transpose.ROTATE_90 if orientation == 6 else Image.Transpose.ROTATE_270
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = encode(upright.transpose(turn), fmt, exif=exif.tobytes())
+    expected = preprocess(encode(upright, fmt)).tensor
+    got = preprocess(stored).tensor
+    assert (got - expected).abs().mean() < 0.01
+    ignored = preprocess(upright.transpose(turn)).tensor  # same pixels, orientation ignored
+    assert (ignored - expected).abs().mean() > 0.05
+
+
+def test_malformed_exif_is_ignored():
+    img = drawing("seven").convert("RGB")
+    broken = encode(img, "JPEG", exif=b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\xff\xff garbage")
+    assert (preprocess(broken).tensor - preprocess(img).tensor).abs().mean() < 0.01
+
+
+def test_animated_gif_uses_its_first_frame():
+    first, second = drawing("one").convert("P"), drawing("ring").convert("P")
+    gif = encode(first, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
+    assert Image.open(io.BytesIO(gif)).n_frames == 2
+    assert_close(preprocess(gif).tensor, preprocess(drawing("one")).tensor)
+
+
+# --- bad input: one ImageError sentence each ------------------------------------------------
+
+
+def zip_bytes() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("digit.png", b"not really")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"hello, this is text",
+        b"<!doctype html><html><body><img src='7.png'></body></html>",
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF",
+        pickle.dumps({"weights": [1, 2, 3]}),
+        zip_bytes(),
+        np.random.default_rng(0).bytes(5000),
+    ],
+    ids=["text", "html", "pdf", "pickle", "zip", "random"],
+)
+def test_not_an_image_is_refused(data, tmp_path):
+    refused(data, "not a picture.*PNG, JPEG, BMP, GIF or WEBP")
+    (tmp_path / "digit.png").write_bytes(data)  # the name does not make it a picture
+    refused(tmp_path / "digit.png", "not a picture")
+
+
+def test_empty_file_is_refused():
+    refused(b"", "empty")
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "ICO", "PPM", "EPS"])
+def test_unaccepted_format_is_refused_by_content(fmt, tmp_path):
+    path = tmp_path / "digit.png"  # named .png, but the bytes say otherwise
+    path.write_bytes(encode(drawing("one").convert("RGB"), fmt))
+    refused(path, f"This is a {fmt} image; only {ACCEPTED} images are accepted")
+
+
+def refuse_decoding(monkeypatch):
+    """Make any pixel decoding fail loudly, to prove a refusal came from the header alone."""
+
+    def no_load(self):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_load)
+
+
+def test_too_many_pixels_is_refused_before_decoding(monkeypatch):
+    data = encode(Image.new("1", (10000, 10000), 1))  # 100 megapixels in ~12 kB
+    assert len(data) < 100_000
+    refuse_decoding(monkeypatch)
+    refused(data, r"^The image is 10000x10000 pixels; the limit is 25 megapixels\.$")
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims another size (a decompression bomb's calling card)."""
+    data = bytearray(encode(Image.new("L", (8, 8))))
+    data[16:24] = struct.pack(">II", width, height)  # IHDR width and height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR's CRC
+    return bytes(data)
+
+
+def test_decompression_bomb_is_refused(monkeypatch):
+    refuse_decoding(monkeypatch)
+    refused(png_claiming(6000, 5000), "6000x5000 pixels; the limit is 25 megapixels")
+    refused(png_claiming(30000, 30000), "too large; the limit is 25 megapixels")
+
+
+def test_huge_canvas_array_is_refused():
+    refused(np.zeros((1, 25_000_001, 4), np.uint8), "the limit is 25 megapixels")
+
+
+def corrupt(kind: str) -> bytes:
+    png = encode(Image.fromarray((printed(8) * 255).astype(np.uint8)))
+    if kind == "truncated png":
+        return png[: len(png) // 2]
+    if kind == "bad crc":
+        data = bytearray(png)
+        data[png.index(b"IDAT") + 20] ^= 0xFF  # flip bits inside the pixel data
+        return bytes(data)
+    jpeg = encode(drawing("ring").convert("RGB"), "JPEG")
+    return jpeg[: len(jpeg) // 3]
+
+
+def test_mangled_files_raise_nothing_but_image_error():
+    rng = np.random.default_rng(0)
+    img = drawing("ring").convert("RGB").resize((64, 64))
+    files = [encode(img, fmt) for fmt in ("PNG", "JPEG", "BMP", "WEBP")]
+    files.append(encode(img.convert("P"), "GIF"))
+    for i in range(250):
+        data = bytearray(files[i % len(files)])
+        at = int(rng.integers(len(data)))
+        if i % 3 == 0:
+            data[at] ^= int(rng.integers(1, 256))  # a flipped byte
+        elif i % 3 == 1:
+            del data[at : at + int(rng.integers(1, 40))]  # a lost stretch
+        else:
+            data[at:at] = rng.bytes(int(rng.integers(1, 20)))  # inserted garbage
+        try:
+            out = preprocess(bytes(data))
+        except ImageError:
+            continue
+        assert out.tensor.shape == (1, 28, 28) and 0 <= out.tensor.min() <= out.tensor.max() <= 1
+
+
+@pytest.mark.parametrize("kind", ["truncated png", "bad crc", "truncated jpeg"])
+def test_truncated_or_corrupt_file_is_refused(kind):
+    refused(corrupt(kind), "truncated or corrupt")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        np.zeros((280, 280, 4), np.uint8),  # an untouched canvas: fully transparent
+        encode(Image.new("RGBA", (50, 50), (255, 255, 255, 0))),
+        encode(Image.new("L", (50, 50), 255)),
+        encode(Image.new("RGB", (50, 50), (0, 0, 0)), "JPEG"),
+        np.random.default_rng(0).integers(196, 204, (64, 64, 3), np.uint8),
+    ],
+    ids=["empty canvas", "transparent png", "white", "black jpeg", "blank noisy paper"],
+)
+def test_no_ink_is_refused(source):
+    refused(source, "^The image has no digit in it: ")
+
+
+def test_blank_paper_under_a_lighting_gradient_is_refused():
+    paper = np.linspace(120, 230, 200)[None, :] * np.ones((150, 1))
+    noisy = paper + np.random.default_rng(1).normal(0, 3, paper.shape)
+    refused(encode(Image.fromarray(noisy.clip(0, 255).astype(np.uint8)), "JPEG"), "no digit")
+
+
+def test_missing_file_and_wrong_array_are_refused(tmp_path):
+    refused(tmp_path / "nothing-here.png", "Cannot read .*No such file")
+    refused(np.zeros((28, 28, 2), np.uint8), "must be uint8 of shape")
+    refused(np.zeros((28, 28, 1), np.uint8), "must be uint8 of shape")
+    refused(np.zeros((28, 28), np.float64), "must be uint8 of shape")
+
+
+# --- does it help a real model? -------------------------------------------------------------
+
+
+def plain_resize(data: bytes) -> torch.Tensor:
+    """What a naive app does: grey, squash to 28x28, divide by 255."""
+    img = Image.open(io.BytesIO(data)).convert("L").resize((28, 28))
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255)  # (28, 28)
+
+
+@pytest.mark.filterwarnings("default")  # a torch.load deprecation must not fail this test
+def test_shipped_model_reads_rendered_digits():
+    need(MODEL.exists(), f"{MODEL} is missing: train and save the default model first")
+    from mlp_core.checkpoint import load_checkpoint
+
+    model = load_checkpoint(MODEL).model
+    pictures = render_digit_pictures(seed=0)
+    assert len(pictures) >= 200
+    labels = torch.tensor([label for _, label, _ in pictures])
+    ours = torch.stack([preprocess(data).tensor for data, _, _ in pictures])  # (N, 1, 28, 28)
+    naive = torch.stack([plain_resize(data) for data, _, _ in pictures])  # (N, 28, 28)
+    with torch.no_grad():
+        guess_ours, guess_naive = model(ours).argmax(1), model(naive).argmax(1)
+    acc_ours = (guess_ours == labels).float().mean().item()
+    acc_naive = (guess_naive == labels).float().mean().item()
+    print(f"\n{len(pictures)} pictures: preprocess {acc_ours:.1%}, plain resize {acc_naive:.1%}")
+    misses = [f"{t} -> {int(g)}" for (_, _, t), g, y in zip(pictures, guess_ours, labels) if g != y]
+    assert acc_ours >= 0.90, "\n".join(misses)
+
+
+def test_digit_pictures_are_deterministic_and_varied():
+    first, again, other = (render_digit_pictures(seed, n=20) for seed in (3, 3, 4))
+    assert first == again and first != other
+    assert [label for _, label, _ in first] == [i % 10 for i in range(20)]
+    assert {data[:4] for data, _, _ in first} == {b"\x89PNG", b"\xff\xd8\xff\xe0"}  # PNG and JPEG
