@@ -20,7 +20,7 @@ class BasicOptim:
     def step(self) -> None:
         for p in self.params:
             if p.grad is not None:
-                p -= p.grad * self.lr
+                p.add_(p.grad, alpha=-self.lr)  # p -= lr * grad, in one pass over p
 
     def zero_grad(self) -> None:
         """Forget the last gradients: PyTorch adds new ones to whatever `.grad` holds."""
@@ -51,7 +51,7 @@ class SGD(BasicOptim):
                 buf = self.bufs[i]
                 # the first step starts the running direction at the gradient itself
                 self.bufs[i] = g = g.clone() if buf is None else buf.mul_(self.momentum).add_(g)
-            p -= self.lr * g
+            p.add_(g, alpha=-self.lr)
 
 
 class Adam(BasicOptim):
