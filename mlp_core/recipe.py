@@ -29,8 +29,8 @@ class Recipe:
     weight_decay: float = 1e-4  # sgd/adam: pull every weight a little towards zero each step
     schedule: str = "onecycle"  # 'constant' lr, or 'onecycle': warm up, then anneal to ~0
     batch_size: int = 128  # images per gradient step
-    epochs: int = 20  # passes over the 60,000 training images
-    augment: bool = False  # shift (<= 2 px) and rotate (<= 10 deg) each training image at random
+    epochs: int = 40  # passes over the 60,000 training images
+    augment: bool = True  # shift (<= 2 px) and rotate (<= 10 deg) each training image at random
     seed: int = 0  # fixes initial weights and shuffling: same seed, same run (on CPU)
     device: str = "cpu"  # 'cpu', 'cuda', 'cuda:N' or 'mps'
 
