@@ -37,3 +37,32 @@ def evaluate(model: torch.nn.Module, split: Split) -> dict:
         "confusion_matrix": cm.tolist(),
         "n": len(split),
     }
+
+
+def per_class_accuracy(cm: torch.Tensor) -> torch.Tensor:
+    """(n,) share of each true digit predicted right, from a confusion matrix (rows = true)."""
+    return cm.diag().float() / cm.sum(1).clamp_min(1)
+
+
+def select_indices(
+    labels: torch.Tensor,
+    preds: torch.Tensor | None = None,
+    digit: int | None = None,
+    wrong_only: bool = False,
+    seed: int | None = None,
+) -> torch.Tensor:
+    """Indices of the images to browse: one digit or all, all or only the misclassified.
+
+    In index order, or shuffled reproducibly when a seed is given.
+    """
+    keep = torch.ones(len(labels), dtype=torch.bool)  # (N,)
+    if digit is not None:
+        keep &= labels == digit
+    if wrong_only:
+        if preds is None:
+            raise ValueError("wrong_only needs the predictions")
+        keep &= preds != labels
+    idx = keep.nonzero().flatten()
+    if seed is not None:
+        idx = idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))]
+    return idx

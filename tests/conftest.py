@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -98,16 +99,18 @@ def streamlit_server(env: dict[str, str] | None = None, timeout: float = 60.0):
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
+    # the log goes to a file, not a pipe: a pipe nobody reads fills up and stalls the server
+    log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
-        cmd, cwd=REPO, env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited early:\n{proc.stdout.read()}")
+                log.seek(0)
+                raise RuntimeError(f"streamlit exited early:\n{log.read()}")
             with contextlib.suppress(OSError):
                 if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
                     break
@@ -122,6 +125,8 @@ def streamlit_server(env: dict[str, str] | None = None, timeout: float = 60.0):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        log.close()
 
 
 @pytest.fixture(scope="session")

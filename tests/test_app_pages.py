@@ -25,7 +25,7 @@ from mlp_core.metrics import evaluate, predict_probs
 SHIPPED_LABEL = f"default (shipped) · {load_checkpoint(ui.DEFAULT_MODEL).test_accuracy:.2%}"
 
 REPO = Path(__file__).resolve().parents[1]
-PREDICT, SAMPLES = "pages/predict.py", "pages/samples.py"
+PREDICT, SAMPLES = "app_pages/predict.py", "app_pages/samples.py"
 NOT_A_PICTURE = "This file is not a picture"
 
 

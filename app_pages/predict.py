@@ -1,0 +1,70 @@
+"""Predict: draw a digit or upload pictures of digits, and see what the network thinks."""
+
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+import ui
+from mlp_core.preprocess import ACCEPTED_FORMATS, MAX_PIXELS, ImageError, preprocess
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
+DRAW_HINT = "Draw a digit on the black square: one digit, as large as the square allows."
+
+st.title("Predict")
+st.caption(
+    "Each picture is cropped to its ink, scaled and centred the way MNIST's digits were, "
+    "then the network gives a probability for each of the ten digits."
+)
+_, ckpt = ui.model_picker("predict_model")
+
+draw, upload = st.tabs(["Draw", "Upload"])
+
+with draw:
+    c_canvas, c_result = st.columns([1, 2], gap="large")
+    with c_canvas:
+        st.caption("Draw one digit, large. The toolbar undoes a stroke or clears the square.")
+        canvas = st_canvas(
+            stroke_width=18,
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            height=280,
+            width=280,
+            drawing_mode="freedraw",
+            update_streamlit=True,  # classify on every stroke
+            return_image_data=True,
+            key="predict_canvas",
+        )
+    with c_result:
+        drawn = bool((canvas.json_data or {}).get("objects"))
+        if not drawn or canvas.image_data is None:
+            st.info(DRAW_HINT)
+        elif ckpt is not None:
+            try:
+                ui.show_prediction(ckpt.model, preprocess(canvas.image_data))
+            except ImageError as e:  # a dot, or strokes too faint to count as ink
+                st.info(f"{DRAW_HINT} ({e})")
+
+with upload:
+    files = st.file_uploader(
+        "Pictures of digits, one digit each",
+        type=UPLOAD_TYPES,
+        accept_multiple_files=True,
+        key="predict_files",
+    )
+    names = ", ".join(ACCEPTED_FORMATS[:-1]) + " or " + ACCEPTED_FORMATS[-1]
+    st.caption(
+        f"{names} files of up to {st.get_option('server.maxUploadSize')} MB and "
+        f"{MAX_PIXELS / 1e6:g} megapixels each. Any colours: dark ink on paper, a photo "
+        "or light ink on a dark screen."
+    )
+    for row in range(0, len(files or []), 2):
+        for col, f in zip(st.columns(2), files[row : row + 2], strict=False):
+            with col, st.container(border=True):
+                name = ui.md_escape(f.name)
+                try:
+                    prep = preprocess(f.getvalue())
+                except ImageError as e:
+                    st.error(f"**{name}**: {e}")
+                    continue
+                st.markdown(f"**{name}**")
+                if ckpt is not None:
+                    ui.show_prediction(ckpt.model, prep)

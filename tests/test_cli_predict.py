@@ -1,0 +1,112 @@
+"""`python -m mlp_core predict`: one answer or one error per file, the exit code, --json."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "models" / "default.pt"
+
+# Thick strokes on a 280x280 square, like a digit drawn on the dashboard's canvas.
+STROKES = {
+    7: [[(70, 60), (210, 60), (120, 230)]],
+    1: [[(150, 50), (150, 230)]],
+    4: [[(110, 50), (80, 160), (200, 160)], [(170, 90), (170, 240)]],
+}
+
+
+def drawn_digit(digit: int) -> Image.Image:
+    """White strokes of `digit` on black, mode "L"."""
+    img = Image.new("L", (280, 280), 0)
+    for line in STROKES[digit]:
+        ImageDraw.Draw(img).line(line, fill=255, width=18, joint="curve")
+    return img
+
+
+def predict(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mlp_core", "predict", *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """Good pictures in three formats and polarities, and two files that are not pictures."""
+    d = tmp_path_factory.mktemp("predict")
+    out = {
+        "seven.png": drawn_digit(7),
+        "one.bmp": drawn_digit(1),
+        "four_on_paper.jpg": ImageOps.invert(drawn_digit(4)).convert("RGB"),  # dark on white
+    }
+    for name, img in out.items():
+        img.save(d / name)
+    (d / "noise.png").write_bytes(os.urandom(3000))
+    (d / "notes.txt").write_text("seven\n")
+    return {name: d / name for name in [*out, "noise.png", "notes.txt"]}
+
+
+EXPECTED = {"seven.png": 7, "one.bmp": 1, "four_on_paper.jpg": 4}
+
+
+def test_prints_each_files_digit_and_probability(files):
+    r = predict("--model", str(MODEL), *(str(files[n]) for n in EXPECTED))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 3
+    for line, (name, digit) in zip(lines, EXPECTED.items(), strict=True):
+        # e.g. ".../seven.png: 7 (99.9%)"
+        assert line.startswith(f"{files[name]}: {digit} ("), line
+        assert line.endswith("%)") and float(line.rsplit("(", 1)[1][:-2]) > 50
+
+
+def test_json_bad_files_do_not_stop_the_others(files):
+    order = ["noise.png", "seven.png", "notes.txt", "four_on_paper.jpg", "one.bmp"]
+    r = predict("--model", str(MODEL), "--json", *(str(files[n]) for n in order))
+    assert r.returncode == 1  # not every file succeeded
+    assert "Traceback" not in r.stderr
+    results = json.loads(r.stdout)
+    assert [res["file"] for res in results] == [str(files[n]) for n in order]
+    for name, res in zip(order, results, strict=True):
+        if name in EXPECTED:
+            assert "error" not in res
+            assert res["digit"] == EXPECTED[name]
+            probs = res["probabilities"]
+            assert len(probs) == 10 and all(0 <= p <= 1 for p in probs)
+            assert sum(probs) == pytest.approx(1, abs=1e-4)
+            assert max(probs) == probs[res["digit"]]
+        else:
+            assert set(res) == {"file", "error"}
+            assert res["error"].startswith("This file is not a picture")
+
+
+def test_plain_output_names_each_bad_file(files):
+    r = predict(str(files["notes.txt"]), str(files["seven.png"]), str(REPO / "no_such.png"))
+    assert r.returncode == 1
+    out = r.stdout.splitlines()
+    assert len(out) == 3
+    assert out[0].startswith(f"{files['notes.txt']}: error: This file is not a picture")
+    assert out[1].startswith(f"{files['seven.png']}: 7 (")
+    assert out[2].startswith(f"{REPO / 'no_such.png'}: error: Cannot read")
+
+
+@pytest.mark.parametrize("content", [b"not a model at all", None])
+def test_bad_model_is_one_line_and_exit_1(files, tmp_path, content):
+    model = tmp_path / "broken.pt"
+    if content is not None:
+        model.write_bytes(content)  # None: the file does not exist
+    r = predict("--model", str(model), str(files["seven.png"]))
+    assert r.returncode == 1
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,240 @@
+"""Training jobs: a run in its own thread that anyone can watch, stop, or see fail cleanly.
+
+No Streamlit here: these drive mlp_core.jobs directly on tiny synthetic MNIST.
+"""
+
+import math
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlp_core import Callback, Recipe, RecipeError, load_checkpoint, load_mnist, usable_devices
+from mlp_core.jobs import JobBusyError, Trainer
+
+# 600 training images in batches of 60: 10 steps an epoch, a second or less a run
+QUICK = dict(hidden=(32,), batch_size=60, epochs=3, lr=0.01, augment=False)
+
+
+@pytest.fixture(scope="module")
+def data(tiny_mnist):
+    return load_mnist(True, tiny_mnist), load_mnist(False, tiny_mnist)
+
+
+@pytest.fixture
+def trainer(tmp_path, tiny_mnist):
+    t = Trainer(models_dir=tmp_path / "models", data_dir=tiny_mnist)
+    yield t
+    t.stop()  # never leave a run going into the next test
+    assert t.current is None or t.current.join(30)
+
+
+class Slow(Callback):
+    """Make every batch take a while, so a test can act in the middle of an epoch."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def after_batch(self, learn):
+        time.sleep(self.seconds)
+
+
+class Raise(Callback):
+    """Raise `error` at batch `step`, as a crash inside the training thread would."""
+
+    def __init__(self, error: BaseException, step: int = 3):
+        self.error, self.step = error, step
+
+    def after_batch(self, learn):
+        if learn.step == self.step:
+            raise self.error
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_run_finishes_and_saves_a_model_that_loads(trainer, tmp_path):
+    recipe = Recipe(**QUICK)
+    job = trainer.start(recipe)  # no data=: the job loads MNIST from the trainer's folder
+    snap = trainer.wait(60)
+    assert job.join(10)
+    assert snap.status == "finished", snap.message
+    assert not snap.active and trainer.active() is None and snap.eta is None
+    assert snap.step == len(snap.losses) == snap.total_steps == 3 * 10
+    assert snap.epoch == len(snap.accuracies) == 3
+    assert snap.progress == 1.0 and snap.samples_per_sec > 0
+    assert snap.test_accuracy == snap.accuracies[-1] > 0.9  # the fake digits are easy
+    assert snap.message == f"Test accuracy: {snap.test_accuracy:.4f}"
+    ckpt = load_checkpoint(snap.out)
+    assert ckpt.recipe == recipe
+    assert ckpt.test_accuracy == snap.test_accuracy and ckpt.record["epochs"] == 3
+    assert list((tmp_path / "models").iterdir()) == [Path(snap.out)]  # no temporary files left
+
+
+def test_snapshots_stay_consistent_while_other_threads_read(trainer, data):
+    job = trainer.start(Recipe(**{**QUICK, "batch_size": 8, "epochs": 4}), data=data)
+    problems, seen = [], []
+
+    def read():
+        prev = job.snapshot()
+        while True:
+            s = job.snapshot()
+            if len(s.losses) != s.step or len(s.accuracies) != s.epoch:
+                problems.append(f"torn snapshot: {s.step} steps, {len(s.losses)} losses")
+            if s.total_steps and not 0 <= s.step <= s.total_steps:
+                problems.append(f"step {s.step} outside 0..{s.total_steps}")
+            if s.step < prev.step or s.epoch < prev.epoch or s.elapsed < prev.elapsed:
+                problems.append(f"went backwards: {prev.step} -> {s.step}")
+            if s.losses[: len(prev.losses)] != prev.losses:
+                problems.append("the loss history was rewritten")
+            seen.append(0 < s.step < s.total_steps)
+            prev = s
+            if not s.active:
+                return
+            time.sleep(0.001)
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for r in readers:
+        r.start()
+    for r in readers:
+        r.join(60)
+    assert not problems, problems[:5]
+    assert any(seen), "no reader saw the run in progress"
+    assert job.snapshot().status == "finished"
+
+
+def test_stop_ends_the_run_within_one_batch(trainer, data):
+    job = trainer.start(
+        Recipe(**{**QUICK, "batch_size": 6, "epochs": 5}), data=data, cbs=[Slow(0.01)]
+    )
+    assert job.snapshot().active  # start returned while the run goes on
+    wait_for(lambda: job.snapshot().step >= 5)
+    trainer.stop()
+    at_request = job.snapshot().step
+    assert job.join(10)
+    snap = job.snapshot()
+    assert snap.status == "stopped"
+    assert snap.step <= at_request + 1 < 100  # 100 batches an epoch: stopped mid-epoch
+    assert snap.epoch == 0 and snap.out is None and "nothing was saved" in snap.message
+    assert trainer.active() is None
+
+
+class StopAfterFirstEpoch(Callback):
+    """Press stop the moment the first epoch is tested, from inside the run."""
+
+    order = 20  # after the job has recorded the epoch
+
+    def __init__(self):
+        self.step = None
+
+    def after_epoch(self, learn):
+        if self.step is None:
+            self.step = learn.step
+            learn.job.stop()
+
+
+def test_a_run_stopped_after_an_epoch_saves_what_it_learned(trainer, data):
+    stopper = StopAfterFirstEpoch()
+    job = trainer.start(Recipe(**{**QUICK, "epochs": 5}), data=data, cbs=[stopper])
+    assert job.join(30)
+    snap = job.snapshot()
+    assert snap.status == "stopped" and snap.epoch == 1
+    assert stopper.step == 10 and snap.step <= stopper.step + 1
+    assert snap.message == f"Test accuracy: {snap.test_accuracy:.4f} after 1 of 5 epochs"
+    ckpt = load_checkpoint(snap.out)
+    assert ckpt.record["epochs"] == 1 and ckpt.record["stopped_early"] is True
+
+
+def test_an_exception_in_the_thread_fails_the_run_not_the_trainer(trainer, data):
+    job = trainer.start(Recipe(**QUICK), data=data, cbs=[Raise(RuntimeError("disk on fire"))])
+    assert job.join(30)
+    snap = job.snapshot()
+    assert snap.status == "failed" and snap.message == "RuntimeError: disk on fire"
+    assert snap.step == 2 and snap.out is None  # the batch that raised was never recorded
+    assert trainer.active() is None
+
+
+def test_cuda_out_of_memory_fails_cleanly_and_the_next_run_starts(trainer, data):
+    oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    job = trainer.start(Recipe(**QUICK), data=data, cbs=[Raise(oom)])
+    assert job.join(30)
+    snap = job.snapshot()
+    assert snap.status == "failed"
+    assert "CUDA ran out of memory" in snap.message and "smaller batch size" in snap.message
+    trainer.start(Recipe(**QUICK), data=data)
+    assert trainer.wait(60).status == "finished"
+    assert [j.snapshot().status for j in trainer.jobs] == ["failed", "finished"]
+
+
+def test_a_huge_learning_rate_diverges_with_a_hint(trainer, data):
+    trainer.start(Recipe(**{**QUICK, "lr": 1e6}), data=data)
+    snap = trainer.wait(60)
+    assert snap.status == "diverged"
+    assert "diverged" in snap.message and "Lower the learning rate" in snap.message
+    assert snap.out is None and all(math.isfinite(x) for x in snap.losses)
+
+
+def test_an_invalid_recipe_is_refused_before_any_thread_starts(trainer, data):
+    with pytest.raises(RecipeError, match="Epochs must be a whole number"):
+        trainer.start(Recipe(**{**QUICK, "epochs": 0}), data=data)
+    assert trainer.jobs == []
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_starts_at_the_same_moment_start_exactly_one_run(trainer, data, round_):
+    barrier = threading.Barrier(2)
+    started, refused = [], []
+
+    def start():
+        barrier.wait()
+        try:
+            started.append(trainer.start(Recipe(**QUICK), data=data, cbs=[Slow(0.01)]))
+        except JobBusyError as e:
+            refused.append(str(e))
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(started) == 1 and trainer.jobs == started
+    assert refused == [
+        "A training run is already going on this server; wait for it to end or stop it."
+    ]
+
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.gpu
+@gpu
+def test_a_run_on_the_gpu_saves_a_model_that_loads_on_the_cpu(trainer, data):
+    assert ("cuda:0", f"cuda:0 ({torch.cuda.get_device_name(0)})") in usable_devices()
+    trainer.start(Recipe(**QUICK, device="cuda:0"), data=data)
+    snap = trainer.wait(120)
+    assert snap.status == "finished", snap.message
+    assert snap.device == "cuda:0" and snap.test_accuracy > 0.9
+    ckpt = load_checkpoint(snap.out)
+    assert ckpt.record["device"].startswith("cuda:0 (") and ckpt.recipe.device == "cuda:0"
+    assert next(ckpt.model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.gpu
+@gpu
+def test_a_real_cuda_out_of_memory_fails_cleanly_and_the_gpu_is_usable_again(trainer, data):
+    torch.cuda.set_per_process_memory_fraction(1e-6)  # a few bytes: the first copy fails
+    try:
+        trainer.start(Recipe(**QUICK, device="cuda:0"), data=data)
+        snap = trainer.wait(120)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    assert snap.status == "failed", snap.message
+    assert snap.message.startswith("CUDA ran out of memory")
+    trainer.start(Recipe(**QUICK, device="cuda:0"), data=data)
+    assert trainer.wait(120).status == "finished"

@@ -1,0 +1,254 @@
+"""What every page of the dashboard shares: the server's trainer, model files, the sidebar.
+
+Streamlit code lives here and in app_pages/; mlp_core never imports Streamlit.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+from PIL import Image
+
+from mlp_core import Checkpoint, ModelFileError, load_checkpoint, load_mnist, mnist_available
+from mlp_core.data import data_root
+from mlp_core.jobs import Trainer
+from mlp_core.metrics import predict_probs
+from mlp_core.preprocess import Preprocessed
+
+DEFAULT_MODEL = Path(__file__).parent / "models" / "default.pt"
+MODELS_DIR = Path(os.environ.get("MLP_MODELS_DIR", Path(__file__).parent / "models"))
+
+# A training run shares the machine with this web server and the browsers watching it. With
+# torch's default of one thread per core, every op then waits for a core that is busy
+# elsewhere: on 2 cores, one epoch took 44 s instead of 5 s while a browser watched. So the
+# dashboard leaves one core free (the CLI keeps torch's default).
+torch.set_num_threads(max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)) - 1)))
+
+
+@st.cache_resource
+def trainer() -> Trainer:
+    """The server's one training slot, shared by every session (designed for that)."""
+    return Trainer(models_dir=MODELS_DIR)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _load(path: str, mtime: float) -> Checkpoint:
+    return load_checkpoint(path)  # mtime in the key: a re-saved file is loaded afresh
+
+
+def load_model(path: str | Path) -> Checkpoint:
+    """A model file, loaded once per version and shared read-only; raises ModelFileError."""
+    p = Path(path)
+    try:
+        mtime = p.stat().st_mtime
+    except OSError:
+        raise ModelFileError(f"The model file {p.name} no longer exists.") from None
+    return _load(str(p), mtime)
+
+
+def model_files() -> list[Path]:
+    """The shipped default first, then models saved from the Train page, newest first."""
+    saved = sorted(MODELS_DIR.glob("*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [DEFAULT_MODEL, *[p for p in saved if p.resolve() != DEFAULT_MODEL.resolve()]]
+
+
+def active_model_path() -> Path:
+    """This session's active model (the shipped default until the user picks another)."""
+    path = Path(st.session_state.setdefault("active_model", str(DEFAULT_MODEL)))
+    if not path.exists():
+        st.session_state["active_model"] = str(DEFAULT_MODEL)
+        return DEFAULT_MODEL
+    return path
+
+
+def set_active_model(path: str | Path) -> None:
+    st.session_state["active_model"] = str(path)
+
+
+def mnist_missing() -> str | None:
+    """One sentence if MNIST is not on disk here, else None."""
+    if mnist_available():
+        return None
+    return (
+        f"MNIST is not on this machine (looked in {data_root().resolve() / 'MNIST' / 'raw'}) "
+        "and cannot be downloaded now: set the MNIST_ROOT variable to a folder that holds "
+        "MNIST/raw/ and restart the app."
+    )
+
+
+def model_caption(path: Path) -> str:
+    """Name, test accuracy and recipe of a model file, in one short line."""
+    try:
+        ckpt = load_model(path)
+    except ModelFileError as e:
+        return f"{path.name}: {e}"
+    acc = ckpt.test_accuracy
+    acc_text = f"test accuracy {acc:.4f}" if acc is not None else "accuracy unknown"
+    return f"**{path.stem}** · {acc_text} · {ckpt.recipe.describe()}"
+
+
+def sidebar() -> None:
+    """The active model, and a running job's progress, on every page."""
+    with st.sidebar:
+        st.markdown("**Active model**")
+        st.caption(model_caption(active_model_path()))
+        active = trainer().active() is not None
+
+        @st.fragment(run_every=1.0 if active else None)
+        def progress():
+            job = trainer().current
+            if job is None:
+                return
+            snap = job.snapshot()
+            if snap.active:
+                st.markdown("**Training**")
+                st.progress(
+                    snap.progress, text=f"Epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs}"
+                )
+            elif active:  # it ended since this page was drawn: redraw once without the timer
+                st.rerun()
+
+        progress()
+
+
+# Shared by the Samples and Predict pages: a model chooser, cached predictions over MNIST,
+# and the pictures and charts that show what a model thinks.
+
+
+def _model_label(path: str) -> str:
+    p = Path(path)
+    name = f"{p.stem} (shipped)" if p.resolve() == DEFAULT_MODEL.resolve() else p.stem
+    try:
+        acc = load_model(p).test_accuracy
+    except ModelFileError:
+        return f"{name} · unreadable"
+    return f"{name} · {acc:.2%}" if acc is not None else f"{name} · accuracy unknown"
+
+
+def model_picker(key: str) -> tuple[Path, Checkpoint | None]:
+    """Choose a model file, the active one preselected; a bad file shows its sentence -> None."""
+    active = active_model_path()
+    files = model_files()
+    if not any(p.resolve() == active.resolve() for p in files):
+        files.append(active)
+    index = next(i for i, p in enumerate(files) if p.resolve() == active.resolve())
+    choice = Path(
+        st.selectbox(
+            "Model", [str(p) for p in files], index=index, format_func=_model_label, key=key
+        )
+    )
+    try:
+        return choice, load_model(choice)
+    except ModelFileError as e:
+        st.error(str(e))
+        return choice, None
+
+
+@st.cache_data(max_entries=8, show_spinner="Running the model over MNIST…")
+def _split_probs(path: str, mtime: float, root: str, train: bool) -> np.ndarray:
+    split = load_mnist(train, root, download=False)
+    return predict_probs(load_model(path).model, split.images).numpy()
+
+
+def split_probs(path: str | Path, train: bool) -> np.ndarray:
+    """(N, 10) probabilities of a model over a whole MNIST split, computed once per model file.
+
+    Keyed by the file's mtime (a re-saved model is rerun) and by where MNIST is read from.
+    Raises ModelFileError or DataError.
+    """
+    p = Path(path)
+    try:
+        mtime = p.stat().st_mtime
+    except OSError:
+        raise ModelFileError(f"The model file {p.name} no longer exists.") from None
+    return _split_probs(str(p), mtime, str(data_root().resolve()), train)
+
+
+def upscale(image: Image.Image | torch.Tensor, side: int) -> Image.Image:
+    """A 28x28 picture (PIL, or a uint8 tensor) blown up with hard pixel edges, to be seen."""
+    if isinstance(image, torch.Tensor):
+        image = Image.fromarray(image.numpy())
+    return image.resize((side, side), Image.Resampling.NEAREST)
+
+
+def md_escape(text: str) -> str:
+    """Text (a file name) shown literally inside Streamlit markdown."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:$])", r"\\\1", text)
+
+
+def prediction_line(probs) -> str:
+    """`Prediction: 7 (98.2%)` for ten probabilities."""
+    digit = int(np.argmax(probs))
+    return f"Prediction: {digit} ({float(probs[digit]):.1%})"
+
+
+def probability_chart(probs, height: int = 180) -> alt.Chart:
+    """Bars of the ten class probabilities, digits 0-9 in order, the winner highlighted."""
+    digits = [str(d) for d in range(10)]
+    df = pd.DataFrame({"digit": digits, "probability": [float(p) for p in probs]})
+    top = digits[int(np.argmax(probs))]
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("digit:O", sort=digits, axis=alt.Axis(labelAngle=0, title="digit")),
+            y=alt.Y(
+                "probability:Q",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%", title=None, values=[0, 0.25, 0.5, 0.75, 1]),
+            ),
+            color=alt.condition(alt.datum.digit == top, alt.value("#ff4b4b"), alt.value("#a3a8b8")),
+            tooltip=["digit", alt.Tooltip("probability:Q", format=".2%")],
+        )
+        .properties(height=height)
+    )
+
+
+def show_prediction(model: torch.nn.Module, prep: Preprocessed) -> np.ndarray:
+    """The answer, its ten probabilities and the 28x28 picture the network saw; returns probs."""
+    probs = predict_probs(model, prep.tensor)[0].numpy()  # (10,)
+    left, right = st.columns([1, 2], vertical_alignment="center")
+    with left:
+        st.image(upscale(prep.preview, 140), caption="What the network sees")
+    with right:
+        st.markdown(f"#### {prediction_line(probs)}")
+        st.altair_chart(probability_chart(probs), width="stretch")
+    return probs
+
+
+def confusion_chart(cm: torch.Tensor) -> alt.LayerChart:
+    """Heatmap of a confusion matrix with its counts: rows true digit, columns predicted."""
+    n = cm.shape[0]
+    df = pd.DataFrame(
+        [(str(t), str(p), int(cm[t, p])) for t in range(n) for p in range(n)],
+        columns=["true", "predicted", "count"],
+    )
+    digits = [str(d) for d in range(n)]
+    base = alt.Chart(df).encode(
+        x=alt.X("predicted:O", sort=digits, axis=alt.Axis(labelAngle=0, orient="top")),
+        y=alt.Y("true:O", sort=digits),
+    )
+    # symlog: the diagonal holds ~1000 per cell, mistakes a handful; both must stay readable.
+    zero = alt.datum.count == 0
+    cells = base.mark_rect().encode(
+        color=alt.when(zero)
+        .then(alt.value("white"))
+        .otherwise(
+            alt.Color("count:Q", scale=alt.Scale(type="symlog", scheme="blues"), legend=None)
+        ),
+        tooltip=["true", "predicted", "count"],
+    )
+    text = base.mark_text(fontSize=12).encode(
+        text="count:Q",
+        color=alt.when(zero)
+        .then(alt.value("#c7c9d1"))
+        .when(alt.datum.count > 100)
+        .then(alt.value("white"))
+        .otherwise(alt.value("#262730")),
+    )
+    return (cells + text).properties(height=380)
