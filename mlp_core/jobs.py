@@ -17,6 +17,7 @@ import torch
 
 from .checkpoint import model_filename, save_checkpoint
 from .data import Split, load_mnist
+from .insight import WeightWatch
 from .learner import Callback, CancelFitException, DivergedError, Learner
 from .recipe import Recipe
 from .train import build_learner, training_record
@@ -48,7 +49,7 @@ class Snapshot:
     test_accuracy: float | None
     out: str | None  # saved model file, once finished
     device: str
-    extras: dict = field(default_factory=dict)  # what extra callbacks publish (e.g. weight images)
+    extras: dict = field(default_factory=dict)  # published by callbacks: "weights", "norms"
 
     @property
     def active(self) -> bool:
@@ -110,7 +111,7 @@ class TrainingJob:
         self.id, self.recipe = next(self._ids), recipe
         self.data_dir, self.models_dir, self.data = data_dir, Path(models_dir), data
         self.cbs = list(cbs)
-        self.extras: dict = {}  # extra callbacks write here under self._lock
+        self.extras: dict = {}  # what callbacks publish: "weights" (n, 28, 28), "norms" [...]
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._status, self._message = "starting", "Loading MNIST..."
@@ -135,6 +136,11 @@ class TrainingJob:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def publish(self, key: str, value) -> None:
+        """For callbacks: share a value with readers (they get it in Snapshot.extras)."""
+        with self._lock:
+            self.extras[key] = value
+
     def _set(self, status: str, message: str) -> None:
         with self._lock:
             self._status, self._message = status, message
@@ -146,8 +152,10 @@ class TrainingJob:
                 load_mnist(True, self.data_dir),
                 load_mnist(False, self.data_dir),
             )
-            learn = build_learner(self.recipe, train, test, [_Watch(self), *self.cbs])
-            learn.job = self  # lets extra callbacks publish into job.extras
+            watch_weights = WeightWatch(self.publish)  # templates and norms for the live view
+            learn = build_learner(
+                self.recipe, train, test, [_Watch(self), watch_weights, *self.cbs]
+            )
             self._set("running", "Training...")
             learn.fit(self.recipe.epochs)
             if learn.epochs_done == 0:
