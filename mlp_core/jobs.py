@@ -156,6 +156,7 @@ class TrainingJob:
             learn = build_learner(
                 self.recipe, train, test, [_Watch(self), watch_weights, *self.cbs]
             )
+            learn.job = self  # lets callbacks reach the job (publish, stop)
             self._set("running", "Training...")
             learn.fit(self.recipe.epochs)
             if learn.epochs_done == 0:
