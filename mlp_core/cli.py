@@ -14,7 +14,8 @@ from .checkpoint import ModelFileError, load_checkpoint, model_filename, save_ch
 from .data import DataError, load_mnist
 from .devices import DeviceError, resolve_device
 from .learner import Callback, DivergedError
-from .recipe import Recipe, RecipeError
+from .optim import OPTIMIZERS
+from .recipe import INITS, SCHEDULES, Recipe, RecipeError
 
 USER_ERRORS = (DataError, ModelFileError, RecipeError, DeviceError, DivergedError)
 
@@ -67,13 +68,13 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--init",
-        choices=("notebook", "kaiming"),
+        choices=INITS,
         default=d.init,
         help=f"initial weights (default: {d.init})",
     )
     p.add_argument(
         "--optimizer",
-        choices=("basic", "sgd", "adam"),
+        choices=OPTIMIZERS,
         default=d.optimizer,
         help=f"basic = the notebook's BasicOptim (default: {d.optimizer})",
     )
@@ -89,7 +90,7 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--schedule",
-        choices=("constant", "onecycle"),
+        choices=SCHEDULES,
         default=d.schedule,
         help=f"learning-rate schedule (default: {d.schedule})",
     )
