@@ -15,8 +15,9 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# headless: no first-run e-mail prompt; open the URL it prints (http://localhost:8501)
 run: $(VENV)/.installed
-	$(PY) -m streamlit run dashboard.py
+	$(PY) -m streamlit run dashboard.py --server.headless true
 
 test: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
