@@ -16,6 +16,14 @@ from PIL import Image
 
 from mlp_core import Checkpoint, ModelFileError, load_checkpoint, load_mnist, mnist_available
 from mlp_core.data import data_root
+from mlp_core.insight import (
+    activations,
+    diverging_rgb,
+    saliency,
+    saliency_overlay,
+    top_units,
+    weight_images,
+)
 from mlp_core.jobs import Trainer
 from mlp_core.metrics import predict_probs
 from mlp_core.preprocess import Preprocessed
@@ -176,6 +184,12 @@ def upscale(image: Image.Image | torch.Tensor, side: int) -> Image.Image:
     return image.resize((side, side), Image.Resampling.NEAREST)
 
 
+def enlarge(rgb: np.ndarray, factor: int) -> Image.Image:
+    """An (h, w, 3) uint8 picture blown up `factor` times with hard pixel edges."""
+    h, w = rgb.shape[:2]
+    return Image.fromarray(rgb).resize((w * factor, h * factor), Image.Resampling.NEAREST)
+
+
 def md_escape(text: str) -> str:
     """Text (a file name) shown literally inside Streamlit markdown."""
     return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:$])", r"\\\1", text)
@@ -209,8 +223,15 @@ def probability_chart(probs, height: int = 180) -> alt.Chart:
     )
 
 
-def show_prediction(model: torch.nn.Module, prep: Preprocessed) -> np.ndarray:
-    """The answer, its ten probabilities and the 28x28 picture the network saw; returns probs."""
+def show_prediction(
+    model: torch.nn.Module, prep: Preprocessed, key: str, why_open: bool = False
+) -> np.ndarray:
+    """The answer, its ten probabilities and the 28x28 picture the network saw; returns probs.
+
+    Below them, a "Why this answer?" expander (widget key `key`, open if `why_open`) looks
+    inside the network. Its views are computed only while it is open: drawing them costs a
+    few times more than the answer itself, too much for many uploads at once.
+    """
     probs = predict_probs(model, prep.tensor)[0].numpy()  # (10,)
     left, right = st.columns([1, 2], vertical_alignment="center")
     with left:
@@ -218,7 +239,80 @@ def show_prediction(model: torch.nn.Module, prep: Preprocessed) -> np.ndarray:
     with right:
         st.markdown(f"#### {prediction_line(probs)}")
         st.altair_chart(probability_chart(probs), width="stretch")
+    why = st.expander(
+        "Why this answer?",
+        expanded=why_open,
+        key=key,
+        on_change="rerun",
+        icon=":material/psychology:",
+    )
+    with why:
+        if why.open:
+            show_why(model, prep.tensor[0], int(np.argmax(probs)))
     return probs
+
+
+STRIP_HEIGHT = 44  # pixels: a row of markers above a 30-pixel strip of cells
+
+
+def activation_strip(values: torch.Tensor, marked: list[int] = ()) -> alt.LayerChart:
+    """One hidden layer's activations as a row of cells, pale grey = 0, darker = more active;
+    a red triangle above each unit in `marked`."""
+    df = pd.DataFrame({"unit": range(len(values)), "activation": values.tolist()})
+    x = alt.X("unit:O", axis=None)
+    cells = (
+        alt.Chart(df)
+        .mark_rect()
+        .encode(
+            x=x,
+            y=alt.value(10),  # pixels from the top: below the markers
+            y2=alt.value(STRIP_HEIGHT),
+            color=alt.Color(
+                "activation:Q",
+                # rgb: the default (hcl) interpolation tints the low end pink
+                scale=alt.Scale(range=["#eceef3", "#3f007d"], domainMin=0, interpolate="rgb"),
+                legend=None,
+            ),
+            tooltip=["unit", alt.Tooltip("activation:Q", format=".3f")],
+        )
+    )
+    markers = (
+        alt.Chart(pd.DataFrame({"unit": list(marked)}))
+        .mark_point(shape="triangle-down", filled=True, size=50, color="#ff4b4b", opacity=1)
+        .encode(x=x, y=alt.value(4), tooltip=["unit"])
+    )
+    return (cells + markers).configure_view(stroke=None)
+
+
+def show_why(model: torch.nn.Module, x: torch.Tensor, digit: int) -> None:
+    """Inside the network for one image `x` (28, 28) answered `digit`: activations, the units
+    that voted for it and the pixels that drove it, each with one line for a learner."""
+    acts = activations(model, x)  # [(256,), (64,)]
+    units = top_units(model, x, digit, k=5)  # [(unit, contribution)], largest first
+    sal = saliency(model, x, digit)  # (28, 28)
+    left, right = st.columns([1, 2], vertical_alignment="center")
+    with left:
+        st.image(enlarge(saliency_overlay(x, sal), 5), caption="Which ink mattered")
+    with right:
+        for i, a in enumerate(acts):
+            st.markdown(
+                f":small[**Hidden layer {i + 1}**: {int((a > 0).sum())} of {len(a)} units active]"
+            )
+            marked = [u for u, _ in units] if i == 0 else []
+            st.altair_chart(activation_strip(a, marked), width="stretch", height=STRIP_HEIGHT)
+    st.caption(
+        f"**Left:** red ink pushed the answer towards {digit}, blue ink pushed against it "
+        "(gradient × pixel). **Right:** each cell is one unit after its ReLU, darker = more "
+        "active, pale grey = silent (0); the red triangles mark the units below."
+    )
+    st.markdown(f"**The first-layer units that voted most for {digit}**")
+    templates = weight_images(model, n=len(acts[0]))  # (256, 28, 28)
+    for col, (u, c) in zip(st.columns(len(units)), units):
+        col.image(enlarge(diverging_rgb(templates[u]), 4), caption=f"unit {u} · {c:+.2f}")
+    st.caption(
+        "Each picture is one unit's 784 weights: ink on red pixels raises the unit, ink on "
+        f"blue ones lowers it. The number is how much the unit added to the score of {digit}."
+    )
 
 
 def confusion_chart(cm: torch.Tensor) -> alt.LayerChart:

@@ -12,7 +12,8 @@ DRAW_HINT = "Draw a digit on the black square: one digit, as large as the square
 st.title("Predict")
 st.caption(
     "Each picture is cropped to its ink, scaled and centred the way MNIST's digits were, "
-    "then the network gives a probability for each of the ten digits."
+    "then the network gives a probability for each of the ten digits. **Why this answer?** "
+    "under a result looks inside the network: which units lit up and which ink mattered."
 )
 _, ckpt = ui.model_picker("predict_model")
 
@@ -39,7 +40,8 @@ with draw:
             st.info(DRAW_HINT)
         elif ckpt is not None:
             try:
-                ui.show_prediction(ckpt.model, preprocess(canvas.image_data))
+                prep = preprocess(canvas.image_data)
+                ui.show_prediction(ckpt.model, prep, key="predict_why_drawing", why_open=True)
             except ImageError as e:  # a dot, or strokes too faint to count as ink
                 st.info(f"{DRAW_HINT} ({e})")
 
@@ -67,4 +69,4 @@ with upload:
                     continue
                 st.markdown(f"**{name}**")
                 if ckpt is not None:
-                    ui.show_prediction(ckpt.model, prep)
+                    ui.show_prediction(ckpt.model, prep, key=f"predict_why_{f.file_id}")

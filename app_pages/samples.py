@@ -8,10 +8,12 @@ import torch
 
 import ui
 from mlp_core import DataError, ModelFileError, load_mnist
+from mlp_core.insight import hardest
 from mlp_core.metrics import confusion_matrix, per_class_accuracy, select_indices
 
 ROWS, COLS = 6, 8
 PER_PAGE = ROWS * COLS
+HARDEST = 16  # test pictures shown in "The hardest test pictures"
 
 
 def restart() -> None:
@@ -140,7 +142,8 @@ with detail:
 
 if ckpt is not None:
     test = load_mnist(False, download=False)
-    test_preds = torch.from_numpy(ui.split_probs(path, False).argmax(1))  # (10000,)
+    test_probs = torch.from_numpy(ui.split_probs(path, False))  # (10000, 10)
+    test_preds = test_probs.argmax(1)  # (10000,)
     cm = confusion_matrix(test_preds, test.labels)  # (10, 10)
     n_right = int(cm.diag().sum())
     st.subheader("Where the model goes wrong on the test split")
@@ -172,3 +175,17 @@ if ckpt is not None:
                 )
             },
         )
+
+    st.subheader("The hardest test pictures for this model")
+    st.markdown(
+        f"The {HARDEST} test pictures to whose true label the model gives the lowest "
+        "probability. Some are badly written, a few arguably carry the wrong label: "
+        "a person would hesitate too."
+    )
+    worst = hardest(test_probs, test.labels, HARDEST)  # [(index, p(true))], lowest first
+    for row in range(0, len(worst), COLS):
+        for col, (i, p) in zip(st.columns(COLS, gap="xsmall"), worst[row : row + COLS]):
+            true, pred = int(test.labels[i]), int(test_preds[i])
+            # no-break spaces: "predicted" and its digit stay on one line
+            caption = f"true\u00a0{true} · predicted\u00a0{pred} · p(true)={p:.1%}"
+            col.image(ui.upscale(test.images[i], 84), caption=caption)

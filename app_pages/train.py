@@ -4,16 +4,32 @@ The run itself lives in `ui.trainer()` (mlp_core.jobs): its own thread, shared b
 This page only fills a Recipe, starts or stops the run, and draws the run's snapshot.
 """
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 import altair as alt
 import pandas as pd
 import streamlit as st
+import torch
 
 import ui
-from mlp_core import ModelFileError, Recipe, RecipeError, usable_devices
+from mlp_core import (
+    DataError,
+    DeviceError,
+    ModelFileError,
+    Recipe,
+    RecipeError,
+    build_learner,
+    load_mnist,
+    usable_devices,
+)
+from mlp_core.augment import random_affine
+from mlp_core.checkpoint import save_as
+from mlp_core.data import to_float
+from mlp_core.insight import grey_rgb, template_grid, tile
 from mlp_core.jobs import JobBusyError, Snapshot
+from mlp_core.lr_finder import LRFinderResult, lr_find
 from mlp_core.optim import OPTIMIZERS
 from mlp_core.recipe import INITS, SCHEDULES
 
@@ -25,6 +41,8 @@ OPTIMIZER_NAMES = {
 SMOOTHING = 50  # the moving average spans ~50 batches, or 2% of a short run
 MAX_POINTS = 1500  # points per curve sent to the browser; more only slows the chart down
 MAX_COMPARED = 8  # earlier runs overlaid on the comparison chart, newest first
+UNITS_SHOWN = [8, 16, 32, 64]  # choices for the grid of first-layer templates
+AUGMENT_SHOWN = 8  # training pictures in the augmentation preview, each with 3 random warps
 
 
 def shipped_recipe() -> Recipe:
@@ -189,14 +207,23 @@ def recipe_form(defaults: Recipe, missing: str | None) -> None:
             help="Shift each training image by up to 2 pixels and turn it by up to 10 degrees, "
             "anew every epoch, so the network learns digits rather than exact pixels.",
         )
-        start = st.form_submit_button(
-            "Start training",
-            type="primary",
-            icon=":material/play_arrow:",
-            disabled=missing is not None,
-            key="train_start",
-        )
-    if not start:
+        with st.container(horizontal=True):
+            start = st.form_submit_button(
+                "Start training",
+                type="primary",
+                icon=":material/play_arrow:",
+                disabled=missing is not None,
+                key="train_start",
+            )
+            find = st.form_submit_button(
+                "Find a learning rate",
+                icon=":material/query_stats:",
+                disabled=missing is not None,
+                key="train_find",
+                help="Try every learning rate from 1e-6 to 10 on this recipe for a few hundred "
+                "batches (a few seconds), then suggest one. Nothing is trained or saved.",
+            )
+    if not (start or find):
         return
     try:
         recipe = replace(  # fields the form doesn't show keep the defaults' values
@@ -213,13 +240,146 @@ def recipe_form(defaults: Recipe, missing: str | None) -> None:
             augment=augment,
             seed=int(seed),
             device=device,
-        ).validate()
+        ).validate(n_train=len(load_mnist(True, download=False)))  # e.g. batch > training set
         st.session_state["train_recipe"] = recipe  # the form shows it again when you come back
+        if find:
+            find_lr(recipe)
+            return
         ui.trainer().start(recipe)
-    except (RecipeError, JobBusyError) as e:
+    except (RecipeError, JobBusyError, DataError) as e:
         st.error(str(e), icon=":material/error:")
     else:
         st.rerun()  # redraw the whole app, sidebar included, with the live timers on
+
+
+def find_lr(recipe: Recipe) -> None:
+    """Run the learning-rate finder on `recipe`'s starting weights; keep the result."""
+    try:
+        with st.spinner("Trying learning rates from 1e-6 to 10…"):
+            learn = build_learner(recipe, load_mnist(True, download=False))
+            result = lr_find(learn)
+    except (DataError, DeviceError, RecipeError) as e:
+        st.error(str(e), icon=":material/error:")
+        return
+    st.session_state["train_lrfind"] = {"result": result, "recipe": recipe}
+
+
+def use_lr(lr: float) -> None:
+    """Callback: put `lr` into the form (before its widget is drawn again)."""
+    st.session_state["train_lr"] = lr
+    if (recipe := st.session_state.get("train_recipe")) is not None:
+        st.session_state["train_recipe"] = replace(recipe, lr=lr)
+
+
+def short(x: float) -> str:
+    """A learning rate in two significant digits: 0.0016, 0.2, 1e-6 (not 1e-06)."""
+    return re.sub(r"e([+-])0*(\d)", lambda m: f"e{m[1].replace('+', '')}{m[2]}", f"{x:.2g}")
+
+
+def lr_chart(res: LRFinderResult, suggestion: float, current: float | None) -> alt.LayerChart:
+    """Smoothed loss against learning rate (log scale), the suggestion and the form's rate."""
+    df = pd.DataFrame({"learning rate": res.lrs, "loss": res.losses})
+    x = alt.X(
+        "learning rate:Q",
+        scale=alt.Scale(type="log"),
+        axis=alt.Axis(format=".0e", title="learning rate (log scale)"),
+    )
+    curve = (
+        alt.Chart(df)
+        .mark_line(color="#1f4e9c")
+        .encode(
+            x=x,
+            y=alt.Y("loss:Q", title="loss (moving average)"),
+            tooltip=[
+                alt.Tooltip("learning rate:Q", format=".2g"),
+                alt.Tooltip("loss:Q", format=".3f"),
+            ],
+        )
+    )
+    marks = [{"learning rate": suggestion, "mark": f"suggested {short(suggestion)}"}]
+    if current is not None and current != suggestion and res.lrs[0] <= current <= res.lrs[-1]:
+        marks.append({"learning rate": current, "mark": f"in the form {short(current)}"})
+    rules = alt.Chart(pd.DataFrame(marks)).encode(
+        x=x,
+        color=alt.Color(
+            "mark:N",
+            scale=alt.Scale(
+                domain=[m["mark"] for m in marks], range=["#ff4b4b", "#808495"][: len(marks)]
+            ),
+            legend=alt.Legend(title=None, orient="top"),
+        ),
+    )
+    return (curve + rules.mark_rule(strokeWidth=2, strokeDash=[4, 2])).properties(
+        title="Loss while the learning rate grows"
+    )
+
+
+def show_lr_finder() -> None:
+    """The last learning-rate scan of this session: its curve, and a button to use it."""
+    found = st.session_state.get("train_lrfind")
+    if found is None:
+        return
+    res, recipe = found["result"], found["recipe"]
+    suggestion = float(f"{res.suggestion:.2g}")  # 0.0016, not 0.0015885651294280524
+    current = st.session_state.get("train_lr")
+    chart, text = st.columns([3, 2], gap="large", vertical_alignment="center")
+    with chart:
+        st.altair_chart(lr_chart(res, suggestion, current), width="stretch", height=340)
+    with text:
+        st.markdown(f"#### Suggested learning rate: {short(suggestion)}")
+        lowest = res.lrs[min(range(len(res.losses)), key=res.losses.__getitem__)]
+        nb = lambda x: short(x).replace("-", "\u2011")  # 1e-6 never splits at its hyphen
+        st.markdown(
+            f"The finder trained this recipe's starting network for {len(res.lrs)} batches "
+            f"while raising the learning rate from {nb(res.lrs[0])} to {nb(res.lrs[-1])}, then "
+            "put the weights back. Too small a rate and the loss stays flat; too large and it "
+            "shoots up. The suggestion is where the loss falls fastest, well before its lowest "
+            f"point (at {nb(lowest)}), where the rate is already close to blowing up."
+        )
+        hidden = "-".join(map(str, recipe.hidden))
+        st.caption(
+            f"Scanned for {hidden}, {recipe.optimizer}, batch {recipe.batch_size}"
+            + (", augmented" if recipe.augment else "")
+            + (". With onecycle, this is the peak rate." if recipe.schedule == "onecycle" else ".")
+        )
+        if current is not None and abs(current - suggestion) < 1e-12:
+            st.caption(":material/check: The form uses this learning rate: press Start training.")
+        else:
+            st.button(
+                f"Use lr = {short(suggestion)}",
+                key="train_use_lr",
+                icon=":material/arrow_upward:",
+                on_click=use_lr,
+                args=(suggestion,),
+                help="Put this learning rate into the form above; then press Start training.",
+            )
+
+
+def show_augmentation() -> None:
+    """What augmentation does: a few training pictures and random warps of each."""
+    with st.expander("What does augmenting do to a training picture?", icon=":material/shuffle:"):
+        seed = st.session_state.setdefault("train_augment_seed", 0)
+        images = to_float(load_mnist(True, download=False).images[:AUGMENT_SHOWN])  # (8, 28, 28)
+        warps = random_affine(images.repeat(3, 1, 1), torch.Generator().manual_seed(seed))
+        shown = tile(grey_rgb(images), cols=AUGMENT_SHOWN, pad=2)
+        st.image(ui.enlarge(shown, 3), caption="The first training pictures, as they are")
+        grid = tile(grey_rgb(warps), cols=AUGMENT_SHOWN, pad=2)
+        st.image(
+            ui.enlarge(grid, 3),
+            caption="Three random warps of each: shifted by up to 2 pixels, turned by up to "
+            "10 degrees",
+        )
+        st.caption(
+            "Each epoch the network sees every training picture warped anew. The label stays "
+            "the same, so it learns the digit, not its exact pixels: the shipped model was "
+            "trained this way."
+        )
+        st.button(
+            "Warp again",
+            key="train_augment_again",
+            icon=":material/refresh:",
+            on_click=lambda: st.session_state.update(train_augment_seed=seed + 1),
+        )
 
 
 def loss_chart(snap: Snapshot) -> alt.Chart:
@@ -305,6 +465,20 @@ def show_outcome(snap: Snapshot) -> None:
             key="train_download",
             icon=":material/download:",
         )
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    name = c1.text_input(
+        "Model name",
+        key="train_save_name",
+        help="Keep a copy of this model in models/ under a name of your own (letters, digits, "
+        "'.', '_' and '-'); an existing model is never replaced.",
+    )
+    if c2.button("Save as…", key="train_save_as", icon=":material/save:"):
+        try:
+            saved = save_as(snap.out, name, ui.MODELS_DIR)
+        except ModelFileError as e:
+            st.error(str(e), icon=":material/error:")
+        else:
+            st.success(f"Saved a copy as `{shown_path(str(saved))}`", icon=":material/save:")
 
 
 def show_run(snap: Snapshot) -> None:
@@ -338,6 +512,73 @@ def show_run(snap: Snapshot) -> None:
             st.altair_chart(accuracy_chart(snap), width="stretch")
         else:
             st.caption("Test accuracy appears after the first epoch.")
+    show_weights(snap)
+
+
+def norms_chart(norms: list[dict], metric: str, title: str) -> alt.Chart:
+    """One line per Linear layer of `metric` ("weight norm" or "grad norm") per epoch."""
+    df = pd.DataFrame(norms)
+    # "Linear 1 (784->256)" -> "784→256": three short labels fit in one row under the chart
+    df["layer"] = df["layer"].str.replace(r"^.*\((\d+)->(\d+)\)$", r"\1→\2", regex=True)
+    return (
+        alt.Chart(df, title=title)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y(f"{metric}:Q", scale=alt.Scale(type="log"), title=f"{metric} (log scale)"),
+            color=alt.Color(
+                "layer:N",
+                sort=None,  # in the network's order, not alphabetical
+                legend=alt.Legend(title="Linear layer", orient="bottom", direction="horizontal"),
+            ),
+            tooltip=["epoch", "layer", alt.Tooltip(f"{metric}:Q", format=".4g")],
+        )
+    )
+
+
+def show_weights(snap: Snapshot) -> None:
+    """The first layer's templates as pictures, live, and each layer's norms per epoch."""
+    weights = snap.extras.get("weights")  # (64, 28, 28), refreshed every 50 batches
+    if weights is None:
+        return
+    st.markdown("#### What the first layer is learning")
+    grid, about = st.columns([3, 1], gap="large")
+    with about:
+        n = st.select_slider("Units shown", UNITS_SHOWN, value=32, key="train_units")
+        step = snap.extras.get("weights_step", 0)
+        when = f"after batch {step:,} of {snap.total_steps:,}" if step else "at the random start"
+        st.markdown(
+            f"Each square is one unit of the first Linear layer: its 784 weights, one per "
+            f"pixel, drawn as a 28×28 picture ({when}). **Red**: ink there raises the unit; "
+            "**blue**: ink there lowers it; white: the pixel doesn't matter. From random "
+            "noise, strokes and digit-like templates appear as the network trains."
+        )
+        st.caption("Each square has its own colour scale. Refreshed every 50 batches.")
+    with grid:
+        shown = weights[:n]
+        cols = 8 if len(shown) <= 32 else 16
+        st.image(
+            ui.enlarge(template_grid(shown, cols=cols), 3 if cols == 8 else 2),
+            caption=f"Run {snap.id}: the first {len(shown)} of {snap.recipe.hidden[0]} units, "
+            f"{when}",
+        )
+    norms = snap.extras.get("norms") or []
+    if not norms:
+        st.caption("Each layer's weight and gradient norms appear after the first epoch.")
+        return
+    c_weight, c_grad = st.columns(2)
+    c_weight.altair_chart(
+        norms_chart(norms, "weight norm", "Size of each layer's weights"), width="stretch"
+    )
+    c_grad.altair_chart(
+        norms_chart(norms, "grad norm", "Size of its gradients (mean per batch)"), width="stretch"
+    )
+    st.caption(
+        "Norm: the square root of the sum of squares, one number for a whole layer. In a "
+        "healthy run the weight norms stay steady and the gradient norms drift down as the "
+        "loss falls; a gradient norm near zero means a layer has stopped learning, a soaring "
+        "one that the learning rate is too high."
+    )
 
 
 def show_runs(snaps: list[Snapshot]) -> None:
@@ -404,6 +645,9 @@ missing = ui.mnist_missing()
 if missing is not None:
     st.warning(missing, icon=":material/warning:")
 recipe_form(st.session_state.get("train_recipe") or shipped_recipe(), missing)
+show_lr_finder()
+if missing is None:
+    show_augmentation()
 
 active = ui.trainer().active() is not None
 

@@ -15,7 +15,6 @@ import pickletools
 import re
 import tempfile
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +43,16 @@ class Checkpoint:
 
 
 def save_checkpoint(
-    path, model: torch.nn.Module, recipe: Recipe, record: dict | None = None
+    path,
+    model: torch.nn.Module,
+    recipe: Recipe,
+    record: dict | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write atomically: a temporary file in the same folder, then os.replace.
 
-    A crash or full disk midway leaves the previous file untouched.
+    A crash or full disk midway leaves the previous file untouched. With overwrite=False an
+    existing file is never replaced (FileExistsError), even by a save racing this one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +68,11 @@ def save_checkpoint(
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # atomic, and fails if the name is taken
+            os.unlink(tmp)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -117,23 +125,26 @@ def load_checkpoint(source) -> Checkpoint:
             obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise ModelFileError(_refusal(e, data)) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError):
+    except Exception:  # torch's readers fed broken bytes raise almost anything (struct.error...)
         raise ModelFileError(CORRUPT) from None
     return _checked(obj)
 
 
 def _checked(obj) -> Checkpoint:
     """Validate a loaded payload against the architecture its recipe describes."""
+    not_ours = "This file is not an mlp_core model file (no state dict and recipe inside)."
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise ModelFileError(
-            "This file is not an mlp_core model file (no state dict and recipe inside)."
-        )
+        raise ModelFileError(not_ours)
+    fields, state, record = obj.get("recipe"), obj.get("state_dict"), obj.get("record") or {}
+    if not all(isinstance(part, dict) for part in (fields, state, record)):
+        raise ModelFileError(not_ours)
     try:
-        recipe = Recipe.from_dict(obj["recipe"]).validate()
-        state = obj["state_dict"]
-        record = dict(obj.get("record") or {})
-    except (KeyError, TypeError, RecipeError) as e:
+        recipe = Recipe.from_dict(fields).validate()
+    except (TypeError, RecipeError) as e:
         raise ModelFileError(f"The model file's recipe is not valid: {e}") from None
+    acc = record.get("test_accuracy")  # shown as a percentage: it must be one
+    if acc is not None and not (isinstance(acc, (int, float)) and 0 <= acc <= 1):
+        raise ModelFileError("The model file's test accuracy is not a number from 0 to 1.")
     model = DigitClassifier(recipe.hidden)
     expected = {k: v.shape for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
@@ -163,6 +174,23 @@ def safe_model_path(name: str, models_dir="models") -> Path:
     if path.parent != root:  # belt and braces: the regex already removed separators
         raise ModelFileError(f"The name {name!r} cannot be used for a model file.")
     return path
+
+
+def save_as(source, name: str, models_dir="models") -> Path:
+    """Copy the model file `source` under a user-typed name inside `models_dir`.
+
+    The name goes through safe_model_path, and an existing model is never replaced.
+    """
+    if not str(name).strip():
+        raise ModelFileError("Type a name for the model first.")
+    path = safe_model_path(name, models_dir)
+    ckpt = load_checkpoint(source)  # only a valid model file is copied
+    try:
+        return save_checkpoint(path, ckpt.model, ckpt.recipe, ckpt.record, overwrite=False)
+    except FileExistsError:
+        raise ModelFileError(
+            f"A model named {path.stem} already exists; choose another name."
+        ) from None
 
 
 def model_filename(recipe: Recipe, test_accuracy: float | None) -> str:

@@ -35,19 +35,56 @@ def diverging_rgb(values: torch.Tensor, scale: float | None = None) -> np.ndarra
     return (rgb * 255).round().to(torch.uint8).numpy()
 
 
-def weight_grid(model: DigitClassifier, n: int = 32, cols: int = 8, pad: int = 1) -> np.ndarray:
-    """One picture of `n` unit templates in a grid, each scaled to its own range.
+def tile(images: np.ndarray, cols: int = 8, pad: int = 1, fill: int = 160) -> np.ndarray:
+    """Lay out (n, h, w, 3) uint8 pictures in rows of `cols`, with `pad`-pixel grey gaps.
 
-    (rows * 29 - 1, cols * 29 - 1, 3) uint8 with a 1-pixel grey gap.
+    Returns (rows * (h + pad) - pad, cols * (w + pad) - pad, 3) uint8; unused cells stay grey.
     """
-    imgs = weight_images(model, n)
-    rows = -(-len(imgs) // cols)
-    cell = 28 + pad
-    grid = np.full((rows * cell - pad, cols * cell - pad, 3), 160, dtype=np.uint8)
-    for i, img in enumerate(imgs):
+    n, h, w = images.shape[:3]
+    cols = max(1, min(cols, n))
+    rows = max(1, -(-n // cols))
+    grid = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, 3), fill, dtype=np.uint8)
+    for i, img in enumerate(images):
         r, c = divmod(i, cols)
-        grid[r * cell : r * cell + 28, c * cell : c * cell + 28] = diverging_rgb(img)
+        grid[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = img
     return grid
+
+
+def template_grid(templates: torch.Tensor, cols: int = 8, pad: int = 1) -> np.ndarray:
+    """(n, 28, 28) weights as one picture: each in diverging colours scaled to its own range.
+
+    Scaled one by one so that a unit with small weights still shows its pattern.
+    """
+    return tile(np.stack([diverging_rgb(t) for t in templates]), cols, pad)
+
+
+def weight_grid(model: DigitClassifier, n: int = 32, cols: int = 8, pad: int = 1) -> np.ndarray:
+    """One picture of the first `n` unit templates: (rows * 29 - 1, cols * 29 - 1, 3) uint8."""
+    return template_grid(weight_images(model, n), cols, pad)
+
+
+def grey_rgb(images: torch.Tensor) -> np.ndarray:
+    """Pixels in [0, 1] (or uint8) as MNIST shows them, white ink on black: (..., 3) uint8."""
+    x = images.detach().cpu()
+    x = x.float() / 255 if x.dtype == torch.uint8 else x.float().clamp(0, 1)
+    return (x.unsqueeze(-1).expand(*x.shape, 3) * 255).round().to(torch.uint8).numpy()
+
+
+def saliency_overlay(x: torch.Tensor, sal: torch.Tensor) -> np.ndarray:
+    """The digit in light grey on white, its saliency painted over it: (28, 28, 3) uint8.
+
+    Each pixel blends towards its diverging colour (red: pushed the answer up, blue:
+    pushed it down) by how large its saliency is, so ink that hardly mattered stays grey.
+    """
+    x = x.detach().cpu().reshape(28, 28).float()
+    sal = sal.detach().cpu().reshape(28, 28).float()
+    scale = float(sal.abs().max())
+    paper = (1 - 0.3 * x).unsqueeze(-1).expand(28, 28, 3)  # white paper, light grey ink
+    if scale == 0:
+        return (paper * 255).round().to(torch.uint8).numpy()
+    colour = torch.from_numpy(diverging_rgb(sal, scale)).float() / 255  # (28, 28, 3)
+    a = (sal.abs() / scale).sqrt().unsqueeze(-1)  # (28, 28, 1): sqrt lifts the middle values
+    return ((paper * (1 - a) + colour * a) * 255).round().to(torch.uint8).numpy()
 
 
 @torch.no_grad()
@@ -112,8 +149,9 @@ class WeightWatch(Callback):
     """Publishes the first layer's templates and every layer's weight and gradient norms.
 
     Templates refresh every `every` batches and at each epoch's end (so a
-    viewer sees structure emerge during the run); norms are recorded per
-    epoch, gradient norms averaged over the epoch's batches.
+    viewer sees structure emerge during the run), with "weights_step", the
+    batches done when they were taken; norms are recorded per epoch,
+    gradient norms averaged over the epoch's batches.
     """
 
     def __init__(self, publish, n: int = 32, every: int = 50):
@@ -121,7 +159,7 @@ class WeightWatch(Callback):
 
     def before_fit(self, learn):
         self.history: list[dict] = []
-        self.publish("weights", weight_images(learn.model, self.n))
+        self._publish_weights(learn)
         self.publish("norms", [])
 
     def before_epoch(self, learn):
@@ -135,7 +173,7 @@ class WeightWatch(Callback):
                 self.grad_sq[i] += float(lin.weight.grad.norm()) ** 2
         self.batches += 1
         if learn.iter % self.every == 0:
-            self.publish("weights", weight_images(learn.model, self.n))
+            self._publish_weights(learn)
 
     def after_epoch(self, learn):
         for i, lin in enumerate(learn.model.linears()):
@@ -145,5 +183,9 @@ class WeightWatch(Callback):
                 "weight norm": float(lin.weight.detach().norm()),
                 "grad norm": (self.grad_sq[i] / max(1, self.batches)) ** 0.5,
             })  # fmt: skip
-        self.publish("weights", weight_images(learn.model, self.n))
+        self._publish_weights(learn)
         self.publish("norms", list(self.history))
+
+    def _publish_weights(self, learn):
+        self.publish("weights", weight_images(learn.model, self.n))
+        self.publish("weights_step", learn.step)  # batches done when they were taken

@@ -49,7 +49,7 @@ class Snapshot:
     test_accuracy: float | None
     out: str | None  # saved model file, once finished
     device: str
-    extras: dict = field(default_factory=dict)  # published by callbacks: "weights", "norms"
+    extras: dict = field(default_factory=dict)  # from callbacks: "weights", "weights_step", "norms"
 
     @property
     def active(self) -> bool:
@@ -152,7 +152,8 @@ class TrainingJob:
                 load_mnist(True, self.data_dir),
                 load_mnist(False, self.data_dir),
             )
-            watch_weights = WeightWatch(self.publish)  # templates and norms for the live view
+            # templates (up to 64, the page shows as many as asked) and norms for the live view
+            watch_weights = WeightWatch(self.publish, n=64)
             learn = build_learner(
                 self.recipe, train, test, [_Watch(self), watch_weights, *self.cbs]
             )

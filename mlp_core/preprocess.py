@@ -24,6 +24,10 @@ MAX_PIXELS = 25_000_000  # width*height limit, checked from the header before de
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # by content (PIL's img.format)
 _ACCEPTED_TEXT = ", ".join(ACCEPTED_FORMATS[:-1]) + " or " + ACCEPTED_FORMATS[-1]
 
+# How PNG, JPEG and GIF files begin: a file that begins so but does not open is a broken
+# picture, not something else.
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+
 _WORK_SIDE = 2048  # larger pictures are box-averaged down first: the digit ends up 20 px anyway
 _MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of full scale to count
 _DIGIT_SIDE, _FRAME_SIDE = 20, 28  # MNIST: the digit's larger side is 20 px, in a 28 px frame
@@ -111,6 +115,10 @@ def _open(data: bytes) -> Image.Image:
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
+        if data.startswith(_SIGNATURES) or data[:4] + data[8:12] == b"RIFFWEBP":
+            raise ImageError(
+                "The image file is truncated or corrupt and could not be read."
+            ) from None
         raise ImageError(
             f"This file is not a picture; please give a {_ACCEPTED_TEXT} image."
         ) from None
@@ -123,7 +131,7 @@ def _open(data: bytes) -> Image.Image:
     fmt = "JPEG" if img.format == "MPO" else img.format  # phone cameras' JPEGs open as MPO
     if fmt not in ACCEPTED_FORMATS:
         raise ImageError(
-            f"This is a {img.format} image; only {_ACCEPTED_TEXT} images are accepted."
+            f"This picture is in {img.format} format; only {_ACCEPTED_TEXT} images are accepted."
         )
     return img
 

@@ -52,9 +52,9 @@ class Recipe:
             raise RecipeError(f"Schedule must be one of {', '.join(SCHEDULES)}.")
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
             raise RecipeError(f"Learning rate must be a positive number, got {self.lr!r}.")
-        if not 0 <= self.momentum < 1:
+        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
             raise RecipeError(f"Momentum must be in [0, 1), got {self.momentum!r}.")
-        if not 0 <= self.weight_decay < 1:
+        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1):
             raise RecipeError(f"Weight decay must be in [0, 1), got {self.weight_decay!r}.")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise RecipeError(f"Epochs must be a whole number of at least 1, got {self.epochs!r}.")

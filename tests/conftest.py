@@ -77,6 +77,15 @@ def tiny_mnist(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def bad_corpus(tmp_path_factory) -> tuple[Path, list]:
+    """The hostile and awkward upload files of make_bad_corpus.py, and what each must give."""
+    from make_bad_corpus import write_bad_corpus
+
+    folder = tmp_path_factory.mktemp("bad_corpus")
+    return folder, write_bad_corpus(folder)
+
+
+@pytest.fixture(scope="session")
 def mnist_root() -> Path:
     """The real MNIST (MNIST_ROOT); skipped locally when absent, a failure under CI."""
     root = os.environ.get("MNIST_ROOT")

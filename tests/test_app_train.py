@@ -153,7 +153,7 @@ def test_earlier_runs_are_listed_and_their_loss_curves_overlaid(app):
     assert not app.exception
     runs = app.dataframe[0].value
     assert runs["recipe"].tolist() == ["32 adam lr0.003 bs60 2ep", "32 adam lr0.01 bs60 2ep"]
-    loss, accuracy, compared = app.get("vega_lite_chart")
+    loss, accuracy, *_norms, compared = app.get("vega_lite_chart")
     assert "Loss of each run" in compared.proto.spec
     (data,) = [arrow_to_pandas(d.data.data) for d in compared.proto.datasets]
     first, second = (job.id for job in trainer().jobs)  # ids count up across the process

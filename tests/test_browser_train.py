@@ -59,7 +59,8 @@ def test_a_run_trains_live_survives_leaving_the_page_and_ends_with_a_model(
             expect(main.get_by_text(saved[0].name)).to_be_visible()
             expect(main.get_by_role("button", name="Download the model file")).to_be_visible()
             expect(main.get_by_role("button", name="Stop training")).to_have_count(0)
-            expect(main.get_by_test_id("stVegaLiteChart")).to_have_count(2)  # loss, accuracy
+            # loss, accuracy, and the weight and gradient norms of each layer
+            expect(main.get_by_test_id("stVegaLiteChart")).to_have_count(4)
             page.screenshot(path=SHOTS / "train_after.png", full_page=True)
 
             main.get_by_role("button", name="Use as the active model").click()

@@ -3,13 +3,14 @@
 import io
 import os
 import pickle
+import random
 from pathlib import Path
 
 import pytest
 import torch
 
 from mlp_core import DigitClassifier, ModelFileError, Recipe, load_checkpoint, save_checkpoint
-from mlp_core.checkpoint import safe_model_path
+from mlp_core.checkpoint import safe_model_path, save_as
 
 
 @pytest.fixture
@@ -30,16 +31,26 @@ def test_round_trip_gives_identical_logits(tmp_path, model):
     assert load_checkpoint(path.read_bytes()).recipe == RECIPE  # bytes work too
 
 
-def test_failed_save_leaves_old_file_and_no_temp(tmp_path, model, monkeypatch):
+@pytest.mark.parametrize(
+    "error", [OSError(28, "No space left on device"), KeyboardInterrupt()], ids=["disk", "ctrl-c"]
+)
+@pytest.mark.parametrize("where", ["write", "replace"])
+def test_failed_save_leaves_old_file_and_no_temp(tmp_path, model, monkeypatch, error, where):
     path = save_checkpoint(tmp_path / "m.pt", model, RECIPE, {"test_accuracy": 0.1})
     before = path.read_bytes()
 
     def crash_midway(obj, f, *a, **k):
         f.write(b"PK\x03\x04 half a file")
-        raise OSError(28, "No space left on device")
+        raise error
 
-    monkeypatch.setattr(torch, "save", crash_midway)
-    with pytest.raises(OSError):
+    def crash(*a, **k):  # the whole new file is written, then the rename fails
+        raise error
+
+    if where == "write":
+        monkeypatch.setattr(torch, "save", crash_midway)
+    else:
+        monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(type(error)):
         save_checkpoint(path, DigitClassifier((32, 16)), RECIPE, {"test_accuracy": 0.9})
     assert path.read_bytes() == before
     assert load_checkpoint(path).test_accuracy == 0.1
@@ -121,3 +132,72 @@ def test_user_typed_names_stay_inside_models(tmp_path, name):
     path = safe_model_path(name, tmp_path)
     assert path.parent == tmp_path.resolve() and path.suffix == ".pt"
     assert not path.name.startswith(".")
+
+
+def test_save_as_copies_under_a_safe_name_and_never_replaces_a_model(tmp_path, model):
+    models = tmp_path / "models"
+    src = save_checkpoint(tmp_path / "run.pt", model, RECIPE, {"test_accuracy": 0.5})
+    saved = save_as(src, "../../my best/model", models)
+    assert saved == models.resolve() / "model.pt"
+    assert load_checkpoint(saved).test_accuracy == 0.5
+    first = saved.read_bytes()
+    other = save_checkpoint(tmp_path / "other.pt", DigitClassifier((32, 16)), RECIPE)
+    with pytest.raises(ModelFileError, match="^A model named model already exists; choose"):
+        save_as(other, "model", models)
+    assert saved.read_bytes() == first  # the earlier model is intact
+    with pytest.raises(ModelFileError, match="^Type a name for the model first"):
+        save_as(src, "  ", models)
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ModelFileError, match="truncated or corrupt"):
+        save_as(tmp_path / "junk.pt", "junk", models)
+    assert sorted(os.listdir(models)) == ["model.pt"]  # no temporary files, no junk copied
+
+
+def test_save_without_overwrite_refuses_a_taken_name_atomically(tmp_path, model):
+    path = save_checkpoint(tmp_path / "m.pt", model, RECIPE, {"test_accuracy": 0.1})
+    with pytest.raises(FileExistsError):
+        save_checkpoint(path, DigitClassifier((32, 16)), RECIPE, overwrite=False)
+    assert load_checkpoint(path).test_accuracy == 0.1
+    assert sorted(os.listdir(tmp_path)) == ["m.pt"]
+
+
+def test_mangled_files_raise_nothing_but_model_file_error(tmp_path, model):
+    good = save_checkpoint(tmp_path / "m.pt", model, RECIPE).read_bytes()
+    rng = random.Random(0)
+    files = [b"junk", b"\x80", b"PK\x03\x04", b"PK\x05\x06" + bytes(18)]  # struct.error, once
+    for i in range(300):
+        data, at = bytearray(good), rng.randrange(len(good))
+        if i % 3 == 0:
+            data[at] ^= rng.randrange(1, 256)  # a flipped byte
+        elif i % 3 == 1:
+            del data[at : at + rng.randrange(1, 50)]  # a lost stretch
+        else:
+            del data[at:]  # cut short
+        files.append(bytes(data))
+    for data in files:
+        try:
+            ckpt = load_checkpoint(data)
+        except ModelFileError as e:
+            assert "\n" not in str(e) and str(e).endswith(".")
+            continue
+        assert torch.isfinite(ckpt.model(torch.rand(2, 28, 28))).all()  # usable when accepted
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(recipe="256-64"), "not an mlp_core model file"),
+        (dict(state_dict=[1, 2]), "not an mlp_core model file"),
+        (dict(record=5), "not an mlp_core model file"),
+        (dict(recipe={"hidden": 5}), "recipe is not valid"),
+        (dict(recipe={"hidden": [32, 16], "momentum": "x"}), "Momentum must be in"),
+        (dict(record={"test_accuracy": "high"}), "test accuracy is not a number from 0 to 1"),
+        (dict(record={"test_accuracy": float("nan")}), "test accuracy is not a number"),
+    ],
+)
+def test_odd_contents_are_refused_with_a_sentence(model, changes, message):
+    buf = io.BytesIO()
+    d = {"format": "mlp_core.checkpoint/1", "state_dict": model.state_dict()}
+    torch.save({**d, "recipe": RECIPE.to_dict(), **changes}, buf)
+    with pytest.raises(ModelFileError, match=message):
+        load_checkpoint(buf.getvalue())

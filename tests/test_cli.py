@@ -65,7 +65,10 @@ def test_evaluate_shipped_model_json(mnist_root):
     "args, message",
     [
         (["train", "--epochs", "0"], "Epochs must be"),
+        (["train", "--epochs", "-1"], "Epochs must be a whole number of at least 1, got -1."),
         (["train", "--hidden", "0", "5"], "Hidden sizes must be positive"),
+        (["train", "--hidden", "64", "-4"], "Hidden sizes must be positive whole numbers"),
+        (["train", "--batch-size", "0"], "Batch size must be a whole number of at least 1"),
         (["train", "--lr", "-1"], "Learning rate must be a positive"),
         (["train", "--device", "cuda:7"], "not available"),
         (["evaluate", "--model", "nope.pt"], "Cannot read the model file"),
@@ -84,6 +87,13 @@ def test_missing_dataset_is_one_line(tmp_path):
     assert "MNIST is not in" in r.stderr and "MNIST_ROOT" in r.stderr
 
 
+def test_a_batch_larger_than_the_training_set_is_one_line(tiny_mnist):
+    r = cli("train", "--batch-size", 601, "--epochs", 1, "--data-dir", tiny_mnist)
+    assert_one_line_error(r)
+    assert "Batch size 601 is larger than the 600 training images." in r.stderr
+
+
 def test_bad_arguments_are_one_line():
     assert_one_line_error(cli("train", "--epochs", "many"), code=2)
+    assert_one_line_error(cli("train", "--hidden", "1.5"), code=2)
     assert_one_line_error(cli("fly"), code=2)

@@ -1,5 +1,6 @@
 """Inside the network, without Streamlit: templates, activations, saliency, finder, augmenting."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,8 +11,12 @@ from mlp_core.insight import (
     WeightWatch,
     activations,
     diverging_rgb,
+    grey_rgb,
     hardest,
     saliency,
+    saliency_overlay,
+    template_grid,
+    tile,
     top_units,
     weight_grid,
     weight_images,
@@ -36,6 +41,47 @@ def test_weight_images_and_grid(model):
     assert torch.equal(imgs[5].flatten(), model.linears()[0].weight[:, 5].detach())
     grid = weight_grid(model, 32, cols=8)
     assert grid.shape == (4 * 29 - 1, 8 * 29 - 1, 3) and grid.dtype.name == "uint8"
+    assert (grid == template_grid(imgs, cols=8)).all()
+
+
+def test_tile_places_each_picture_and_leaves_grey_gaps():
+    imgs = np.stack([np.full((2, 3, 3), 10 * (i + 1), dtype=np.uint8) for i in range(5)])
+    grid = tile(imgs, cols=2, pad=1, fill=160)
+    assert grid.shape == (3 * 3 - 1, 2 * 4 - 1, 3)  # 3 rows of 2, pictures 2 high and 3 wide
+    assert (grid[0:2, 0:3] == 10).all() and (grid[0:2, 4:7] == 20).all()
+    assert (grid[3:5, 0:3] == 30).all() and (grid[6:8, 0:3] == 50).all()
+    assert (grid[2] == 160).all() and (grid[:, 3] == 160).all()  # the gaps
+    assert (grid[6:8, 4:7] == 160).all()  # the unused last cell
+    assert tile(imgs, cols=8).shape == (2, 5 * 4 - 1, 3)  # never more columns than pictures
+
+
+def test_template_grid_scales_each_template_to_its_own_range():
+    t = torch.zeros(2, 28, 28)
+    t[0, 0, 0], t[1, 0, 0] = 1.0, 0.001  # a strong and a weak template: both at full colour
+    grid = template_grid(t, cols=2)
+    assert (grid[0, 0] == grid[0, 29]).all() and tuple(grid[0, 0]) != (255, 255, 255)
+    assert (grid[5, 5] == 255).all()  # zero weights are white
+
+
+def test_grey_rgb_draws_white_ink_on_black():
+    rgb = grey_rgb(torch.tensor([[0.0, 1.0]]))
+    assert rgb.tolist() == [[[0, 0, 0], [255, 255, 255]]]
+    assert (grey_rgb(torch.tensor([0, 255], dtype=torch.uint8)) == rgb[0]).all()
+
+
+def test_saliency_overlay_colours_the_ink_that_mattered():
+    x = torch.zeros(28, 28)
+    x[10, 5:20] = 1.0  # a stroke of ink
+    sal = torch.zeros(28, 28)
+    sal[10, 5], sal[10, 6], sal[10, 7] = 2.0, -2.0, 0.0
+    rgb = saliency_overlay(x, sal)
+    assert rgb.shape == (28, 28, 3) and rgb.dtype.name == "uint8"
+    assert (rgb[0, 0] == 255).all()  # the paper is white
+    grey = rgb[10, 7]  # ink that did not matter: light grey
+    assert grey[0] == grey[1] == grey[2] and 150 < grey[0] < 255
+    red, blue = rgb[10, 5], rgb[10, 6]
+    assert red[0] > red[2] + 100 and blue[2] > blue[0] + 100
+    assert (saliency_overlay(x, torch.zeros(28, 28)) == rgb[10, 7]).all(axis=-1)[10, 5:20].all()
 
 
 def test_diverging_colours():
@@ -98,6 +144,7 @@ def test_weight_watch_publishes_templates_and_norms(tiny):
     learn = build_learner(Recipe(hidden=(32, 16), batch_size=50, epochs=2), *tiny, [watch])
     learn.fit(2)
     assert published["weights"].shape == (8, 28, 28)
+    assert published["weights_step"] == 2 * 10  # the last refresh: the second epoch's end
     norms = published["norms"]
     assert len(norms) == 2 * 3 and {n["epoch"] for n in norms} == {1, 2}
     assert all(n["weight norm"] > 0 and n["grad norm"] > 0 for n in norms)

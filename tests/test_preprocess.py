@@ -279,7 +279,7 @@ def test_empty_file_is_refused():
 def test_unaccepted_format_is_refused_by_content(fmt, tmp_path):
     path = tmp_path / "digit.png"  # named .png, but the bytes say otherwise
     path.write_bytes(encode(drawing("one").convert("RGB"), fmt))
-    refused(path, f"This is a {fmt} image; only {ACCEPTED} images are accepted")
+    refused(path, f"This picture is in {fmt} format; only {ACCEPTED} images are accepted")
 
 
 def refuse_decoding(monkeypatch):
