@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format bench clean
+.PHONY: run test load-test lint format bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+# 8 browsers uploading while a run trains; prints answers, seconds, memory, health latency
+load-test: $(VENV)/.dev-installed
+	$(PY) -m pytest -m load -s tests/test_browser_load.py
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check --fix .

@@ -234,6 +234,7 @@ def test_two_hundred_uploads_in_one_tab_keep_memory_bounded(browser, server):
 
 
 @pytest.mark.mnist
+@pytest.mark.load  # not in `make test`: see `make load-test` and the README's Tests section
 def test_eight_users_upload_while_a_run_trains(browser, mnist_root, tmp_path):
     from playwright.sync_api import expect
 
