@@ -138,7 +138,7 @@ def streamlit_server(env: dict[str, str] | None = None, timeout: float = 60.0):
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture  # one per test: a test that leaves pages or load behind cannot slow the next
 def browser():
     """Headless Debian Chromium driven by Playwright (never `playwright install`)."""
     need(Path(CHROMIUM).exists() or bool(shutil.which("chromium")), "chromium not installed")
