@@ -105,23 +105,17 @@ def sidebar() -> None:
     with st.sidebar:
         st.markdown("**Active model**")
         st.caption(model_caption(active_model_path()))
-        active = trainer().active() is not None
-
-        @st.fragment(run_every=1.0 if active else None)
-        def progress():
-            job = trainer().current
-            if job is None:
-                return
-            snap = job.snapshot()
-            if snap.active:
-                st.markdown("**Training**")
-                st.progress(
-                    snap.progress, text=f"Epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs}"
-                )
-            elif active:  # it ended since this page was drawn: redraw once without the timer
-                st.rerun()
-
-        progress()
+        # Drawn with the page, not refreshed by a timer: a fragment ticking every second on
+        # every page made Streamlit drop the output of long page runs (eight users uploading
+        # pictures while a run trained were left with some answers missing, for good). The
+        # Train page shows the run live.
+        job = trainer().current
+        snap = job.snapshot() if job is not None else None
+        if snap is not None and snap.active:
+            st.markdown("**Training**")
+            st.progress(
+                snap.progress, text=f"Epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs}"
+            )
 
 
 # Shared by the Samples and Predict pages: a model chooser, cached predictions over MNIST,
