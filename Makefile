@@ -24,7 +24,8 @@ test: $(VENV)/.dev-installed
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
-# 8 browsers uploading while a run trains; prints answers, seconds, memory, health latency
+# the load test alone (also in make test): 8 browsers uploading while a run trains;
+# prints answers, seconds, memory, health latency
 load-test: $(VENV)/.dev-installed
 	$(PY) -m pytest -m load -s tests/test_browser_load.py
 

@@ -36,6 +36,28 @@ CHROMIUM_ARGS = [
 ]
 
 
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def report(request):
+    """report(line): a figure the test measured, printed in pytest's summary even when
+    output is captured (make test, CI), so a green run still shows what it measured."""
+
+    def add(line: str) -> None:
+        print(f"\n{line}")
+        FIGURES.append(f"{request.node.name}: {line}")
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 def need(condition: bool, reason: str) -> None:
     """Skip locally when a prerequisite is missing; fail under CI."""
     if not condition:

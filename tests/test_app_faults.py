@@ -183,7 +183,7 @@ def seven_png() -> bytes:
     return buf.getvalue()
 
 
-def test_predictions_while_a_run_trains_are_the_same_twenty_times(app):
+def test_predictions_while_a_run_trains_are_the_same_twenty_times(app, report):
     start(app, **SLOW)
     job = ui.trainer().current
     app.switch_page("app_pages/predict.py").run()
@@ -199,4 +199,4 @@ def test_predictions_while_a_run_trains_are_the_same_twenty_times(app):
     assert all(a == answers[0] for a in answers), "an answer changed while the run trained"
     probs = predict_probs(load_checkpoint(ui.DEFAULT_MODEL).model, preprocess(seven_png()).tensor)
     assert answers[0][0] == [f"#### {ui.prediction_line(probs[0].numpy())}"]
-    print(f"\n20 answers while the run went from batch {steps[0]} to {steps[-1]}: all the same")
+    report(f"20 answers while the run went from batch {steps[0]} to {steps[-1]}: all the same")

@@ -44,7 +44,7 @@ def check(case, digit: int | None, error: str | None) -> str | None:
     return None
 
 
-def test_the_cli_answers_every_file_with_a_digit_or_one_sentence(bad_corpus):
+def test_the_cli_answers_every_file_with_a_digit_or_one_sentence(bad_corpus, report):
     folder, cases = bad_corpus
     paths = [str(folder / c.name) for c in cases]
     began = time.monotonic()
@@ -54,7 +54,7 @@ def test_the_cli_answers_every_file_with_a_digit_or_one_sentence(bad_corpus):
         text=True, timeout=120,
     )  # fmt: skip
     seconds = time.monotonic() - began
-    print(f"\nCLI: {len(cases)} files in {seconds:.1f} s")
+    report(f"CLI: {len(cases)} files in {seconds:.1f} s")
     assert r.returncode == 1, r.stderr  # 1: some files were refused, none crashed
     assert r.stderr == "" and "Traceback" not in r.stdout
     results = json.loads(r.stdout)
@@ -80,7 +80,7 @@ def page_outcomes(at: AppTest) -> dict[str, tuple[int | None, str | None]]:
     return out
 
 
-def test_the_predict_page_answers_every_file_with_a_digit_or_one_sentence(bad_corpus):
+def test_the_predict_page_answers_every_file_with_a_digit_or_one_sentence(bad_corpus, report):
     folder, cases = bad_corpus
     at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=120).run()
     at.switch_page("app_pages/predict.py").run()
@@ -95,7 +95,7 @@ def test_the_predict_page_answers_every_file_with_a_digit_or_one_sentence(bad_co
     began = time.monotonic()
     at.run()
     seconds = time.monotonic() - began
-    print(f"\nPredict page: {len(sent)} files in {seconds:.1f} s")
+    report(f"Predict page: {len(sent)} files in {seconds:.1f} s")
     assert not at.exception, at.exception[0].value if at.exception else ""
     outcomes = page_outcomes(at)
     assert sorted(outcomes) == sorted(ui.md_escape(c.name) for c in sent)

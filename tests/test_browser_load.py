@@ -3,7 +3,7 @@
 Two tabs pressing Start at once start one run; eight users upload pictures while a run trains;
 one tab uploads and classifies 200 times; the server's own limits (upload size, XSRF) hold.
 Memory is the server process's resident set, read from /proc/<pid>/status. The figures are
-printed (pytest -s or -rA shows them) and repeated in the assertion messages.
+reported in pytest's summary ("measured figures") and repeated in the assertion messages.
 """
 
 import http.client
@@ -121,7 +121,7 @@ def server(tiny_mnist, tmp_path_factory):
         yield proc
 
 
-def test_two_tabs_pressing_start_at_the_same_moment_start_one_run(browser, server):
+def test_two_tabs_pressing_start_at_the_same_moment_start_one_run(browser, server, report):
     from playwright.sync_api import expect
 
     context = browser.new_context(viewport=VIEWPORT)
@@ -146,7 +146,7 @@ def test_two_tabs_pressing_start_at_the_same_moment_start_one_run(browser, serve
             expect(heading.first).to_be_visible()
         busy = [tab.get_by_text(BUSY).count() for tab in tabs]
         runs = [heading.all_inner_texts() for heading in headings]
-        print(f"\ntwo tabs: busy messages {busy}, runs shown {runs}")
+        report(f"two tabs: busy messages {busy}, runs shown {runs}")
         assert sorted(busy) == [0, 1], f"busy messages per tab: {busy}"
         assert runs[0] == runs[1] and len(runs[0]) == 1, runs  # one and the same run
         # each tab's runs table has one row: its grid tells screen readers how many it has
@@ -200,7 +200,7 @@ def test_the_server_refuses_uploads_without_its_xsrf_token_or_over_10_mb(browser
         context.close()
 
 
-def test_two_hundred_uploads_in_one_tab_keep_memory_bounded(browser, server):
+def test_two_hundred_uploads_in_one_tab_keep_memory_bounded(browser, server, report):
     _, picture = rendered_digits(0)[7]
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
@@ -229,13 +229,13 @@ def test_two_hundred_uploads_in_one_tab_keep_memory_bounded(browser, server):
         f"200 upload-and-classify cycles in {seconds:.0f} s ({seconds / 200 * 1000:.0f} ms each); "
         f"server memory {before:.0f} MB -> {after:.0f} MB ({after - before:+.0f} MB)"
     )
-    print(f"\n{figures}")
+    report(figures)
     assert after - before < 150, figures
 
 
 @pytest.mark.mnist
-@pytest.mark.load  # not in `make test`: see `make load-test` and the README's Tests section
-def test_eight_users_upload_while_a_run_trains(browser, mnist_root, tmp_path):
+@pytest.mark.load
+def test_eight_users_upload_while_a_run_trains(browser, mnist_root, tmp_path, report):
     from playwright.sync_api import expect
 
     model = load_checkpoint(MODEL).model
@@ -306,7 +306,7 @@ def test_eight_users_upload_while_a_run_trains(browser, mnist_root, tmp_path):
         f"{len(health.latencies)} checks, max {max(health.latencies) * 1000:.0f} ms, "
         f"{len(health.failures)} failures"
     )
-    print(f"\n{figures}")
+    report(figures)
     assert got == [expected] * 8, f"{got}; {figures}"
     assert accuracy > 0.9 and sent_while_training, figures
     assert not health.failures and max(health.latencies) < 5, f"{health.failures[:3]}; {figures}"

@@ -392,7 +392,7 @@ def plain_resize(data: bytes) -> torch.Tensor:
 
 
 @pytest.mark.filterwarnings("default")  # a torch.load deprecation must not fail this test
-def test_shipped_model_reads_rendered_digits():
+def test_shipped_model_reads_rendered_digits(report):
     need(MODEL.exists(), f"{MODEL} is missing: train and save the default model first")
     from mlp_core.checkpoint import load_checkpoint
 
@@ -406,7 +406,7 @@ def test_shipped_model_reads_rendered_digits():
         guess_ours, guess_naive = model(ours).argmax(1), model(naive).argmax(1)
     acc_ours = (guess_ours == labels).float().mean().item()
     acc_naive = (guess_naive == labels).float().mean().item()
-    print(f"\n{len(pictures)} pictures: preprocess {acc_ours:.1%}, plain resize {acc_naive:.1%}")
+    report(f"{len(pictures)} pictures: preprocess {acc_ours:.1%}, plain resize {acc_naive:.1%}")
     misses = [f"{t} -> {int(g)}" for (_, _, t), g, y in zip(pictures, guess_ours, labels) if g != y]
     assert acc_ours >= 0.90, "\n".join(misses)
 
