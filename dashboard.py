@@ -20,5 +20,5 @@ pages = [
     st.Page(f"{PAGES}/predict.py", title="Predict", icon=":material/draw:", url_path="predict"),
 ]
 page = st.navigation(pages)
-ui.sidebar()
+ui.sidebar(page)
 page.run()

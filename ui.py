@@ -100,22 +100,22 @@ def model_caption(path: Path) -> str:
     return f"**{path.stem}** · {acc_text} · {ckpt.recipe.describe()}"
 
 
-def sidebar() -> None:
-    """The active model, and a running job's progress, on every page."""
+def sidebar(page) -> None:
+    """The active model on every page, and a running job's progress on the pages other
+    than Train (which shows the run live)."""
     with st.sidebar:
         st.markdown("**Active model**")
         st.caption(model_caption(active_model_path()))
         # Drawn with the page, not refreshed by a timer: a fragment ticking every second on
         # every page made Streamlit drop the output of long page runs (eight users uploading
-        # pictures while a run trained were left with some answers missing, for good). The
-        # Train page shows the run live.
+        # pictures while a run trained were left with some answers missing, for good).
         job = trainer().current
         snap = job.snapshot() if job is not None else None
-        if snap is not None and snap.active:
+        if snap is not None and snap.active and page.url_path != "train":
             st.markdown("**Training**")
-            st.progress(
-                snap.progress, text=f"Epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs}"
-            )
+            epoch = f"Epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs}"
+            st.progress(snap.progress, text=f"{epoch} when this page opened")
+            st.page_link("app_pages/train.py", label="Follow it live", icon=":material/monitoring:")
 
 
 # Shared by the Samples and Predict pages: a model chooser, cached predictions over MNIST,

@@ -145,6 +145,15 @@ def test_a_finished_run_shows_accuracy_saves_the_model_and_can_become_active(app
     assert "train_use" not in [b.key for b in app.button]
 
 
+def test_other_pages_show_a_running_jobs_progress_in_the_sidebar_and_train_does_not(app):
+    start(app, **SLOW)
+    sidebar = AppTest.from_file(DASHBOARD, default_timeout=30).run().sidebar  # Overview
+    (bar,) = sidebar.get("progress")
+    assert re.fullmatch(r"Epoch [123]/3 when this page opened", bar.proto.text), bar.proto.text
+    assert [link.proto.label for link in sidebar.get("page_link")] == ["Follow it live"]
+    assert not app.run().sidebar.get("progress")  # the Train page shows the run live instead
+
+
 def test_earlier_runs_are_listed_and_their_loss_curves_overlaid(app):
     for lr in (0.01, 0.003):
         start(app, hidden="32", lr=lr, epochs=2, batch_size=60, augment=False)
