@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .files import read_regular_file
 from .model import DigitClassifier
 from .recipe import Recipe, RecipeError
 
@@ -113,10 +114,10 @@ def _refusal(e: Exception, data: bytes) -> str:
 
 def load_checkpoint(source) -> Checkpoint:
     """Load a model file (path or bytes) safely, or raise ModelFileError."""
-    try:
-        data = Path(source).read_bytes() if not isinstance(source, bytes) else source
-    except OSError as e:
-        raise ModelFileError(f"Cannot read the model file {source}: {e.strerror}.") from None
+    if isinstance(source, bytes):
+        data = source
+    else:  # a regular file only, its size checked before a byte is read
+        data = read_regular_file(source, MAX_FILE_BYTES, ModelFileError, "model file")
     if len(data) > MAX_FILE_BYTES:
         raise ModelFileError("The model file is larger than 200 MB, too large to be one of ours.")
     try:

@@ -20,6 +20,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .files import read_regular_file
+
+MAX_FILE_BYTES = 50 * 2**20  # a picture file read from disk (uploads are capped lower)
 MAX_PIXELS = 25_000_000  # width*height limit, checked from the header before decoding
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # by content (PIL's img.format)
 _ACCEPTED_TEXT = ", ".join(ACCEPTED_FORMATS[:-1]) + " or " + ACCEPTED_FORMATS[-1]
@@ -66,10 +69,9 @@ def preprocess(
 def _decode(source) -> tuple[np.ndarray, np.ndarray | None]:
     """Decode any accepted source into grey levels and alpha; nothing but ImageError escapes."""
     if isinstance(source, (str, os.PathLike)):
-        try:  # read it all: PIL would otherwise keep the file open for animated pictures
-            source = Path(source).read_bytes()
-        except OSError as e:
-            raise ImageError(f"Cannot read {os.fspath(source)!r}: {e.strerror or e}.") from None
+        # read it all (PIL would otherwise keep the file open for animated pictures), but
+        # only a regular file of a picture's size: never /dev/zero, a FIFO or a folder
+        source = read_regular_file(source, MAX_FILE_BYTES, ImageError, "picture")
     if isinstance(source, np.ndarray):
         img = _from_array(source)
     elif isinstance(source, Image.Image):
