@@ -8,7 +8,7 @@ import streamlit as st
 
 import ui
 
-st.set_page_config(page_title="MNIST MLP", page_icon=":material/draw:", layout="wide")
+st.set_page_config(page_title="MNIST MLP", page_icon="✍️", layout="wide")
 
 PAGES = "app_pages"
 pages = [

@@ -3,6 +3,9 @@
 Streamlit code lives here and in app_pages/; mlp_core never imports Streamlit.
 """
 
+import contextlib
+import ctypes
+import functools
 import os
 import re
 from pathlib import Path
@@ -13,9 +16,13 @@ import pandas as pd
 import streamlit as st
 import torch
 from PIL import Image
+from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from mlp_core import Checkpoint, ModelFileError, load_checkpoint, load_mnist, mnist_available
+from mlp_core.checkpoint import MAX_FILE_BYTES, Summary, read_summary
 from mlp_core.data import data_root
+from mlp_core.files import regular_file_size
 from mlp_core.insight import (
     activations,
     diverging_rgb,
@@ -29,7 +36,14 @@ from mlp_core.metrics import predict_probs
 from mlp_core.preprocess import Preprocessed
 
 DEFAULT_MODEL = Path(__file__).parent / "models" / "default.pt"
+DEFAULT_NAME = "default"
 MODELS_DIR = Path(os.environ.get("MLP_MODELS_DIR", Path(__file__).parent / "models"))
+
+
+def models_dir() -> Path:
+    """Where models are saved and listed (MLP_MODELS_DIR, else models/ beside this file)."""
+    return Path(MODELS_DIR)
+
 
 # A training run shares the machine with this web server and the browsers watching it. With
 # torch's default of one thread per core, every op then waits for a core that is busy
@@ -38,66 +52,150 @@ MODELS_DIR = Path(os.environ.get("MLP_MODELS_DIR", Path(__file__).parent / "mode
 torch.set_num_threads(max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)) - 1)))
 
 
-@st.cache_resource
-def trainer() -> Trainer:
-    """The server's one training slot, shared by every session (designed for that)."""
-    return Trainer(models_dir=MODELS_DIR)
+MAX_FILES_PER_UPLOAD = 20  # pictures read from one upload
+MAX_SESSION_UPLOAD_BYTES = 50 * 2**20  # uploaded bytes one browser session may hold
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _load(path: str, mtime: float) -> Checkpoint:
-    return load_checkpoint(path)  # mtime in the key: a re-saved file is loaded afresh
+def _return_freed_memory_to_the_system() -> None:
+    """Let freed uploads go back to the operating system, not stay in the server's heap.
+
+    glibc serves allocations above a threshold with their own mmap, returned on free; but
+    after each such free it raises the threshold (up to 32 MB), so the next uploads (a few
+    MB each) land in the heap, which rarely shrinks: the server kept 2.7 GB after three
+    browsers uploaded 750 MB and left. Fixing the threshold at 1 MB keeps every upload in
+    its own mapping. Elsewhere (not glibc) this does nothing.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(-3, 2**20)  # M_MMAP_THRESHOLD
 
 
-def load_model(path: str | Path) -> Checkpoint:
-    """A model file, loaded once per version and shared read-only; raises ModelFileError."""
-    p = Path(path)
-    try:
-        mtime = p.stat().st_mtime
-    except OSError:
-        raise ModelFileError(f"The model file {p.name} no longer exists.") from None
-    return _load(str(p), mtime)
+_return_freed_memory_to_the_system()
 
 
-def model_files() -> list[Path]:
-    """The shipped default first, then models saved from the Train page, newest first."""
-    saved = sorted(MODELS_DIR.glob("*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [DEFAULT_MODEL, *[p for p in saved if p.resolve() != DEFAULT_MODEL.resolve()]]
+def limit_uploads(files: list) -> tuple[list, str | None]:
+    """The uploaded files this page will read, and a sentence if some were dropped.
 
-
-def active_model_path() -> Path:
-    """This session's active model (the shipped default until the user picks another)."""
-    path = Path(st.session_state.setdefault("active_model", str(DEFAULT_MODEL)))
-    if not path.exists():
-        st.session_state["active_model"] = str(DEFAULT_MODEL)
-        return DEFAULT_MODEL
-    return path
-
-
-def set_active_model(path: str | Path) -> None:
-    st.session_state["active_model"] = str(path)
-
-
-def mnist_missing() -> str | None:
-    """One sentence if MNIST is not on disk here, else None."""
-    if mnist_available():
-        return None
-    return (
-        f"MNIST is not on this machine (looked in {data_root().resolve() / 'MNIST' / 'raw'}) "
-        "and cannot be downloaded now: set the MNIST_ROOT variable to a folder that holds "
-        "MNIST/raw/ and restart the app."
+    At most MAX_FILES_PER_UPLOAD files and MAX_SESSION_UPLOAD_BYTES in all; the rest, and
+    any file this session sent that no widget shows (a forged upload), are removed from
+    the server's memory at once rather than when the session ends.
+    """
+    kept, total = [], 0
+    for f in files or []:
+        if len(kept) < MAX_FILES_PER_UPLOAD and total + f.size <= MAX_SESSION_UPLOAD_BYTES:
+            kept.append(f)
+            total += f.size
+    dropped = len(files or []) - len(kept)
+    ctx = get_script_run_ctx()
+    mgr = getattr(ctx, "uploaded_file_mgr", None)
+    if isinstance(mgr, MemoryUploadedFileManager):
+        keep = {f.file_id for f in kept}
+        held = list(mgr.file_storage.get(ctx.session_id, {}))
+        for file_id in held:
+            if file_id not in keep:
+                mgr.remove_file(ctx.session_id, file_id)
+    if not dropped:
+        return kept, None
+    return kept, (
+        f"Only the first {len(kept)} pictures were read: one upload takes at most "
+        f"{MAX_FILES_PER_UPLOAD} pictures and {MAX_SESSION_UPLOAD_BYTES // 2**20} MB in all. "
+        "Remove some and add the others after."
     )
 
 
-def model_caption(path: Path) -> str:
-    """Name, test accuracy and recipe of a model file, in one short line."""
+@st.cache_resource
+def trainer() -> Trainer:
+    """The server's one training slot, shared by every session (designed for that)."""
+    return Trainer(models_dir=models_dir())
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _load(path: str, size: int, mtime: int) -> Checkpoint:
+    return load_checkpoint(path)  # size and mtime in the key: a re-saved file is loaded afresh
+
+
+def _version(path: Path) -> tuple[int, int]:
+    """(size, mtime in ns) of a regular model file, or ModelFileError without opening it."""
+    size = regular_file_size(path, MAX_FILE_BYTES, ModelFileError, "model file")
+    return size, path.stat().st_mtime_ns
+
+
+def load_model(path: str | Path) -> Checkpoint:
+    """A model file, loaded once per version and shared read-only; raises ModelFileError.
+
+    Only for paths from `model_files()`: never for a name a browser sent.
+    """
+    p = Path(path)
+    return _load(str(p), *_version(p))
+
+
+@functools.lru_cache(maxsize=512)
+def _summary(path: str, size: int, mtime: int) -> Summary | str:
     try:
-        ckpt = load_model(path)
+        return read_summary(path)
     except ModelFileError as e:
-        return f"{path.name}: {e}"
-    acc = ckpt.test_accuracy
+        return str(e)
+
+
+def summary(path: Path) -> Summary | str:
+    """Recipe and accuracy of a model file for its label (not its weights), or why not."""
+    try:
+        return _summary(str(path), *_version(path))
+    except ModelFileError as e:
+        return str(e)
+
+
+def model_files() -> dict[str, Path]:
+    """{name: path}: the shipped default first, then the models folder's files, newest first.
+
+    The only model files the dashboard opens: a name a browser sends is looked up here.
+    """
+    saved = []
+    for p in models_dir().glob("*.pt"):
+        with contextlib.suppress(OSError):
+            if p.is_file() and p.resolve() != DEFAULT_MODEL.resolve():
+                saved.append((p.stat().st_mtime, p))
+    files = {DEFAULT_NAME: DEFAULT_MODEL}
+    for _, p in sorted(saved, reverse=True):
+        files.setdefault(p.stem, p)
+    return files
+
+
+def active_model_name() -> str:
+    """This session's active model (the shipped default until the user picks another)."""
+    name = st.session_state.get("active_model")
+    if name not in model_files():  # never set, deleted since, or not a name we gave
+        name = st.session_state["active_model"] = DEFAULT_NAME
+    return name
+
+
+def active_model_path() -> Path:
+    return model_files()[active_model_name()]
+
+
+def set_active_model(path: str | Path) -> None:
+    """Make the model file at `path` (one of model_files()) the active one."""
+    name = next((n for n, p in model_files().items() if str(p) == str(path)), DEFAULT_NAME)
+    st.session_state["active_model"] = name
+
+
+def mnist_missing() -> str | None:
+    """One sentence if MNIST is not on disk here, else None (no server folders in it)."""
+    if mnist_available():
+        return None
+    return (
+        "MNIST is not on this server and cannot be downloaded now: whoever runs it can set "
+        "the MNIST_ROOT variable to a folder that holds MNIST/raw/ and restart the app."
+    )
+
+
+def model_caption(name: str) -> str:
+    """Name, test accuracy and recipe of a model file, in one short line."""
+    info = summary(model_files().get(name, DEFAULT_MODEL))
+    if isinstance(info, str):
+        return f"{plain(name)}: {plain(info)}"
+    acc = info.test_accuracy
     acc_text = f"test accuracy {acc:.4f}" if acc is not None else "accuracy unknown"
-    return f"**{path.stem}** · {acc_text} · {ckpt.recipe.describe()}"
+    return f"**{plain(name)}** · {acc_text} · {plain(info.recipe.describe())}"
 
 
 def sidebar(page) -> None:
@@ -105,7 +203,7 @@ def sidebar(page) -> None:
     than Train (which shows the run live)."""
     with st.sidebar:
         st.markdown("**Active model**")
-        st.caption(model_caption(active_model_path()))
+        st.caption(model_caption(active_model_name()))
         # Drawn with the page, not refreshed by a timer: a fragment ticking every second on
         # every page made Streamlit drop the output of long page runs (eight users uploading
         # pictures while a run trained were left with some answers missing, for good).
@@ -122,33 +220,40 @@ def sidebar(page) -> None:
 # and the pictures and charts that show what a model thinks.
 
 
-def _model_label(path: str) -> str:
-    p = Path(path)
-    name = f"{p.stem} (shipped)" if p.resolve() == DEFAULT_MODEL.resolve() else p.stem
-    try:
-        acc = load_model(p).test_accuracy
-    except ModelFileError:
-        return f"{name} · unreadable"
-    return f"{name} · {acc:.2%}" if acc is not None else f"{name} · accuracy unknown"
+def model_label(name: str) -> str:
+    """`default (shipped) · 99.18%` from the file's small summary; any value is safe here,
+    since a forged widget value reaches this function too (it is never opened as a path)."""
+    path = model_files().get(name) if isinstance(name, str) else None
+    if path is None:
+        return "unknown model"
+    shown = f"{name} (shipped)" if name == DEFAULT_NAME else name
+    info = summary(path)
+    if isinstance(info, str):
+        return f"{shown} · unreadable"
+    acc = info.test_accuracy
+    return f"{shown} · {acc:.2%}" if acc is not None else f"{shown} · accuracy unknown"
 
 
 def model_picker(key: str) -> tuple[Path, Checkpoint | None]:
-    """Choose a model file, the active one preselected; a bad file shows its sentence -> None."""
-    active = active_model_path()
+    """Choose a model file, the active one preselected; a bad file shows its sentence -> None.
+
+    The options are names from the server's own list. A value that is not among them (a
+    browser can send anything) is ignored and the active model kept.
+    """
     files = model_files()
-    if not any(p.resolve() == active.resolve() for p in files):
-        files.append(active)
-    index = next(i for i, p in enumerate(files) if p.resolve() == active.resolve())
-    choice = Path(
-        st.selectbox(
-            "Model", [str(p) for p in files], index=index, format_func=_model_label, key=key
-        )
+    names = list(files)
+    active = active_model_name()
+    choice = st.selectbox(
+        "Model", names, index=names.index(active), format_func=model_label, key=key
     )
+    if choice not in files:
+        choice = active
+    path = files[choice]
     try:
-        return choice, load_model(choice)
+        return path, load_model(path)
     except ModelFileError as e:
-        st.error(str(e))
-        return choice, None
+        st.error(plain(str(e)))
+        return path, None
 
 
 @st.cache_data(max_entries=8, show_spinner="Running the model over MNIST…")
@@ -184,9 +289,18 @@ def enlarge(rgb: np.ndarray, factor: int) -> Image.Image:
     return Image.fromarray(rgb).resize((w * factor, h * factor), Image.Resampling.NEAREST)
 
 
-def md_escape(text: str) -> str:
-    """Text (a file name) shown literally inside Streamlit markdown."""
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:$])", r"\\\1", text)
+def plain(text: str) -> str:
+    """Text a user typed or named (a file name, a field), shown literally inside markdown.
+
+    On one line, only inline marks can act: emphasis, code, strikethrough, math, tables,
+    HTML, [links](...), ![images](...), :red[colours] and :material/icons:; a character
+    of each is escaped. Bare addresses (www.x.org, a@b.c, http://...) become links
+    after escapes are read, so a zero-width space breaks their pattern instead.
+    """
+    text = " ".join(str(text).splitlines())  # one line: no headings, lists or blocks
+    text = re.sub(r"(?i)(www|://|@)", lambda m: m[1][:1] + "\u200b" + m[1][1:], text)
+    text = re.sub(r"([\\`*_<>~|$])", r"\\\1", text).replace("](", "]\\(")
+    return re.sub(r":(?=\S)", r"\\:", text)  # :red[...], :material/icon:
 
 
 def prediction_line(probs) -> str:

@@ -35,6 +35,6 @@ with c3:
     st.caption("Draw a digit or upload a photo of one, and see what the network thinks.")
 
 st.subheader("Active model")
-st.markdown(ui.model_caption(ui.active_model_path()))
+st.markdown(ui.model_caption(ui.active_model_name()))
 if (msg := ui.mnist_missing()) is not None:
     st.info(msg)

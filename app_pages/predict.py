@@ -54,14 +54,18 @@ with upload:
     )
     names = ", ".join(ACCEPTED_FORMATS[:-1]) + " or " + ACCEPTED_FORMATS[-1]
     st.caption(
-        f"{names} files of up to {st.get_option('server.maxUploadSize')} MB and "
-        f"{MAX_PIXELS / 1e6:g} megapixels each. Any colours: dark ink on paper, a photo "
-        "or light ink on a dark screen."
+        f"Up to {ui.MAX_FILES_PER_UPLOAD} {names} files of up to "
+        f"{st.get_option('server.maxUploadSize')} MB and {MAX_PIXELS / 1e6:g} megapixels each "
+        f"({ui.MAX_SESSION_UPLOAD_BYTES // 2**20} MB in all). Any colours: dark ink on paper, "
+        "a photo or light ink on a dark screen."
     )
-    for row in range(0, len(files or []), 2):
+    files, dropped = ui.limit_uploads(files)
+    if dropped:
+        st.warning(dropped, icon=":material/warning:")
+    for row in range(0, len(files), 2):
         for col, f in zip(st.columns(2), files[row : row + 2], strict=False):
             with col, st.container(border=True):
-                name = ui.md_escape(f.name)
+                name = ui.plain(f.name)  # a file name is the sender's text, shown as text
                 try:
                     prep = preprocess(f.getvalue())
                 except ImageError as e:

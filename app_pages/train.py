@@ -20,16 +20,15 @@ from mlp_core import (
     ModelFileError,
     Recipe,
     RecipeError,
-    build_learner,
     load_mnist,
     usable_devices,
 )
 from mlp_core.augment import random_affine
-from mlp_core.checkpoint import save_as
+from mlp_core.checkpoint import check_quota, save_as
 from mlp_core.data import to_float
 from mlp_core.insight import grey_rgb, template_grid, tile
 from mlp_core.jobs import JobBusyError, Snapshot
-from mlp_core.lr_finder import LRFinderResult, lr_find
+from mlp_core.lr_finder import LRFinderResult
 from mlp_core.optim import OPTIMIZERS
 from mlp_core.recipe import INITS, SCHEDULES
 
@@ -78,17 +77,23 @@ def duration(seconds: float | None) -> str:
 
 
 def shown_path(out: str) -> str:
-    """The model file relative to the app's folder when it is inside it (models/...)."""
-    try:
-        return str(Path(out).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return out
+    """A model file as visitors see it: its name in the models folder, never the server's
+    own folders."""
+    return f"models/{Path(out).name}"
 
 
-def smoothed(losses: list[float], total_steps: int) -> pd.Series:
-    """Exponential moving average, corrected for its start at zero (what fastai plots)."""
-    span = min(SMOOTHING, max(1, total_steps // 50))
+def smoothed(losses: list[float], total_steps: int, stride: int = 1) -> pd.Series:
+    """Exponential moving average, corrected for its start at zero (what fastai plots).
+
+    `stride`: batches per point (a long run's history averages neighbouring batches).
+    """
+    span = max(1, min(SMOOTHING, max(1, total_steps // 50)) // stride)
     return pd.Series(losses, dtype="float64").ewm(alpha=1 / span, adjust=True).mean()
+
+
+def stride_of(snap: Snapshot) -> int:
+    """Batches per point of a run's loss history (1 until it holds thousands)."""
+    return max(1, round(snap.step / max(1, len(snap.losses))))
 
 
 def thinned(df: pd.DataFrame) -> pd.DataFrame:
@@ -240,14 +245,14 @@ def recipe_form(defaults: Recipe, missing: str | None) -> None:
             augment=augment,
             seed=int(seed),
             device=device,
-        ).validate(n_train=len(load_mnist(True, download=False)))  # e.g. batch > training set
+        )
         st.session_state["train_recipe"] = recipe  # the form shows it again when you come back
         if find:
             find_lr(recipe)
             return
         ui.trainer().start(recipe)
-    except (RecipeError, JobBusyError, DataError) as e:
-        st.error(str(e), icon=":material/error:")
+    except (RecipeError, JobBusyError, DataError, ModelFileError) as e:
+        st.error(ui.plain(str(e)), icon=":material/error:")  # it may quote what was typed
     else:
         st.rerun()  # redraw the whole app, sidebar included, with the live timers on
 
@@ -256,10 +261,9 @@ def find_lr(recipe: Recipe) -> None:
     """Run the learning-rate finder on `recipe`'s starting weights; keep the result."""
     try:
         with st.spinner("Trying learning rates from 1e-6 to 10…"):
-            learn = build_learner(recipe, load_mnist(True, download=False))
-            result = lr_find(learn)
-    except (DataError, DeviceError, RecipeError) as e:
-        st.error(str(e), icon=":material/error:")
+            result = ui.trainer().find_lr(recipe)  # in the training slot: never beside a run
+    except (DataError, DeviceError, RecipeError, JobBusyError) as e:
+        st.error(ui.plain(str(e)), icon=":material/error:")
         return
     st.session_state["train_lrfind"] = {"result": result, "recipe": recipe}
 
@@ -383,8 +387,8 @@ def show_augmentation() -> None:
 
 
 def loss_chart(snap: Snapshot) -> alt.Chart:
-    df = pd.DataFrame({"batch": range(1, len(snap.losses) + 1), "loss": snap.losses})
-    df["smoothed"] = smoothed(snap.losses, snap.total_steps)
+    df = pd.DataFrame({"batch": snap.loss_steps, "loss": snap.losses})
+    df["smoothed"] = smoothed(snap.losses, snap.total_steps, stride_of(snap))
     df = thinned(df).melt("batch", var_name="curve", value_name="value")
     df["curve"] = df["curve"].map({"loss": "each batch", "smoothed": "moving average"})
     return (
@@ -431,7 +435,7 @@ def show_outcome(snap: Snapshot) -> None:
         )
         return
     if snap.status == "failed":
-        st.error(f"The run failed: {snap.message}", icon=":material/error:")
+        st.error(f"The run failed: {ui.plain(snap.message)}", icon=":material/error:")
         return
     if snap.out is None:  # stopped before the first epoch ended
         st.info(snap.message, icon=":material/stop_circle:")
@@ -474,9 +478,10 @@ def show_outcome(snap: Snapshot) -> None:
     )
     if c2.button("Save as…", key="train_save_as", icon=":material/save:"):
         try:
-            saved = save_as(snap.out, name, ui.MODELS_DIR)
+            check_quota(ui.models_dir())
+            saved = save_as(snap.out, name, ui.models_dir())
         except ModelFileError as e:
-            st.error(str(e), icon=":material/error:")
+            st.error(ui.plain(str(e)), icon=":material/error:")
         else:
             st.success(f"Saved a copy as `{shown_path(str(saved))}`", icon=":material/save:")
 
@@ -604,8 +609,8 @@ def show_runs(snaps: list[Snapshot]) -> None:
     curves = []
     for s in [s for s in reversed(snaps) if len(s.losses) > 1][:MAX_COMPARED]:
         per_epoch = s.total_steps / s.epochs if s.total_steps else len(s.losses)
-        df = pd.DataFrame({"epoch": [i / per_epoch for i in range(1, len(s.losses) + 1)]})
-        df["loss"] = smoothed(s.losses, s.total_steps)
+        df = pd.DataFrame({"epoch": [i / per_epoch for i in s.loss_steps]})
+        df["loss"] = smoothed(s.losses, s.total_steps, stride_of(s))
         df["run"] = f"#{s.id} {s.recipe.describe()}"
         curves.append(thinned(df))
     if len(curves) < 2:

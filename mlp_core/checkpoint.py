@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .files import read_regular_file
+from .files import read_regular_file, regular_file_size
 from .model import DigitClassifier
 from .recipe import Recipe, RecipeError
 
@@ -195,6 +195,79 @@ def save_as(source, name: str, models_dir="models") -> Path:
 
 
 def model_filename(recipe: Recipe, test_accuracy: float | None) -> str:
-    """A readable file name from recipe and accuracy: `256-64_adam_lr0.002_..._acc0.9855.pt`."""
+    """A readable file name from recipe and accuracy: `256-64_adam_lr0.002_..._acc0.9855.pt`,
+    never longer than 120 characters whatever the recipe."""
     acc = f"_acc{test_accuracy:.4f}" if test_accuracy is not None else ""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", recipe.describe()) + acc + ".pt"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", recipe.describe())[:100] + acc + ".pt"
+
+
+def unused_path(path) -> Path:
+    """`path`, or `name-2.pt`, `name-3.pt`... if taken: a new model never replaces another."""
+    path = Path(path)
+    for i in range(2, 10_000):
+        if not path.exists():
+            return path
+        path = path.with_name(f"{path.stem.rsplit('-', 1)[0] if i > 2 else path.stem}-{i}.pt")
+    raise ModelFileError("Too many models share this name; choose another one.")
+
+
+@dataclass(frozen=True)
+class Quota:
+    """How much the models folder may hold (MLP_MAX_MODELS, MLP_MAX_MODELS_MB override)."""
+
+    files: int = 100
+    bytes: int = 1024 * 2**20
+
+    @classmethod
+    def from_env(cls) -> "Quota":
+        return cls(
+            int(os.environ.get("MLP_MAX_MODELS") or cls.files),
+            int(float(os.environ.get("MLP_MAX_MODELS_MB") or cls.bytes / 2**20) * 2**20),
+        )
+
+
+def check_quota(models_dir, adding: int = 0, quota: Quota | None = None) -> None:
+    """Raise ModelFileError if the folder cannot take one more model of `adding` bytes."""
+    quota = quota or Quota.from_env()
+    files = [p for p in Path(models_dir).glob("*.pt") if p.is_file()]
+    used = sum(p.stat().st_size for p in files)
+    if len(files) + 1 > quota.files or used + adding > quota.bytes:
+        raise ModelFileError(
+            f"The models folder is full ({len(files)} models, {used / 2**20:,.0f} MB; it holds "
+            f"at most {quota.files} models and {quota.bytes / 2**20:,.0f} MB). Whoever runs "
+            "this server can delete models from it."
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a model chooser shows: the recipe and the test accuracy, read without the weights."""
+
+    recipe: Recipe
+    test_accuracy: float | None
+
+
+def read_summary(path) -> Summary:
+    """The recipe and accuracy stored in a model file, without reading its weights.
+
+    The file is memory-mapped (`mmap=True`): the small pickle is unpickled safely
+    (`weights_only=True`) and the tensors are never touched, so this costs the same for a
+    1 MB and a 150 MB file. It proves nothing about the weights: load_checkpoint does.
+    """
+    regular_file_size(path, MAX_FILE_BYTES, ModelFileError, "model file")  # no FIFO, no device
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        raise ModelFileError(CORRUPT) from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ModelFileError("This file is not an mlp_core model file.")
+    try:
+        recipe = Recipe.from_dict(obj.get("recipe")).validate()
+    except (TypeError, AttributeError, RecipeError) as e:
+        raise ModelFileError(f"The model file's recipe is not valid: {e}") from None
+    acc = (obj.get("record") or {}).get("test_accuracy")
+    if not (acc is None or (isinstance(acc, (int, float)) and 0 <= acc <= 1)):
+        acc = None
+    return Summary(recipe, acc)

@@ -12,17 +12,27 @@ import stat
 from pathlib import Path
 
 
+def regular_file_size(path, max_bytes: int, error: type[Exception], what: str = "file") -> int:
+    """The size of `path` if it is a regular file of at most `max_bytes`, else raise `error`."""
+    name = Path(os.fspath(path)).name or os.fspath(path)
+    try:
+        st = os.stat(path)  # stat never blocks, not even on a FIFO
+    except OSError as e:
+        raise error(f"Cannot read the {what} {name}: {e.strerror or e}.") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"The {what} {name} is not a regular file, so it was not opened.")
+    if st.st_size > max_bytes:
+        raise error(f"The {what} {name} is larger than {max_bytes // 2**20} MB.")
+    return st.st_size
+
+
 def read_regular_file(path, max_bytes: int, error: type[Exception], what: str = "file") -> bytes:
     """The bytes of `path` if it is a regular file of at most `max_bytes`; else raise
     `error` with one sentence naming the file by its base name only (never the server's
     folders)."""
     name = Path(os.fspath(path)).name or os.fspath(path)
+    regular_file_size(path, max_bytes, error, what)
     try:
-        st = os.stat(path)  # stat never blocks, not even on a FIFO
-        if not stat.S_ISREG(st.st_mode):
-            raise error(f"The {what} {name} is not a regular file, so it was not opened.")
-        if st.st_size > max_bytes:
-            raise error(f"The {what} {name} is larger than {max_bytes // 2**20} MB.")
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO cannot hang us
     except OSError as e:
         raise error(f"Cannot read the {what} {name}: {e.strerror or e}.") from None

@@ -15,10 +15,13 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import model_filename, save_checkpoint
+from . import budget
+from .checkpoint import ModelFileError, check_quota, model_filename, save_checkpoint, unused_path
 from .data import Split, load_mnist
+from .history import LossHistory
 from .insight import WeightWatch
 from .learner import Callback, CancelFitException, DivergedError, Learner
+from .lr_finder import LRFinderResult, lr_find
 from .recipe import Recipe
 from .train import build_learner, training_record
 
@@ -44,7 +47,8 @@ class Snapshot:
     total_steps: int
     elapsed: float  # seconds
     samples_per_sec: float
-    losses: list[float]  # training loss of every batch so far
+    losses: list[float]  # training loss per batch, averaged over `loss_steps` on long runs
+    loss_steps: list[int]  # the batch (1-based) each loss ends at; at most a few thousand
     accuracies: list[float]  # test accuracy after each epoch
     test_accuracy: float | None
     out: str | None  # saved model file, once finished
@@ -83,7 +87,7 @@ class _Watch(Callback):
     def after_batch(self, learn):
         job = self.job
         with job._lock:
-            job._losses.append(learn.loss)
+            job._losses.append(learn.loss)  # bounded: long runs keep averages of neighbours
             job._step, job._seen = job._step + 1, job._seen + learn.batch_size
             job._elapsed = learn.seconds
         if job._stop.is_set():
@@ -115,7 +119,7 @@ class TrainingJob:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._status, self._message = "starting", "Loading MNIST..."
-        self._losses: list[float] = []
+        self._losses = LossHistory()
         self._accuracies: list[float] = []
         self._epoch = self._step = self._seen = self._total_steps = 0
         self._elapsed, self._out = 0.0, None
@@ -163,8 +167,9 @@ class TrainingJob:
             if learn.epochs_done == 0:
                 self._set("stopped", "Stopped before the first epoch ended; nothing was saved.")
                 return
-            out = self.models_dir / model_filename(self.recipe, learn.test_accuracy)
-            save_checkpoint(out, learn.model, self.recipe, training_record(learn))
+            check_quota(self.models_dir)
+            out = unused_path(self.models_dir / model_filename(self.recipe, learn.test_accuracy))
+            save_checkpoint(out, learn.model, self.recipe, training_record(learn), overwrite=False)
             with self._lock:
                 self._out = str(out)
             done = (
@@ -179,6 +184,10 @@ class TrainingJob:
                 "failed",
                 "CUDA ran out of memory: try a smaller batch size or hidden layers, or the CPU.",
             )
+        except ModelFileError as e:  # e.g. the models folder filled up during the run
+            self._set("failed", str(e))
+        except OSError as e:  # the message would show the server's folders: only say why
+            self._set("failed", f"Saving the model failed: {e.strerror or type(e).__name__}.")
         except Exception as e:  # any other failure ends this run, never the server
             self._set("failed", f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
         finally:
@@ -189,6 +198,7 @@ class TrainingJob:
     def snapshot(self) -> Snapshot:
         with self._lock:
             elapsed = self._elapsed
+            loss_steps, losses = self._losses.points()
             return Snapshot(
                 id=self.id,
                 status=self._status,
@@ -200,7 +210,8 @@ class TrainingJob:
                 total_steps=self._total_steps,
                 elapsed=elapsed,
                 samples_per_sec=self._seen / elapsed if elapsed > 0 else 0.0,
-                losses=list(self._losses),
+                losses=losses,
+                loss_steps=loss_steps,
                 accuracies=list(self._accuracies),
                 test_accuracy=self._accuracies[-1] if self._accuracies else None,
                 out=self._out,
@@ -213,12 +224,16 @@ class Trainer:
     """The server's one training slot, and the runs it has made.
 
     `start` is atomic: two callers at the same moment start one run; the
-    other gets JobBusyError.
+    other gets JobBusyError. The learning-rate finder takes the same slot, so
+    neither can run beside the other. Every run is priced first (`budget.check`)
+    and refused with a sentence if it costs more than `limits` allow.
     """
 
-    def __init__(self, models_dir="models", data_dir=None):
+    def __init__(self, models_dir="models", data_dir=None, limits: budget.Limits | None = None):
         self.models_dir, self.data_dir = models_dir, data_dir
+        self.limits = limits
         self._lock = threading.Lock()
+        self._finding = False  # the learning-rate finder holds the slot
         self.jobs: list[TrainingJob] = []
 
     @property
@@ -230,16 +245,46 @@ class Trainer:
         job = self.current
         return job if job is not None and job.snapshot().active else None
 
+    def _claim(self) -> None:
+        """Raise JobBusyError unless the slot is free (call with the lock held)."""
+        if self._finding:
+            raise JobBusyError(
+                "The learning-rate finder is running on this server; try again in a few seconds."
+            )
+        if self.active() is not None:
+            raise JobBusyError(
+                "A training run is already going on this server; wait for it to end or stop it."
+            )
+
+    def _train_split(self, data) -> Split:
+        return data[0] if data is not None else load_mnist(True, self.data_dir, download=False)
+
     def start(self, recipe: Recipe, data=None, cbs: list[Callback] = ()) -> TrainingJob:
-        recipe.validate()
+        """Price and start a run; RecipeError (BudgetError), ModelFileError (the models
+        folder is full), DataError or JobBusyError with one sentence if it cannot."""
+        n_train = len(self._train_split(data))
+        recipe.validate(n_train)
+        est = budget.check(recipe, n_train, self.limits)
+        check_quota(self.models_dir, adding=est.params * 4)
         with self._lock:
-            if self.active() is not None:
-                raise JobBusyError(
-                    "A training run is already going on this server; wait for it to end or stop it."
-                )
+            self._claim()
             job = TrainingJob(recipe, self.data_dir, self.models_dir, data=data, cbs=cbs)
             self.jobs.append(job)
             return job.start()
+
+    def find_lr(self, recipe: Recipe, data=None, **kwargs) -> LRFinderResult:
+        """Run the learning-rate finder on `recipe` in the caller's thread, holding the slot."""
+        train = self._train_split(data)
+        recipe.validate(len(train))
+        budget.check(recipe, len(train), self.limits, steps=kwargs.get("num_it", 200))
+        with self._lock:
+            self._claim()
+            self._finding = True
+        try:
+            return lr_find(build_learner(recipe, train), **kwargs)
+        finally:
+            with self._lock:
+                self._finding = False
 
     def stop(self) -> None:
         if (job := self.active()) is not None:

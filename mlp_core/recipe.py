@@ -10,6 +10,7 @@ from .optim import OPTIMIZERS
 
 INITS = ("notebook", "kaiming")
 SCHEDULES = ("constant", "onecycle")
+MAX_HIDDEN_LAYERS = 8
 
 
 class RecipeError(ValueError):
@@ -44,6 +45,11 @@ class Recipe:
             raise RecipeError(f"Hidden sizes must be positive whole numbers, got {h!r}.")
         if any(n > 8192 for n in h):
             raise RecipeError("Hidden sizes above 8192 units are too large for this app.")
+        if len(h) > MAX_HIDDEN_LAYERS:
+            raise RecipeError(
+                f"At most {MAX_HIDDEN_LAYERS} hidden layers, got {len(h)}: "
+                "an MLP this deep learns MNIST no better, only slower."
+            )
         if self.init not in INITS:
             raise RecipeError(f"Init must be one of {', '.join(INITS)}, got {self.init!r}.")
         if self.optimizer not in OPTIMIZERS:
@@ -70,8 +76,8 @@ class Recipe:
             )
         if not isinstance(self.augment, bool):
             raise RecipeError(f"Augment must be true or false, got {self.augment!r}.")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise RecipeError(f"Seed must be a whole number of at least 0, got {self.seed!r}.")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise RecipeError(f"Seed must be a whole number from 0 to 2^63 - 1, got {self.seed!r}.")
         return self
 
     def to_dict(self) -> dict:
@@ -89,5 +95,7 @@ class Recipe:
     def describe(self) -> str:
         """A short human name, e.g. `256-64 sgd lr0.05 bs128 15ep`."""
         h = "-".join(map(str, self.hidden))
+        if len(h) > 40:  # a file name is made of this: keep it short for any depth
+            h = f"{self.hidden[0]}-...-{self.hidden[-1]}x{len(self.hidden)}"
         aug = " aug" if self.augment else ""
         return f"{h} {self.optimizer} lr{self.lr:g} bs{self.batch_size} {self.epochs}ep{aug}"

@@ -6,6 +6,7 @@ instead of skipping: CI must run everything.
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import struct
@@ -56,6 +57,11 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measured figures")
         for line in FIGURES:
             terminalreporter.write_line(line)
+
+
+def shown(markdown: str) -> str:
+    """The text a reader sees for markdown that escapes what a user typed (ui.plain)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")
 
 
 def need(condition: bool, reason: str) -> None:

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 import mlp_core.jobs
 import ui
+from conftest import shown
 from mlp_core import Callback, load_checkpoint
 from mlp_core.metrics import predict_probs
 from mlp_core.preprocess import preprocess
@@ -156,13 +157,15 @@ def test_a_typed_model_name_cannot_leave_models_or_replace_a_model(app, tmp_path
     save_as("../../outside/my model?")
     assert not app.exception and not app.error
     saved = tmp_path / "my_model_.pt"
-    assert texts(app.success)[-1] == f"Saved a copy as `{saved}`"
+    assert texts(app.success)[-1] == f"Saved a copy as `models/{saved.name}`"
     assert load_checkpoint(saved).test_accuracy == snap.test_accuracy
     first = saved.read_bytes()
     save_as("/etc/passwd")
     assert (tmp_path / "passwd.pt").exists()
     save_as("my model?")  # the same name, typed another way: refused, the first one kept
-    assert texts(app.error) == ["A model named my_model_ already exists; choose another name."]
+    assert [shown(e) for e in texts(app.error)] == [
+        "A model named my_model_ already exists; choose another name."
+    ]
     assert saved.read_bytes() == first
     save_as("")
     assert texts(app.error) == ["Type a name for the model first."]

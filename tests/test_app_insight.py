@@ -150,7 +150,7 @@ def test_the_lr_finder_is_refused_without_mnist(train_page, tmp_path, monkeypatc
     monkeypatch.setenv("MNIST_ROOT", str(tmp_path / "nowhere"))
     at = train_page.run()
     assert not at.exception
-    assert at.warning[0].value.startswith("MNIST is not on this machine")
+    assert at.warning[0].value.startswith("MNIST is not on this server")
     assert at.button(key="train_find").proto.disabled
     assert not [e for e in at.expander if e.label.startswith("What does augmenting do")]
 

@@ -139,7 +139,7 @@ def test_a_finished_run_shows_accuracy_saves_the_model_and_can_become_active(app
 
     app.button(key="train_use").click().run()
     assert not app.exception
-    assert app.session_state["active_model"] == snap.out
+    assert app.session_state["active_model"] == Path(snap.out).stem
     # (AppTest drops the sidebar's elements after switch_page, so check the page's own note)
     assert "This is the active model: the Samples and Predict pages use it." in texts(app.caption)
     assert "train_use" not in [b.key for b in app.button]
@@ -205,7 +205,7 @@ def test_without_mnist_start_is_disabled_and_the_app_still_works(app, tmp_path, 
     app.run()
     assert not app.exception
     (warning,) = app.warning
-    assert warning.value.startswith("MNIST is not on this machine")
+    assert warning.value.startswith("MNIST is not on this server")
     assert app.button(key="train_start").proto.disabled
     app.switch_page("app_pages/overview.py").run()
     assert not app.exception
