@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from mlp_core import Callback, Recipe, RecipeError, load_checkpoint, load_mnist, usable_devices
+from mlp_core.checkpoint import ModelFileError
 from mlp_core.jobs import JobBusyError, Trainer
+from mlp_core.recipe import MAX_HIDDEN_LAYERS
 
 # 600 training images in batches of 60: 10 steps an epoch, a second or less a run
 QUICK = dict(hidden=(32,), batch_size=60, epochs=3, lr=0.01, augment=False)
@@ -238,3 +240,82 @@ def test_a_real_cuda_out_of_memory_fails_cleanly_and_the_gpu_is_usable_again(tra
     assert snap.message.startswith("CUDA ran out of memory")
     trainer.start(Recipe(**QUICK, device="cuda:0"), data=data)
     assert trainer.wait(120).status == "finished"
+
+
+# -- limits: the budget, the models folder's quota, the finder in the slot ---------------------
+
+
+def test_a_recipe_over_budget_is_refused_before_anything_starts(trainer, data):
+    with pytest.raises(RecipeError, match="parameters; this server trains at most"):
+        trainer.start(Recipe(hidden=(8192, 8192, 8192), batch_size=60), data=data)
+    with pytest.raises(RecipeError, match="steps .* this server runs at most"):
+        trainer.start(Recipe(batch_size=1, epochs=1000), data=data)
+    assert trainer.jobs == [] and trainer.active() is None
+
+
+def test_a_full_models_folder_refuses_a_new_run_with_a_sentence(trainer, data, monkeypatch):
+    folder = Path(trainer.models_dir)
+    folder.mkdir(parents=True)
+    for i in range(3):
+        (folder / f"m{i}.pt").write_bytes(b"x")
+    monkeypatch.setenv("MLP_MAX_MODELS", "3")
+    with pytest.raises(ModelFileError, match=r"The models folder is full \(3 models"):
+        trainer.start(Recipe(**QUICK), data=data)
+    assert trainer.jobs == []
+
+
+def test_runs_with_the_same_name_never_overwrite_each_other(trainer, data):
+    outs = []
+    for _ in range(2):
+        trainer.start(Recipe(**QUICK), data=data)
+        snap = trainer.wait(60)
+        assert snap.status == "finished", snap.message
+        outs.append(snap.out)
+    assert outs[0] != outs[1] and all(Path(o).exists() for o in outs)
+    assert Path(outs[1]).stem == Path(outs[0]).stem + "-2"
+
+
+def test_the_deepest_recipe_saves_under_a_short_name(trainer, data):
+    deep = Recipe(hidden=(8,) * MAX_HIDDEN_LAYERS, batch_size=60, epochs=1, augment=False)
+    trainer.start(deep, data=data)
+    snap = trainer.wait(60)
+    assert snap.status == "finished", snap.message
+    assert (
+        len(Path(snap.out).name) <= 120 and load_checkpoint(snap.out).recipe.hidden == deep.hidden
+    )
+
+
+def test_the_lr_finder_takes_the_training_slot(trainer, data, monkeypatch):
+    import mlp_core.jobs as jobs
+
+    inside = threading.Event()
+    release = threading.Event()
+    real = jobs.lr_find
+
+    def slow_find(learn, **kw):  # hold the slot until the test has tried to start a run
+        inside.set()
+        release.wait(10)
+        return real(learn, **kw)
+
+    monkeypatch.setattr(jobs, "lr_find", slow_find)
+    found = []
+    t = threading.Thread(target=lambda: found.append(trainer.find_lr(Recipe(**QUICK), data)))
+    t.start()
+    assert inside.wait(10)
+    with pytest.raises(JobBusyError, match="learning-rate finder is running"):
+        trainer.start(Recipe(**QUICK), data=data)
+    release.set()
+    t.join(30)
+    assert found and found[0].lrs
+    trainer.start(Recipe(**QUICK), data=data)
+    with pytest.raises(JobBusyError, match="already going"):
+        trainer.find_lr(Recipe(**QUICK), data)
+
+
+def test_a_long_runs_snapshot_stays_small(trainer, data):
+    # 600 images in batches of 1 for 12 epochs: 7,200 losses, more than the history keeps
+    trainer.start(Recipe(hidden=(8,), batch_size=1, epochs=12, lr=0.001, augment=False), data=data)
+    snap = trainer.wait(300)
+    assert snap.status == "finished", snap.message
+    assert snap.step == 7200 and len(snap.losses) == len(snap.loss_steps) <= 4096
+    assert snap.loss_steps[-1] == 7200

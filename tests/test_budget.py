@@ -1,0 +1,98 @@
+"""What a run costs is priced before it starts, and the price is refused beyond the limits."""
+
+import time
+
+import pytest
+
+from mlp_core import Recipe
+from mlp_core.budget import CLI_LIMITS, BudgetError, Limits, check, estimate
+from mlp_core.checkpoint import model_filename
+from mlp_core.history import LossHistory
+from mlp_core.recipe import MAX_HIDDEN_LAYERS, RecipeError
+
+N = 60_000
+
+
+def test_the_default_recipe_fits_and_its_price_is_plausible():
+    est = check(Recipe(), N, Limits())
+    assert est.params == 784 * 256 + 256 + 256 * 64 + 64 + 64 * 10 + 10  # 218,058
+    assert est.steps == 40 * 469
+    assert 10 * 2**20 < est.bytes < 200 * 2**20  # weights, Adam's state, data, activations
+    assert 10 < est.seconds < 600
+
+
+def test_wide_deep_layers_are_refused_with_their_size():
+    with pytest.raises(BudgetError, match=r"has 14\d,\d{3},\d{3} parameters; this server trains"):
+        check(Recipe(hidden=(8192, 8192, 8192)), N, Limits())
+
+
+def test_memory_is_checked_against_what_the_device_can_spare():
+    tiny_share = Limits(max_params=None, memory_share=1e-6)
+    with pytest.raises(BudgetError, match=r"needs about .* of memory on cpu, more than the"):
+        check(Recipe(), N, tiny_share)
+
+
+def test_thirty_layers_of_8192_are_refused_even_without_a_parameter_cap():
+    with pytest.raises(RecipeError, match=f"At most {MAX_HIDDEN_LAYERS} hidden layers, got 30"):
+        Recipe(hidden=(8192,) * 30).validate()
+    deep = Recipe(hidden=(8192,) * MAX_HIDDEN_LAYERS)
+    assert estimate(deep, N).bytes > 2 * 2**30  # the CLI, with no caps, is still held by memory
+    with pytest.raises(BudgetError, match="memory"):
+        check(deep, N, Limits(max_params=None, memory_share=0.01))
+
+
+def test_batch_one_for_a_thousand_epochs_is_refused_with_its_duration():
+    with pytest.raises(BudgetError) as e:
+        check(Recipe(batch_size=1, epochs=1000), N, Limits())
+    assert "takes 60,000,000 steps (1000 epochs of 60,000 batches, about" in str(e.value)
+    assert "at most 300,000" in str(e.value)
+    check(Recipe(batch_size=1, epochs=1000), N, CLI_LIMITS)  # the CLI's owner may
+
+
+def test_a_long_estimated_time_is_refused():
+    slow = Recipe(hidden=(2048, 2048), batch_size=512, epochs=1000)
+    with pytest.raises(BudgetError, match=r"would train for about .* hours"):
+        check(slow, N, Limits(max_steps=None))
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MLP_MAX_STEPS", "100")
+    monkeypatch.setenv("MLP_MAX_PARAMS", "none")
+    limits = Limits.from_env()
+    assert limits.max_steps == 100 and limits.max_params is None
+    with pytest.raises(BudgetError, match="at most 100"):
+        check(Recipe(epochs=1), N)
+
+
+def test_a_huge_seed_is_one_sentence():
+    with pytest.raises(RecipeError, match="Seed must be a whole number from 0 to 2"):
+        Recipe(seed=18446744073709551616).validate()
+
+
+def test_file_names_stay_short_for_the_deepest_recipe():
+    name = model_filename(Recipe(hidden=(8192,) * MAX_HIDDEN_LAYERS, lr=1e-300), 0.9876)
+    assert len(name) <= 120 and name.endswith("_acc0.9876.pt")
+
+
+def test_the_loss_history_stays_bounded_at_a_million_steps():
+    h = LossHistory(cap=4096)
+    for i in range(1_000_000):
+        h.append(float(i % 7))
+    steps, values = h.points()
+    assert len(h) == 1_000_000 and len(values) <= 4096 and steps[-1] == 1_000_000
+    assert steps == sorted(steps) and abs(sum(values) / len(values) - 3.0) < 0.01
+    began = time.perf_counter()
+    for _ in range(100):
+        h.points()
+    assert (time.perf_counter() - began) / 100 < 0.005  # a refresh's copy costs microseconds
+
+
+def test_the_loss_history_keeps_every_loss_below_its_cap():
+    h = LossHistory(cap=8)
+    for x in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]:
+        h.append(x)
+    assert h.points() == ([1, 2, 3, 4, 5, 6, 7], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    h.append(8.0)  # the eighth point halves the history: pairs averaged
+    assert h.points() == ([2, 4, 6, 8], [1.5, 3.5, 5.5, 7.5])
+    h.append(9.0)  # a half-filled pair shows as its own point until complete
+    assert h.points() == ([2, 4, 6, 8, 9], [1.5, 3.5, 5.5, 7.5, 9.0])
