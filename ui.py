@@ -6,8 +6,11 @@ Streamlit code lives here and in app_pages/; mlp_core never imports Streamlit.
 import contextlib
 import ctypes
 import functools
+import gc
 import os
 import re
+import threading
+import time
 from pathlib import Path
 
 import altair as alt
@@ -16,6 +19,7 @@ import pandas as pd
 import streamlit as st
 import torch
 from PIL import Image
+from streamlit.runtime import Runtime
 from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -56,6 +60,16 @@ MAX_FILES_PER_UPLOAD = 20  # pictures read from one upload
 MAX_SESSION_UPLOAD_BYTES = 50 * 2**20  # uploaded bytes one browser session may hold
 
 
+def _trim_heap() -> None:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim; else nothing).
+
+    An upload arrives in many small pieces, which land in the heap between other objects;
+    once freed, their pages stay with the process unless trimmed.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _return_freed_memory_to_the_system() -> None:
     """Let freed uploads go back to the operating system, not stay in the server's heap.
 
@@ -72,6 +86,50 @@ def _return_freed_memory_to_the_system() -> None:
 _return_freed_memory_to_the_system()
 
 
+SWEEP_SECONDS = 5.0  # how often uploads of departed browsers are looked for
+
+
+def _sweep_departed_uploads_forever() -> None:
+    """Free the uploaded files of sessions that no longer exist, every SWEEP_SECONDS.
+
+    Streamlit keeps a departed browser's session for server.disconnectedSessionTTL
+    seconds, in case it reconnects, and then forgets it without closing it: its state and
+    uploads would stay in the server's memory for good (three browsers that uploaded
+    750 MB and left cost the server 2.7 GB until restart). This closes expired sessions
+    and frees any upload whose session is gone. (It reads Streamlit's session storage,
+    which has no public API for this; any failure here is ignored.)
+    """
+    while True:
+        time.sleep(SWEEP_SECONDS)
+        with contextlib.suppress(Exception):  # never let housekeeping take the server down
+            runtime = Runtime.instance()
+            # sessions past their TTL: closed properly (state, uploads), not merely forgotten
+            stored = runtime._session_mgr._session_storage._cache
+            expired = stored.expire()
+            for _, info in expired:
+                info.session.shutdown()
+            mgr = runtime.uploaded_file_mgr
+            departed = []
+            if isinstance(mgr, MemoryUploadedFileManager):
+                live = {info.session.id for info in runtime._session_mgr.list_sessions()}
+                departed = [sid for sid in list(mgr.file_storage) if sid not in live]
+                for session_id in departed:
+                    mgr.remove_session_files(session_id)
+            if expired or departed:
+                gc.collect()  # a session's objects refer to each other: free them now
+                _trim_heap()
+
+
+@st.cache_resource
+def start_upload_sweeper() -> threading.Thread | None:
+    """One sweeper thread per server (none under AppTest, which has no Runtime)."""
+    if not Runtime.exists():
+        return None
+    thread = threading.Thread(target=_sweep_departed_uploads_forever, daemon=True)
+    thread.start()
+    return thread
+
+
 def limit_uploads(files: list) -> tuple[list, str | None]:
     """The uploaded files this page will read, and a sentence if some were dropped.
 
@@ -85,6 +143,7 @@ def limit_uploads(files: list) -> tuple[list, str | None]:
             kept.append(f)
             total += f.size
     dropped = len(files or []) - len(kept)
+    start_upload_sweeper()
     ctx = get_script_run_ctx()
     mgr = getattr(ctx, "uploaded_file_mgr", None)
     if isinstance(mgr, MemoryUploadedFileManager):
@@ -201,6 +260,7 @@ def model_caption(name: str) -> str:
 def sidebar(page) -> None:
     """The active model on every page, and a running job's progress on the pages other
     than Train (which shows the run live)."""
+    start_upload_sweeper()
     with st.sidebar:
         st.markdown("**Active model**")
         st.caption(model_caption(active_model_name()))
