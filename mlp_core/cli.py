@@ -18,6 +18,7 @@ from .optim import OPTIMIZERS
 from .recipe import INITS, SCHEDULES, Recipe, RecipeError
 
 USER_ERRORS = (DataError, ModelFileError, RecipeError, DeviceError, DivergedError)
+MAX_SEED = 2**63 - 1  # Recipe.validate's bound; torch.manual_seed overflows past 2**64 - 1
 
 
 class Parser(argparse.ArgumentParser):
@@ -55,6 +56,14 @@ class ProgressBar(Callback):
         )
         self.stream.write(("\r" if self.tty else "") + self.line(learn, 1.0, acc) + "\n")
         self.stream.flush()
+
+
+def seed(text: str) -> int:
+    """--seed's type: a whole number torch can take, refused by argparse otherwise."""
+    n = int(text)  # a ValueError becomes argparse's "invalid seed value"
+    if not 0 <= n <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"the seed must be from 0 to {MAX_SEED}, got {text}")
+    return n
 
 
 def add_recipe_flags(p: argparse.ArgumentParser) -> None:
@@ -112,7 +121,7 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
         default=d.augment,
         help=f"random shifts and rotations of training images (default: {d.augment})",
     )
-    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
+    p.add_argument("--seed", type=seed, default=d.seed, help=f"random seed (default: {d.seed})")
     p.add_argument(
         "--device", default=d.device, help=f"cpu, cuda, cuda:N or mps (default: {d.device})"
     )
@@ -218,6 +227,11 @@ def cmd_predict(args) -> int:
     return 0 if ok else 1
 
 
+def one_line(text: str) -> str:
+    """A message on one line: each failure is promised to be exactly one line of stderr."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -225,8 +239,12 @@ def main(argv=None) -> int:
             args
         )
     except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug or the machine (memory, disk): one line that still names it
+        detail = one_line(str(e))
+        print(f"error: {type(e).__name__}{': ' + detail if detail else ''}", file=sys.stderr)
+        return 1
