@@ -125,6 +125,13 @@ def test_out_where_no_file_can_be_written_is_refused(tmp_path, unread_mnist, nam
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "unread"]  # nothing made
 
 
+def test_the_check_leaves_no_folders_behind_when_the_run_fails(tmp_path, unread_mnist):
+    r = cli(*TINY_RUN, "--data-dir", unread_mnist, "--out", tmp_path / "new/sub/m.pt")
+    assert_one_line_error(r)
+    assert "train-images-idx3-ubyte is too short" in r.stderr  # --out passed; MNIST did not
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs Linux's /sys")
 def test_out_in_a_folder_nobody_may_write_is_refused(unread_mnist):
     # /sys refuses new files even to root, where a chmod'ed folder would not
