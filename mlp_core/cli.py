@@ -4,8 +4,11 @@ Every error a user can cause ends as one line on stderr and a nonzero exit.
 """
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import tempfile
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -17,7 +20,13 @@ from .learner import Callback, DivergedError
 from .optim import OPTIMIZERS
 from .recipe import INITS, SCHEDULES, Recipe, RecipeError
 
-USER_ERRORS = (DataError, ModelFileError, RecipeError, DeviceError, DivergedError)
+
+class CliError(Exception):
+    """A command-line choice that cannot work (e.g. --out); the message says why."""
+
+
+USER_ERRORS = (DataError, ModelFileError, RecipeError, DeviceError, DivergedError, CliError)
+MAX_SEED = 2**63 - 1  # Recipe.validate's bound; torch.manual_seed overflows past 2**64 - 1
 
 
 class Parser(argparse.ArgumentParser):
@@ -55,6 +64,14 @@ class ProgressBar(Callback):
         )
         self.stream.write(("\r" if self.tty else "") + self.line(learn, 1.0, acc) + "\n")
         self.stream.flush()
+
+
+def seed(text: str) -> int:
+    """--seed's type: a whole number torch can take, refused by argparse otherwise."""
+    n = int(text)  # a ValueError becomes argparse's "invalid seed value"
+    if not 0 <= n <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"the seed must be from 0 to {MAX_SEED}, got {text}")
+    return n
 
 
 def add_recipe_flags(p: argparse.ArgumentParser) -> None:
@@ -112,7 +129,7 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
         default=d.augment,
         help=f"random shifts and rotations of training images (default: {d.augment})",
     )
-    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
+    p.add_argument("--seed", type=seed, default=d.seed, help=f"random seed (default: {d.seed})")
     p.add_argument(
         "--device", default=d.device, help=f"cpu, cuda, cuda:N or mps (default: {d.device})"
     )
@@ -127,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--data-dir", help="folder holding MNIST/raw (default: $MNIST_ROOT, else ./data)"
     )
-    t.add_argument("--out", help="model file to write (default: models/<recipe>-<accuracy>.pt)")
+    t.add_argument(
+        "--out",
+        help="model file to write; an existing file is replaced only if it is a model file "
+        "(default: models/<recipe>_acc<accuracy>.pt)",
+    )
     t.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
     e = sub.add_parser("evaluate", help="score a model file on the MNIST test split")
@@ -150,18 +171,71 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_out(out: Path) -> None:
+    """Refuse an --out that saving would fail on, or that would destroy a file not ours.
+
+    Called before training, so a bad place costs nothing. The folder is probed with the
+    same temporary name save_checkpoint writes first, so a name too long for it fails here.
+    """
+    try:
+        if out.is_dir():
+            raise CliError(f"--out {out} is a folder; name a file in it, e.g. {out / 'model.pt'}.")
+        if out.exists() or out.is_symlink():
+            try:
+                load_checkpoint(out)  # a model file of ours may be replaced, nothing else
+            except ModelFileError:
+                raise CliError(
+                    f"{out} exists and is not an mlp_core model file; it was left untouched "
+                    "(choose another --out)."
+                ) from None
+        folders = (out.parent, *out.parent.parents)
+        created = [d for d in folders if not d.exists()]
+        above = next(d for d in folders if d.exists())
+        if not above.is_dir():
+            raise CliError(f"Cannot write the model file {out}: {above} is a file, not a folder.")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+            os.close(fd)
+            os.unlink(tmp)
+        finally:  # leave no empty folders behind if training fails; saving makes them again
+            for d in created:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+    except OSError as e:
+        raise CliError(f"Cannot write the model file {out}: {e.strerror or e}.") from None
+
+
+def os_reason(e: Exception) -> str:
+    """The system's words for a failed write: torch.save reports a full disk as a
+    RuntimeError ("enforce fail ... unexpected pos") whose context is the OSError."""
+    cause = e if isinstance(e, OSError) else e.__context__
+    return getattr(cause, "strerror", None) or one_line(str(e))
+
+
+def default_out(recipe: Recipe, test_accuracy: float | None) -> Path:
+    return Path("models") / model_filename(recipe, test_accuracy)
+
+
 def cmd_train(args) -> int:
     names = {f.name for f in fields(Recipe)}
     recipe = Recipe(**{k: v for k, v in vars(args).items() if k in names})
     recipe.validate()
     resolve_device(recipe.device)  # a bad device fails before MNIST is read
+    # the default name holds the accuracy, unknown yet; 0.0 gives a name of the same length
+    check_out(Path(args.out) if args.out else default_out(recipe, 0.0))
     from .train import train
 
     learn, record = train(recipe, args.data_dir, cbs=[] if args.json else [ProgressBar()])
-    out = (
-        Path(args.out) if args.out else Path("models") / model_filename(recipe, learn.test_accuracy)
-    )
-    save_checkpoint(out, learn.model, recipe, record)
+    out = Path(args.out) if args.out else default_out(recipe, learn.test_accuracy)
+    if not args.out:
+        check_out(out)  # the final name may now belong to someone else's file
+    try:
+        save_checkpoint(out, learn.model, recipe, record)
+    except (OSError, RuntimeError) as e:  # disk full, permissions changed during the run...
+        raise CliError(
+            f"Training finished but the model could not be saved to {out}: {os_reason(e)}."
+        ) from None
     result = {**record, "out": str(out), "recipe": recipe.to_dict()}
     if args.json:
         print(json.dumps(result))
@@ -218,6 +292,11 @@ def cmd_predict(args) -> int:
     return 0 if ok else 1
 
 
+def one_line(text: str) -> str:
+    """A message on one line: each failure is promised to be exactly one line of stderr."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -225,8 +304,12 @@ def main(argv=None) -> int:
             args
         )
     except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug or the machine (memory, disk): one line that still names it
+        detail = one_line(str(e))
+        print(f"error: {type(e).__name__}{': ' + detail if detail else ''}", file=sys.stderr)
+        return 1

@@ -8,11 +8,15 @@ only when used.
 """
 
 import functools
+import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from .files import read_regular_file
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -23,7 +27,7 @@ MNIST_FILES = (
 
 
 class DataError(RuntimeError):
-    """MNIST could not be found or fetched; the message says where to put it."""
+    """MNIST could not be found, fetched or read; the message says which file and why."""
 
 
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:
@@ -66,28 +70,83 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255)
 
 
+IMAGES_MAGIC, LABELS_MAGIC = 0x803, 0x801  # IDX: 0x08 = unsigned bytes, then the number of dims
+MAX_IDX_BYTES = 64 * 2**20  # MNIST's largest file is 45 MiB; anything far larger is not MNIST
+
+
+def read_idx(path: Path, magic: int, dims: tuple[int, ...]) -> torch.Tensor:
+    """One IDX file as a uint8 tensor (N, *dims), or DataError saying what is wrong with it.
+
+    The header is big-endian: the magic number, then N and `dims`; the bytes that follow
+    must be exactly N * prod(dims), so a truncated or padded file is caught here.
+    """
+    data = read_regular_file(path, MAX_IDX_BYTES, DataError, "MNIST file")
+    name, header = path.name, 4 * (2 + len(dims))
+    if len(data) < header:
+        raise DataError(f"The MNIST file {name} is too short ({len(data)} bytes) for an IDX file.")
+    found, n, *shape = struct.unpack(f">{2 + len(dims)}I", data[:header])
+    if found != magic:
+        raise DataError(
+            f"The MNIST file {name} starts with the magic number {found:#x}, not {magic:#x}; "
+            "it is not an MNIST file of that kind."
+        )
+    if tuple(shape) != dims:
+        raise DataError(
+            f"The MNIST file {name} holds images of {'x'.join(map(str, shape))} pixels; "
+            "MNIST's are 28x28."
+        )
+    if n == 0:
+        raise DataError(f"The MNIST file {name} holds no items.")
+    expected = header + n * math.prod(dims)
+    if len(data) != expected:
+        raise DataError(
+            f"The MNIST file {name} is {len(data):,} bytes but its header announces {n:,} items "
+            f"({expected:,} bytes); it is truncated or corrupt."
+        )
+    # bytearray: a writable buffer, so torch neither warns nor needs a second copy
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=header).view(n, *dims)
+
+
 @functools.lru_cache(maxsize=8)
-def _load(root: str, train: bool, download: bool) -> Split:
+def _load(root: str, train: bool) -> Split:
+    raw, prefix = Path(root) / "MNIST" / "raw", "train" if train else "t10k"
+    images = read_idx(raw / f"{prefix}-images-idx3-ubyte", IMAGES_MAGIC, (28, 28))
+    labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte", LABELS_MAGIC, ())
+    if len(images) != len(labels):
+        raise DataError(
+            f"The MNIST files {prefix}-images-idx3-ubyte and {prefix}-labels-idx1-ubyte do not "
+            f"match: {len(images):,} images but {len(labels):,} labels."
+        )
+    if int(labels.max()) > 9:
+        raise DataError(
+            f"The MNIST file {prefix}-labels-idx1-ubyte holds a label of {int(labels.max())}; "
+            "labels must be 0-9."
+        )
+    return Split(images, labels.long())  # (N, 28, 28) uint8, (N,) int64
+
+
+def download_mnist(root: Path) -> None:
+    """Fetch the four files into root/MNIST/raw with torchvision, or raise DataError."""
     from torchvision import datasets  # imported here: torchvision is slow to import
 
     try:
-        ds = datasets.MNIST(root=root, train=train, download=download)
+        datasets.MNIST(root=str(root), download=True)
     except Exception as e:  # offline (URLError), a corrupt archive, a read-only folder...
-        raise DataError(missing_message(Path(root))) from e
-    return Split(ds.data.contiguous(), ds.targets.long())
+        raise DataError(missing_message(root)) from e
 
 
 def load_mnist(train: bool = True, data_dir=None, download: bool = True) -> Split:
     """Read one split on the CPU; download only if the files are missing.
 
-    Cached per process, so the pages and training runs share one copy.
+    The files are checked (magic numbers, sizes, counts, labels 0-9): a bad one is a
+    DataError naming it. Cached per process, so the pages and training runs share one copy.
     """
     root = data_root(data_dir)
-    raw = root / "MNIST" / "raw"
-    present = all((raw / f).exists() for f in MNIST_FILES)
-    if not present and not download:
-        raise DataError(missing_message(root))
-    return _load(str(root), train, download and not present)
+    if not mnist_available(root):
+        if not download:
+            raise DataError(missing_message(root))
+        download_mnist(root)
+    return _load(str(root), train)
 
 
 def mnist_available(data_dir=None) -> bool:

@@ -1,6 +1,7 @@
 """The command line: train and evaluate on real MNIST, and one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,10 +11,13 @@ from conftest import REPO
 from mlp_core import load_checkpoint
 
 
-def cli(*args, env=None, timeout=300):
+def cli(*args, env=None, timeout=300, cwd=REPO, **run):
+    """`python -m mlp_core *args` in `cwd` (mlp_core importable from anywhere); a hang
+    past `timeout` seconds fails the test."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "mlp_core", *map(str, args)],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env,
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, **run,
     )  # fmt: skip
 
 

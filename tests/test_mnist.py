@@ -1,6 +1,7 @@
 """On the real MNIST: one epoch learns, and the shipped model scores what the README says."""
 
 import pytest
+import torch
 
 from conftest import REPO
 from mlp_core import Recipe, load_checkpoint, load_mnist, train
@@ -30,3 +31,12 @@ def test_shipped_model_scores_at_least_98_percent(mnist_root):
     assert result["accuracy"] == pytest.approx(ckpt.test_accuracy)  # the file tells the truth
     assert ckpt.recipe.hidden == (256, 64)
     assert sum(map(sum, result["confusion_matrix"])) == 10_000
+
+
+def test_our_idx_reader_gives_what_torchvision_reads(mnist_root):
+    from torchvision import datasets
+
+    for is_train, n in [(True, 60_000), (False, 10_000)]:
+        ours, theirs = load_mnist(is_train, mnist_root), datasets.MNIST(mnist_root, is_train)
+        assert torch.equal(ours.images, theirs.data) and torch.equal(ours.labels, theirs.targets)
+        assert len(ours) == n
