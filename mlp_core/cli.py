@@ -13,6 +13,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from . import budget
 from .checkpoint import ModelFileError, load_checkpoint, model_filename, save_checkpoint
 from .data import DataError, load_mnist
 from .devices import DeviceError, resolve_device
@@ -25,6 +26,7 @@ class CliError(Exception):
     """A command-line choice that cannot work (e.g. --out); the message says why."""
 
 
+MNIST_TRAIN = 60_000  # training images: the budget is priced before MNIST is read
 USER_ERRORS = (DataError, ModelFileError, RecipeError, DeviceError, DivergedError, CliError)
 MAX_SEED = 2**63 - 1  # Recipe.validate's bound; torch.manual_seed overflows past 2**64 - 1
 
@@ -222,6 +224,7 @@ def cmd_train(args) -> int:
     recipe = Recipe(**{k: v for k, v in vars(args).items() if k in names})
     recipe.validate()
     resolve_device(recipe.device)  # a bad device fails before MNIST is read
+    budget.check(recipe, MNIST_TRAIN, budget.CLI_LIMITS)  # what cannot fit in memory, refused
     # the default name holds the accuracy, unknown yet; 0.0 gives a name of the same length
     check_out(Path(args.out) if args.out else default_out(recipe, 0.0))
     from .train import train

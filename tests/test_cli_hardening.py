@@ -207,3 +207,11 @@ def test_an_interrupt_is_still_exit_130(monkeypatch, capsys):
     monkeypatch.setattr("mlp_core.cli.cmd_evaluate", interrupted)
     assert main(["evaluate", "--model", str(MODEL)]) == 130
     assert capsys.readouterr().err == "error: interrupted\n"
+
+
+def test_a_recipe_that_cannot_fit_in_memory_is_refused_before_training(tmp_path):
+    # 8 layers of 8192 units at batch 60,000: about 48 GB of activations alone
+    r = cli("train", "--hidden", *[8192] * 8, "--batch-size", 60_000, "--data-dir", tmp_path,
+            "--out", tmp_path / "m.pt", timeout=60)  # fmt: skip
+    assert_one_line_error(r)
+    assert "of memory on cpu, more than the" in r.stderr and "MNIST" not in r.stderr
