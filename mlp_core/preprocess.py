@@ -6,8 +6,13 @@ picture (a canvas drawing, a phone photo of paper, a screenshot) is none of that
 `preprocess` rebuilds it step by step:
 
     decode (first frame, EXIF orientation) -> grey in [0, 1] -> flatten transparency ->
-    even out the lighting -> polarity and contrast (ink 1, background 0) -> crop to the ink ->
-    scale its larger side to 20 px -> move its centre of mass to pixel (14, 14)
+    even out the lighting -> polarity (ink light, background dark) -> the ink's connected
+    pieces, without specks, page edges, lines and frames -> contrast (ink 1, background 0) ->
+    crop to the ink -> stroke width towards MNIST's -> scale its larger side to 20 px ->
+    move its centre of mass to pixel (14, 14)
+
+The steps are public (`find_ink`, `stretch`, `to_mnist`) so that `numbers.py` runs the same
+ones on each digit of a number.
 """
 
 import io
@@ -17,9 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .files import read_regular_file
+from .ink import Components, components, digit_pieces
 
 MAX_FILE_BYTES = 50 * 2**20  # a picture file read from disk (uploads are capped lower)
 MAX_PIXELS = 25_000_000  # width*height limit, checked from the header before decoding
@@ -33,6 +40,11 @@ _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 _WORK_SIDE = 2048  # larger pictures are box-averaged down first: the digit ends up 20 px anyway
 _MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of full scale to count
 _DIGIT_SIDE, _FRAME_SIDE = 20, 28  # MNIST: the digit's larger side is 20 px, in a 28 px frame
+_STROKES = (0.08, 0.2)  # stroke widths, as a fraction of the digit's larger side, left as they are
+_WORK_DIGIT = 100  # px: the size at which a stroke width is corrected
+MAX_PIECES = 12  # more separate marks than this are noise or a texture, not one digit
+NO_DIGIT_MARKS = "The image has no digit in it: it shows no mark the size and shape of a digit."
+NOISE = "The image has no digit in it: it looks like noise or a texture, not a digit."
 
 
 class ImageError(ValueError):
@@ -45,6 +57,15 @@ class Preprocessed:
     preview: Image.Image  # 28x28 mode "L" image of exactly what the network sees (tensor*255)
 
 
+@dataclass(frozen=True)
+class Ink:
+    """A picture's ink, found but not yet stretched: the steps `preprocess` and `numbers` share."""
+
+    gray: np.ndarray  # (H, W) float32 in [0, 1], the ink lighter than the background
+    mask: np.ndarray  # (H, W) bool: Otsu's ink class
+    parts: Components  # the mask's 8-connected pieces
+
+
 def preprocess(
     source: bytes | str | os.PathLike | Image.Image | np.ndarray,
 ) -> Preprocessed:
@@ -53,16 +74,58 @@ def preprocess(
     Raises ImageError, with one sentence for the user, for anything that is not a readable,
     accepted picture with a digit in it.
     """
+    ink = find_ink(source)
+    keep = digit_pieces(ink.parts, ink.mask.shape)  # (k,) indices: no specks, edges, frames
+    if len(keep) == 0:
+        raise ImageError(NO_DIGIT_MARKS)
+    if len(keep) > MAX_PIECES:
+        raise ImageError(NOISE)
+    x, mask = stretch(ink, keep)  # (H, W) each: background 0 to ink 1, and the digit's ink
+    return to_mnist(x, mask)
+
+
+def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> Ink:
+    """Decode, flatten, even out the lighting, set the polarity, split the ink into pieces."""
     gray, alpha = _decode(source)  # (H, W) each, in [0, 1]; alpha is None when opaque
     if alpha is not None:
         gray = _flatten(gray, alpha)
     gray = _even_out(gray)  # (H, W), a flat background even in an unevenly lit photo
-    x, ink = _normalise(gray)  # (H, W) each: background 0 to ink 1, and where the ink is
-    digit = _fit_box(x, ink)  # (h, w) with max(h, w) == 20
+    gray, mask = _polarity(gray)  # (H, W) each: ink light, and where the ink is
+    return Ink(gray, mask, components(mask))
+
+
+def stretch(ink: Ink, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Background 0, typical ink of the pieces `keep` 1, every other piece erased.
+
+    Returns the stretched picture and the kept pieces' mask, both (H, W).
+    """
+    mask = ink.parts.mask(keep)  # (H, W) bool
+    # Shading and noise in the background (an unevenly lit photo) stay below its 99th
+    # percentile; a typical ink pixel, even grey pencil, becomes 1.
+    lo, hi = np.percentile(ink.gray[~ink.mask], 99), np.median(ink.gray[mask])
+    x = np.clip((ink.gray - lo) / (hi - lo), 0, 1)  # (H, W)
+    if len(keep) < len(ink.parts):
+        # erase dropped pieces with their antialiased fringe, which lies outside the ink class
+        x = np.where(grow(ink.mask & ~mask, 2) & ~grow(mask, 2), 0, x)
+    return x, mask
+
+
+def to_mnist(x: np.ndarray, mask: np.ndarray) -> Preprocessed:
+    """Crop x (background 0, ink 1) to the ink of `mask`, even its strokes, fit 20 px, centre."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w)
+    crop = _even_strokes(crop, mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    digit = _fit_box(crop)  # (h', w') with max(h', w') == 20
     frame = _centre(digit)  # (28, 28)
     tensor = torch.from_numpy(frame).float().unsqueeze(0)  # (1, 28, 28)
     preview = Image.fromarray((tensor[0] * 255).round().to(torch.uint8).numpy())  # mode "L"
     return Preprocessed(tensor, preview)
+
+
+def grow(mask: np.ndarray, r: int) -> np.ndarray:
+    """Dilate a boolean (H, W) mask by r pixels (a square neighbourhood)."""
+    t = torch.from_numpy(mask).float()[None, None]  # (1, 1, H, W)
+    return F.max_pool2d(t, 2 * r + 1, stride=1, padding=r)[0, 0].numpy() > 0
 
 
 def _decode(source) -> tuple[np.ndarray, np.ndarray | None]:
@@ -220,8 +283,8 @@ def _otsu_threshold(x: np.ndarray) -> float:
     return float(edges[np.argmax(np.nan_to_num(between)) + 1])
 
 
-def _normalise(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Make the ink light on black and stretch it (background 0, ink 1); also the ink mask."""
+def _polarity(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Make the ink light on a dark background; also return the ink mask (Otsu's ink class)."""
     light = gray >= _otsu_threshold(gray)  # (H, W)
     # The background is what the picture's edge mostly shows (even when a bold digit covers
     # most of a tight crop): a light edge means dark ink on paper, so invert to light-on-dark.
@@ -231,17 +294,59 @@ def _normalise(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ink, background = gray[light], gray[~light]
     if ink.size == 0 or np.median(ink) - np.median(background) < _MIN_CONTRAST:
         raise ImageError("The image has no digit in it: it is blank or has too little contrast.")
-    # Shading and noise in the background (an unevenly lit photo) stay below its 99th
-    # percentile; a typical ink pixel, even grey pencil, becomes 1.
-    lo, hi = np.percentile(background, 99), np.median(ink)
-    return np.clip((gray - lo) / (hi - lo), 0, 1), light  # (H, W) each
+    return gray, light  # (H, W) each
 
 
-def _fit_box(x: np.ndarray, ink: np.ndarray) -> np.ndarray:
-    """Crop to the ink and scale it, keeping its aspect ratio, so its larger side is 20 px."""
-    # The crop follows the ink class, not x > 0: faint background noise must not widen it.
+def stroke_width(mask: np.ndarray) -> float:
+    """Typical stroke width of the ink in pixels: twice its area over its outline's length.
+
+    A stroke of width w and length L covers w*L pixels and has about 2*L outline pixels.
+    """
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    outline = mask.sum() - inner.sum()
+    return 2 * float(mask.sum()) / max(int(outline), 1)
+
+
+def _even_strokes(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Thin a marker-thick digit or thicken a hairline towards MNIST's stroke width.
+
+    MNIST's strokes are 2-4 px wide in a 20 px box (median 2.6). Outside `_STROKES` the crop is
+    brought to `_WORK_DIGIT` px and eroded (a grey minimum filter) or dilated (maximum filter)
+    by the difference; in between it is returned unchanged.
+    """
+    side = max(crop.shape)
+    rel = stroke_width(mask) / side  # the stroke width as a fraction of the digit's size
+    lo, hi = _STROKES
+    target = lo if rel < lo else hi if rel > hi else rel
+    r = round((rel - target) * _WORK_DIGIT / 2)  # pixels to take off (or add on) each side
+    if r == 0:
+        return crop
+    t = torch.from_numpy(np.ascontiguousarray(crop, np.float32))[None, None]  # (1, 1, h, w)
+    f = _WORK_DIGIT / side
+    size = (max(1, round(crop.shape[0] * f)), max(1, round(crop.shape[1] * f)))
+    # A hairline would fade in an averaging resize: shrink it by taking maxima instead.
+    t = (
+        F.adaptive_max_pool2d(t, size)
+        if r < 0 and f < 1
+        else F.interpolate(t, size=size, mode="area" if f < 1 else "bilinear")
+    )
+    t = F.pad(t, (abs(r),) * 4)  # room for a thickened stroke; an eroded one only shrinks
+    pool = F.max_pool2d(t, 2 * abs(r) + 1, stride=1, padding=abs(r))
+    t = pool if r < 0 else -F.max_pool2d(-t, 2 * abs(r) + 1, stride=1, padding=abs(r))
+    out = t[0, 0].numpy()  # (h'', w'')
+    ink = out > 0.5 * out.max(initial=0)
+    if not ink.any():  # eroded away: a blob, not strokes; keep what there was
+        return crop
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w)
+    return out[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _fit_box(crop: np.ndarray) -> np.ndarray:
+    """Scale a crop of the ink, keeping its aspect ratio, so its larger side is 20 px."""
     h, w = crop.shape
     scale = _DIGIT_SIDE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
