@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+_MANY = 100  # more pieces than this after dropping specks: noise, not digits
+_RIVALS = 12  # more than twice this many digit-sized pieces: noise or a texture
+
 
 @dataclass(frozen=True)
 class Components:
@@ -114,11 +117,12 @@ def digit_pieces(parts: Components, shape: tuple[int, int]) -> np.ndarray:
     """Indices of the pieces that may be a digit's ink: not page edges, specks, frames or lines.
 
     - page edge (a table beside the paper, a shadow, a photo's dark corner): a piece that
-      runs along the picture's border for a tenth of its perimeter, or covers a quarter of it;
-    - speck (dust, a dot of noise): under 2% of the largest remaining piece's area, or a small
-      piece far from every larger one;
-    - frame (a box drawn or printed around the digit): a sparse piece whose box encloses
-      another piece's with room to spare;
+      runs along the picture's border for a tenth of its perimeter;
+    - speck (dust, a dot of noise): under 2% of the largest remaining piece's area, a small
+      piece far from every larger one, or a small piece cut by the picture's edge;
+    - frame (a box drawn or printed around the digit): a sparse piece with another piece in
+      its hole, with room on all four sides; a much smaller piece in a hole is dropped
+      instead (the dot of a dotted zero, a speck in a loop);
     - line (a ruled line, an underline, a margin): six times longer than thick and longer
       than the other pieces are tall.
     A piece alone is never dropped as a page edge or a line: a digit in a tight crop touches
@@ -129,32 +133,73 @@ def digit_pieces(parts: Components, shape: tuple[int, int]) -> np.ndarray:
     if n == 0 or min(h, w) < 8:  # a sliver of a picture: nothing to tell pieces apart by
         return np.arange(n)
     touches = parts.border > 0
-    edge = (parts.border >= 0.2 * (h + w)) | (touches & (parts.area > 0.25 * h * w))
+    edge = parts.border >= 0.2 * (h + w)
     if edge.all():
         edge[:] = False
     ok = ~edge
     big = np.argmax(np.where(ok, parts.area, -1))
     size = np.maximum(parts.height, parts.width)  # (n,) larger side of each piece's box
     ok &= parts.area >= 0.02 * parts.area[big]
+    if ok.sum() > _MANY:  # noise or a texture: the caller refuses it, no need to look closer
+        return np.flatnonzero(ok)
     for i in np.flatnonzero(ok & (size < 0.3 * size[big])):
         larger = np.flatnonzero(ok & (parts.area > parts.area[i]))
         if len(larger) and _gap(parts, i, larger).min() > 0.3 * size[big]:
             ok[i] = False  # a stray mark, far from anything the size of a digit
+    ok &= ~(touches & (size < 0.5 * size[big]))  # a mark cut by the edge, a shaded corner
+    mh, mw = 0.1 * parts.height, 0.1 * parts.width  # (n,) room a hole leaves around a piece
     for i in np.flatnonzero(ok):
-        others = np.flatnonzero(ok & (np.arange(n) != i))
-        inside = (
-            (parts.top[others] >= parts.top[i])
-            & (parts.bottom[others] <= parts.bottom[i])
-            & (parts.left[others] >= parts.left[i])
-            & (parts.right[others] <= parts.right[i])
-            & (parts.height[others] * 1.3 <= parts.height[i])
-            & (parts.width[others] * 1.3 <= parts.width[i])
+        inside = (  # (n,) pieces whose box lies in i's with that room on all four sides
+            ok
+            & (parts.top[i] + mh <= parts.top)
+            & (parts.bottom + mh <= parts.bottom[i])
+            & (parts.left[i] + mw <= parts.left)
+            & (parts.right + mw <= parts.right[i])
         )
-        sparse = parts.area[i] < 0.3 * parts.height[i] * parts.width[i]
-        if inside.any() and sparse:
-            ok[i] = False  # a frame around other ink
+        for j in np.flatnonzero(inside):
+            box = np.s_[parts.top[j] : parts.bottom[j], parts.left[j] : parts.right[j]]
+            if (parts.labels[box] == i + 1).any():
+                continue  # i's own ink crosses j's box: j is beside i's strokes, not in a hole
+            if size[j] < 0.3 * size[i]:
+                ok[j] = False  # a dot in a zero's hole (MNIST's zeros have none), a speck
+            elif parts.area[i] < 0.3 * parts.height[i] * parts.width[i]:
+                ok[i] = False  # a frame: sparse ink around a digit in its hole
+                break
     if ok.sum() > 1:
         tall = np.median(parts.height[ok])
         long = np.maximum(parts.width, parts.height) >= 6 * np.minimum(parts.width, parts.height)
         ok &= ~(long & (size > 1.5 * tall))
     return np.flatnonzero(ok)
+
+
+def noisy(parts: Components, keep: np.ndarray) -> bool:
+    """True when the ink looks like noise or a texture, not marks on a clean background.
+
+    On paper, the pieces dropped beside a digit are specks much smaller than it, and what
+    runs along the border is solid (a table, a shadow). In noise and textures, many dropped
+    pieces come close to the kept ones in size, and what touches the border is a tangle of
+    thin threads many times larger than what is kept.
+    """
+    h, w = parts.labels.shape
+    size = np.maximum(parts.height, parts.width)  # (n,)
+    dropped = np.setdiff1d(np.arange(len(parts)), keep)
+    inner = dropped[parts.border[dropped] == 0]
+    rivals = (size[inner] >= 0.1 * size[keep].max()).sum()  # dropped, yet not much smaller
+    if len(keep) + rivals > 2 * _RIVALS:
+        return True
+    big = dropped[parts.area[dropped] > 3 * parts.area[keep].sum()]
+    return any(stroke_width(parts.labels == i + 1) < 0.1 * min(h, w) for i in big)
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Typical stroke width of the ink in pixels: twice its area over its outline's length.
+
+    A stroke of width w and length L covers w*L pixels and has about 2*L outline pixels.
+    """
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    outline = mask.sum() - inner.sum()
+    return 2 * float(mask.sum()) / max(int(outline), 1)

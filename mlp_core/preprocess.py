@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .files import read_regular_file
-from .ink import Components, components, digit_pieces
+from .ink import Components, components, digit_pieces, noisy, stroke_width
 
 MAX_FILE_BYTES = 50 * 2**20  # a picture file read from disk (uploads are capped lower)
 MAX_PIXELS = 25_000_000  # width*height limit, checked from the header before decoding
@@ -42,6 +42,7 @@ _MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of full scale 
 _DIGIT_SIDE, _FRAME_SIDE = 20, 28  # MNIST: the digit's larger side is 20 px, in a 28 px frame
 _STROKES = (0.08, 0.2)  # stroke widths, as a fraction of the digit's larger side, left as they are
 _WORK_DIGIT = 100  # px: the size at which a stroke width is corrected
+_BRIDGE = 4  # px at that size: gaps up to twice this between a digit's pieces are closed
 MAX_PIECES = 12  # more separate marks than this are noise or a texture, not one digit
 NO_DIGIT_MARKS = "The image has no digit in it: it shows no mark the size and shape of a digit."
 NOISE = "The image has no digit in it: it looks like noise or a texture, not a digit."
@@ -78,10 +79,10 @@ def preprocess(
     keep = digit_pieces(ink.parts, ink.mask.shape)  # (k,) indices: no specks, edges, frames
     if len(keep) == 0:
         raise ImageError(NO_DIGIT_MARKS)
-    if len(keep) > MAX_PIECES:
+    if len(keep) > MAX_PIECES or noisy(ink.parts, keep):
         raise ImageError(NOISE)
     x, mask = stretch(ink, keep)  # (H, W) each: background 0 to ink 1, and the digit's ink
-    return to_mnist(x, mask)
+    return to_mnist(x, mask, bridge=len(keep) > 1)
 
 
 def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> Ink:
@@ -110,11 +111,14 @@ def stretch(ink: Ink, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, mask
 
 
-def to_mnist(x: np.ndarray, mask: np.ndarray) -> Preprocessed:
-    """Crop x (background 0, ink 1) to the ink of `mask`, even its strokes, fit 20 px, centre."""
+def to_mnist(x: np.ndarray, mask: np.ndarray, bridge: bool = False) -> Preprocessed:
+    """Crop x (background 0, ink 1) to the ink of `mask`, even its strokes, fit 20 px, centre.
+
+    `bridge`: the digit is in several pieces, so close the small gaps between them.
+    """
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     crop = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w)
-    crop = _even_strokes(crop, mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    crop = _even_strokes(crop, mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], bridge)
     digit = _fit_box(crop)  # (h', w') with max(h', w') == 20
     frame = _centre(digit)  # (28, 28)
     tensor = torch.from_numpy(frame).float().unsqueeze(0)  # (1, 28, 28)
@@ -283,9 +287,29 @@ def _otsu_threshold(x: np.ndarray) -> float:
     return float(edges[np.argmax(np.nan_to_num(between)) + 1])
 
 
+def _threshold(gray: np.ndarray) -> float:
+    """The grey level between ink and background: Otsu's, unless that only splits the paper.
+
+    Otsu's method assumes two classes of similar weight. A hairline on a large noisy photo is
+    a tiny class: Otsu then cuts the paper's own noise in half. So when its threshold lies
+    within the paper's noise (3 robust standard deviations of the median), the ink is instead
+    what stands out by more than 4 of them, on whichever side more pixels do.
+    """
+    t = _otsu_threshold(gray)
+    mid = float(np.median(gray))
+    spread = 1.4826 * float(np.median(np.abs(gray - mid)))  # robust standard deviation
+    if abs(t - mid) >= 3 * spread:
+        return t
+    dark, light = (gray < mid - 4 * spread).sum(), (gray > mid + 4 * spread).sum()
+    if dark == light == 0:  # nothing stands out: two classes close together, or none at all
+        return t
+    # the threshold is the class boundary: >= it is the light class, as with Otsu's
+    return mid - 4 * spread + 1e-6 if dark > light else mid + 4 * spread + 1e-6
+
+
 def _polarity(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Make the ink light on a dark background; also return the ink mask (Otsu's ink class)."""
-    light = gray >= _otsu_threshold(gray)  # (H, W)
+    light = gray >= _threshold(gray)  # (H, W)
     # The background is what the picture's edge mostly shows (even when a bold digit covers
     # most of a tight crop): a light edge means dark ink on paper, so invert to light-on-dark.
     edge = np.concatenate([light[0], light[-1], light[:, 0], light[:, -1]])
@@ -297,52 +321,53 @@ def _polarity(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gray, light  # (H, W) each
 
 
-def stroke_width(mask: np.ndarray) -> float:
-    """Typical stroke width of the ink in pixels: twice its area over its outline's length.
-
-    A stroke of width w and length L covers w*L pixels and has about 2*L outline pixels.
-    """
-    inner = mask.copy()
-    inner[1:] &= mask[:-1]
-    inner[:-1] &= mask[1:]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    outline = mask.sum() - inner.sum()
-    return 2 * float(mask.sum()) / max(int(outline), 1)
-
-
-def _even_strokes(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Thin a marker-thick digit or thicken a hairline towards MNIST's stroke width.
+def _even_strokes(crop: np.ndarray, mask: np.ndarray, bridge: bool = False) -> np.ndarray:
+    """Thin a marker-thick digit or thicken a hairline towards MNIST's stroke width; with
+    `bridge`, also close small gaps between its pieces (a broken stroke).
 
     MNIST's strokes are 2-4 px wide in a 20 px box (median 2.6). Outside `_STROKES` the crop is
     brought to `_WORK_DIGIT` px and eroded (a grey minimum filter) or dilated (maximum filter)
-    by the difference; in between it is returned unchanged.
+    by the difference; a gap is closed by dilating then eroding. Otherwise the crop is
+    returned unchanged.
     """
     side = max(crop.shape)
-    rel = stroke_width(mask) / side  # the stroke width as a fraction of the digit's size
+    # the stroke width as a fraction of the digit's size (no wider than the crop: a 1-pixel
+    # dash has almost no outline, so the estimate alone would be its length)
+    rel = min(stroke_width(mask), min(crop.shape)) / side
     lo, hi = _STROKES
     target = lo if rel < lo else hi if rel > hi else rel
     r = round((rel - target) * _WORK_DIGIT / 2)  # pixels to take off (or add on) each side
-    if r == 0:
+    if r == 0 and not bridge:
         return crop
     t = torch.from_numpy(np.ascontiguousarray(crop, np.float32))[None, None]  # (1, 1, h, w)
     f = _WORK_DIGIT / side
     size = (max(1, round(crop.shape[0] * f)), max(1, round(crop.shape[1] * f)))
     # A hairline would fade in an averaging resize: shrink it by taking maxima instead.
-    t = (
-        F.adaptive_max_pool2d(t, size)
-        if r < 0 and f < 1
-        else F.interpolate(t, size=size, mode="area" if f < 1 else "bilinear")
-    )
-    t = F.pad(t, (abs(r),) * 4)  # room for a thickened stroke; an eroded one only shrinks
-    pool = F.max_pool2d(t, 2 * abs(r) + 1, stride=1, padding=abs(r))
-    t = pool if r < 0 else -F.max_pool2d(-t, 2 * abs(r) + 1, stride=1, padding=abs(r))
+    if r < 0 and f < 1:
+        t = F.adaptive_max_pool2d(t, size)
+    else:
+        t = F.interpolate(t, size=size, mode="area" if f < 1 else "bilinear")
+    pad = max(abs(r), _BRIDGE if bridge else 0)
+    t = F.pad(t, (pad,) * 4)  # room for a thickened stroke; an eroded one only shrinks
+    if bridge:
+        t = _erode(_dilate(t, _BRIDGE), _BRIDGE)
+    t = _dilate(t, -r) if r < 0 else _erode(t, r)
     out = t[0, 0].numpy()  # (h'', w'')
     ink = out > 0.5 * out.max(initial=0)
     if not ink.any():  # eroded away: a blob, not strokes; keep what there was
         return crop
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     return out[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _dilate(t: torch.Tensor, r: int) -> torch.Tensor:
+    """Grey dilation of a (1, 1, h, w) picture: each pixel the maximum of its square of radius r."""
+    return F.max_pool2d(t, 2 * r + 1, stride=1, padding=r) if r > 0 else t
+
+
+def _erode(t: torch.Tensor, r: int) -> torch.Tensor:
+    """Grey erosion: each pixel the minimum of its square of radius r."""
+    return -_dilate(-t, r)
 
 
 def _fit_box(crop: np.ndarray) -> np.ndarray:
