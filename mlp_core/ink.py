@@ -123,8 +123,8 @@ def digit_pieces(parts: Components, shape: tuple[int, int]) -> np.ndarray:
     - frame (a box drawn or printed around the digit): a sparse piece with another piece in
       its hole, with room on all four sides; a much smaller piece in a hole is dropped
       instead (the dot of a dotted zero, a speck in a loop);
-    - line (a ruled line, an underline, a margin): six times longer than thick and longer
-      than the other pieces are tall.
+    - line (a ruled line, an underline, a margin): six times longer than thick and half as
+      long again as the tallest other piece.
     A piece alone is never dropped as a page edge or a line: a digit in a tight crop touches
     the border, and a "1" is a line.
     """
@@ -165,9 +165,9 @@ def digit_pieces(parts: Components, shape: tuple[int, int]) -> np.ndarray:
             elif parts.area[i] < 0.3 * parts.height[i] * parts.width[i]:
                 ok[i] = False  # a frame: sparse ink around a digit in its hole
                 break
-    if ok.sum() > 1:
-        tall = np.median(parts.height[ok])
-        long = np.maximum(parts.width, parts.height) >= 6 * np.minimum(parts.width, parts.height)
+    long = np.maximum(parts.width, parts.height) >= 6 * np.minimum(parts.width, parts.height)
+    if (ok & ~long).any():
+        tall = parts.height[ok & ~long].max()  # the tallest piece that is not a line
         ok &= ~(long & (size > 1.5 * tall))
     return np.flatnonzero(ok)
 

@@ -170,6 +170,7 @@ def _group(parts: Components, keep: np.ndarray) -> list[list[int]]:
             if joined:
                 break
     height = _digit_height(parts, groups)
+    groups = _join_short(parts, groups, height)
     boxes = [_box(parts, g) for g in groups]
     large = [
         k for k, (x0, y0, x1, y1) in enumerate(boxes) if max(x1 - x0, y1 - y0) >= _SMALL * height
@@ -181,6 +182,27 @@ def _group(parts: Components, keep: np.ndarray) -> list[list[int]]:
         if gaps and min(gaps) < 0.15 * height:
             out[large[int(np.argmin(gaps))]] += groups[k]
     return sorted(out.values(), key=lambda g: parts.left[g].min())
+
+
+def _join_short(parts: Components, groups: list[list[int]], height: float) -> list[list[int]]:
+    """Join a group shorter than the digits to a close neighbour when the two together are no
+    wider than one digit: the halves of a 4 whose bar misses its crossbar."""
+    groups = list(groups)
+    k = 0
+    while k < len(groups):
+        x0, y0, x1, y1 = _box(parts, groups[k])
+        if _SMALL * height <= y1 - y0 < 0.75 * height:
+            for n in (k - 1, k + 1):  # the neighbours on the left and on the right
+                if 0 <= n < len(groups):
+                    both = _box(parts, groups[k] + groups[n])
+                    close = _distance((x0, y0, x1, y1), _box(parts, groups[n])) < 0.15 * height
+                    if close and both[2] - both[0] <= 0.9 * height:
+                        groups[min(k, n)] = groups[k] + groups[n]
+                        del groups[max(k, n)]
+                        k = -1  # start again: boxes have changed
+                        break
+        k += 1
+    return groups
 
 
 def _box(parts: Components, g: list[int]) -> tuple[int, int, int, int]:

@@ -212,3 +212,45 @@ def shadow(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     soft = 1 / (1 + np.exp(-(d - rng.uniform(-0.1, 0.1)) / 0.04))  # 0 lit .. 1 shaded
     a = a * (1 - rng.uniform(0.35, 0.5) * soft)[..., None]
     return Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
+
+
+EXTRA_LIGHT = "DejaVuSans-ExtraLight.ttf"  # the hairline face (not in FONT_FILES: too thin to read)
+
+
+def hairline_mask(digit: int, size: int, angle: float) -> np.ndarray:
+    """A digit written with a fine pen, large: DejaVu's ExtraLight face, eroded by a pixel."""
+    path = next(p for d in FONT_DIRS for p in Path(d).expanduser().rglob(EXTRA_LIGHT))
+    mask = glyph_mask(digit, ImageFont.truetype(str(path), size), 0, angle)
+    img = Image.fromarray((mask * 255).astype(np.uint8)).filter(ImageFilter.MinFilter(3))
+    return np.asarray(img, dtype=np.float32) / 255
+
+
+def render_messy_digits(kind: str, seed: int = 0, n: int = 40) -> list[tuple[bytes, int, str]]:
+    """n single digits on paper or in a phone photo with one kind of mess: a MESS kind, or
+    "thick" (a marker 9% of the font size wide), "thin" (a hairline), "clean" (none)."""
+    rng = np.random.default_rng(seed)
+    fonts = find_fonts()
+    pictures = []
+    for i in range(n):
+        digit, path = i % 10, fonts[i % len(fonts)]
+        font = ImageFont.truetype(str(path), int(rng.integers(40, 120)))
+        stroke = int(font.size * (0.09 if kind == "thick" else 0.015))
+        angle = float(rng.uniform(-8, 8))
+        if kind == "thin":
+            mask = hairline_mask(digit, int(rng.integers(200, 320)), angle)
+        else:
+            mask = glyph_mask(digit, font, stroke, angle)
+        cover = place(mask, rng)
+        if kind == "frame":
+            cover = frame(cover, rng)
+        elif kind == "specks":
+            cover = specks(cover, rng)
+        style = str(rng.choice(["paper", "photo"]))
+        img = paint(cover, style, rng)
+        if kind == "page edge":
+            img = page_edge(img, rng)
+        elif kind == "shadow":
+            img = shadow(img, rng)
+        text = f"{digit} in {path.stem}, {kind}, {STYLES[style][0]}, {img.width}x{img.height}"
+        pictures.append((encode(img, "PNG", rng), digit, text))
+    return pictures
