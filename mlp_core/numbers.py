@@ -131,7 +131,7 @@ def read_number(
                 f"Digits {len(digits) - len(read) + 1} to {len(digits)} touch and could not "
                 "be separated with confidence."
             )
-        elif right - left > 1.1 * height:
+        elif len(cuts) == 1 and right - left > 1.1 * height:
             problems.append(
                 f"Digit {len(digits)} is as wide as several digits: touching digits that "
                 "could not be separated."
@@ -233,27 +233,53 @@ def _digit_width(parts: Components, groups: list[list[int]], height: float) -> f
 def _best_cut(
     model, crop: np.ndarray, mask: np.ndarray, height: float, width: float
 ) -> list[tuple[int, int]]:
-    """Cut a wide piece into k = 1, 2, ... digits at its thinnest columns; keep the k whose
-    parts the network reads most confidently, the k its width suggests being a little
-    preferred. Returns the column range (start, end) of each part."""
+    """Cut a wide piece into the k = 1, 2, ... digits the network reads most confidently, the
+    k its width suggests being a little preferred. Returns the column range of each part."""
     w = mask.shape[1]
-    ink = mask.sum(axis=0)  # (w,) ink pixels per column
     best, best_score = [(0, w)], -np.inf
     for k in range(1, min(MAX_DIGITS, max(2, round(w / (0.45 * height)))) + 1):
-        cuts, step = [0], w / k
-        for j in range(1, k):
-            lo, hi = int((j - 0.3) * step), int((j + 0.3) * step) + 1
-            cuts.append(lo + int(np.argmin(ink[lo:hi])))  # the thinnest column near j/k
-        cuts.append(w)
-        ranges = [(a, b) for a, b in zip(cuts, cuts[1:]) if mask[:, a:b].any()]
-        if len(ranges) != k:
+        ranges = _cut(model, crop, mask, k)
+        if ranges is None:
             continue
-        tensors = torch.cat([to_mnist(crop[:, a:b], mask[:, a:b]).tensor for a, b in ranges])
-        probs = predict_probs(model, tensors)  # (k, 10)
-        score = probs.max(dim=1).values.log().mean().item()  # mean log-confidence of the parts
+        score = np.log(_confidence(model, crop, mask, ranges)).mean()
         score -= 0.5 * abs(k - w / width)  # how many typical digits wide the piece is
         if k == 1 and w > 1.1 * height:
             score -= 1.0  # one digit this wide is unlikely: it must read much better to win
         if score > best_score:
             best, best_score = ranges, score
     return best
+
+
+def _cut(model, crop: np.ndarray, mask: np.ndarray, k: int) -> list[tuple[int, int]] | None:
+    """k column ranges, cut left to right: each cut among a few columns near where an even
+    share of the rest would end, the one whose part (for the last cut, both parts) the
+    network reads best, less the share of ink the cut goes through. Where digits overlap,
+    the thinnest column is often inside a digit (the middle of a 0), so the network has the
+    larger say. None: no ink for k parts."""
+    w = mask.shape[1]
+    ink = mask.sum(axis=0) / mask.shape[0]  # (w,) share of each column that is ink
+    cuts = [0]
+    for j in range(1, k):
+        a, step = cuts[-1], (w - cuts[-1]) / (k - j + 1)
+        lo, hi = int(a + 0.65 * step), int(a + 1.35 * step) + 1
+        thinnest = lo + int(np.argmin(ink[lo:hi])) if hi > lo else lo
+        options = np.unique([*np.linspace(lo, hi, 9).astype(int), thinnest])
+        options = [c for c in options if a < c < w and mask[:, a:c].any() and mask[:, c:].any()]
+        if not options:
+            return None
+        last = j == k - 1
+        # read best, and cut through little ink: touching strokes, not a digit's middle
+        scores = [
+            np.log(_confidence(model, crop, mask, [(a, c), (c, w)] if last else [(a, c)])).mean()
+            - 0.3 * ink[c]
+            for c in options
+        ]
+        cuts.append(options[int(np.argmax(scores))])
+    cuts.append(w)
+    return list(zip(cuts, cuts[1:]))
+
+
+def _confidence(model, crop: np.ndarray, mask: np.ndarray, ranges) -> np.ndarray:
+    """The network's top probability for each column range of the crop, read as a digit."""
+    tensors = torch.cat([to_mnist(crop[:, a:b], mask[:, a:b]).tensor for a, b in ranges])
+    return predict_probs(model, tensors).max(dim=1).values.numpy()  # (len(ranges),)
