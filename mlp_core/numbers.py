@@ -78,6 +78,37 @@ class Number:
     def unsure(self) -> bool:
         return self.digits[self.weakest].confidence < UNSURE or bool(self.problems)
 
+    def summary(self) -> str:
+        """`2026`, or `2026 (unsure: digit 3 could be 7)` naming the weakest digit's rival."""
+        if not self.unsure:
+            return self.text
+        d = self.digits[self.weakest]
+        rival = int(np.argsort(d.probabilities)[-2])
+        return f"{self.text} (unsure: digit {self.weakest + 1} could be {rival})"
+
+    def lines(self) -> list[str]:
+        """One line per digit, the weakest marked when unsure, then any problem."""
+        out = [
+            f"digit {i + 1}: {verdict(d.probabilities)}"
+            + ("  <- weakest" if self.unsure and i == self.weakest else "")
+            for i, d in enumerate(self.digits)
+        ]
+        return out + self.problems
+
+    def as_dict(self) -> dict:
+        """Plain values for JSON: the number, each digit's answer, box and probabilities."""
+        return {
+            "number": self.text,
+            "unsure": self.unsure,
+            "weakest": self.weakest,
+            "problems": self.problems,
+            "digits": [
+                {"digit": d.digit, "confidence": d.confidence, "box": list(d.box),
+                 "probabilities": d.probabilities}
+                for d in self.digits
+            ],
+        }  # fmt: skip
+
 
 def verdict(probs) -> str:
     """`7 (98.2%)`, or `unsure: 4 or 9 (52.0% / 41.3%)` when the top probability is low."""
