@@ -78,13 +78,15 @@ class Number:
     def unsure(self) -> bool:
         return self.digits[self.weakest].confidence < UNSURE or bool(self.problems)
 
+    @property
+    def doubt(self) -> str:
+        """`digit 3 could be 7`: the weakest digit and its runner-up."""
+        rival = int(np.argsort(self.digits[self.weakest].probabilities)[-2])
+        return f"digit {self.weakest + 1} could be {rival}"
+
     def summary(self) -> str:
-        """`2026`, or `2026 (unsure: digit 3 could be 7)` naming the weakest digit's rival."""
-        if not self.unsure:
-            return self.text
-        d = self.digits[self.weakest]
-        rival = int(np.argsort(d.probabilities)[-2])
-        return f"{self.text} (unsure: digit {self.weakest + 1} could be {rival})"
+        """`2026`, or `2026 (unsure: digit 3 could be 7)` when unsure."""
+        return f"{self.text} (unsure: {self.doubt})" if self.unsure else self.text
 
     def lines(self) -> list[str]:
         """One line per digit, the weakest marked when unsure, then any problem."""
