@@ -90,10 +90,11 @@ def components(mask: np.ndarray) -> Components:
     roots, run_label = np.unique(root, return_inverse=True)  # (n,), (R,) numbered 0..n-1
     n = len(roots)
     # paint each run's label + 1 into the picture: +label at its start, -label after its end
-    delta = np.zeros(h * w + 1, np.int64)
-    np.add.at(delta, rows * w + starts, run_label + 1)
-    np.add.at(delta, rows * w + ends, -(run_label + 1))
-    labels = np.cumsum(delta[:-1]).reshape(h, w).astype(np.int32)
+    # (a run ending a row and one starting the next share a position, so add, don't assign)
+    weight = run_label + 1.0
+    delta = np.bincount(rows * w + starts, weight, h * w + 1)
+    delta -= np.bincount(rows * w + ends, weight, h * w + 1)
+    labels = np.cumsum(delta[:-1].astype(np.int32)).reshape(h, w)
     area = np.bincount(run_label, weights=ends - starts, minlength=n).astype(np.int64)
     top, left = np.full(n, h), np.full(n, w)
     bottom, right = np.zeros(n, int), np.zeros(n, int)

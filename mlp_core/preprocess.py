@@ -44,6 +44,7 @@ _STROKES = (0.08, 0.2)  # stroke widths, as a fraction of the digit's larger sid
 _WORK_DIGIT = 100  # px: the size at which a stroke width is corrected
 _BRIDGE = 4  # px at that size: gaps up to twice this between a digit's pieces are closed
 MAX_PIECES = 12  # more separate marks than this are noise or a texture, not one digit
+_MAX_RUNS = 100  # more stretches of ink than this per row, on average: noise, not strokes
 NO_DIGIT_MARKS = "The image has no digit in it: it shows no mark the size and shape of a digit."
 NOISE = "The image has no digit in it: it looks like noise or a texture, not a digit."
 
@@ -92,6 +93,9 @@ def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> In
         gray = _flatten(gray, alpha)
     gray = _even_out(gray)  # (H, W), a flat background even in an unevenly lit photo
     gray, mask = _polarity(gray)  # (H, W) each: ink light, and where the ink is
+    runs = np.count_nonzero(mask[:, 1:] & ~mask[:, :-1]) + np.count_nonzero(mask[:, 0])
+    if runs > _MAX_RUNS * mask.shape[0]:  # a row of digits crosses a few dozen strokes at most
+        raise ImageError(NOISE)
     return Ink(gray, mask, components(mask))
 
 
@@ -296,8 +300,10 @@ def _threshold(gray: np.ndarray) -> float:
     what stands out by more than 4 of them, on whichever side more pixels do.
     """
     t = _otsu_threshold(gray)
-    mid = float(np.median(gray))
-    spread = 1.4826 * float(np.median(np.abs(gray - mid)))  # robust standard deviation
+    step = max(1, int(np.sqrt(gray.size / 250_000)))  # a quarter million pixels pin a median
+    sample = gray[::step, ::step]
+    mid = float(np.median(sample))
+    spread = 1.4826 * float(np.median(np.abs(sample - mid)))  # robust standard deviation
     if abs(t - mid) >= 3 * spread:
         return t
     dark, light = (gray < mid - 4 * spread).sum(), (gray > mid + 4 * spread).sum()

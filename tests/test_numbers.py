@@ -222,6 +222,16 @@ def test_more_than_twelve_marks_are_refused_quickly(model, report):
     assert seconds < 1.0
 
 
+def test_a_2048_pixel_picture_of_noise_is_refused_quickly(model, report):
+    noise = np.random.default_rng(7).integers(0, 256, (2048, 2048), np.uint8)
+    began = time.perf_counter()
+    with pytest.raises(ImageError, match="noise or a texture"):
+        read_number(model, noise)
+    seconds = time.perf_counter() - began
+    report(f"2048x2048 noise refused in {seconds:.2f} s")
+    assert seconds < 2  # under a second here when the machine is idle
+
+
 @pytest.mark.filterwarnings("default")
 def test_a_25_megapixel_scan_is_read_in_bounded_time(model, report):
     page = Image.new("L", (5000, 5000), 250)
