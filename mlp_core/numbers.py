@@ -11,10 +11,13 @@ into its digits. A reader's eye does it by ink: marks that touch belong together
 
 A digit is the pieces that stand above one another: a 5's bar sits over its body, a broken
 stroke's halves over each other; two digits of a number stand side by side. Touching digits
-make one piece much wider than the number's digits are tall; it is cut at the columns with
-the least ink, trying two or more parts and keeping the cut whose parts the network reads with
-the most confidence. When even that reading is unsure, the answer says which part could not be
-separated.
+make one piece wider than the number's digits; it is cut into one, two or more parts, each cut
+at the column where the network reads the parts best and little ink is crossed, and the number
+of parts the network reads most confidently wins. When even that reading is unsure, the answer
+says which digits could not be separated with confidence.
+
+Each digit's answer comes with its confidence; below UNSURE the answer names the runner-up
+("unsure: 4 or 9") and the number points at its weakest digit.
 """
 
 import os
@@ -39,7 +42,7 @@ from .preprocess import (
 
 MAX_DIGITS = 12  # a longer row of marks is text, noise or a texture, not a number
 UNSURE = 0.75  # below this top probability, an answer names its runner-up
-_WIDE = 1.0  # a piece wider than this many digit heights is probably touching digits
+_WIDE = 1.0  # a piece wider than this many digit heights may be touching digits
 _SMALL = 0.4  # a piece smaller than this many digit heights is part of a digit, or punctuation
 
 
@@ -145,33 +148,41 @@ def read_number(
     width = _digit_width(ink.parts, groups, height)
     digits, problems = [], []
     for g in groups:
-        left, top, right, bottom = _box(ink.parts, g)
-        labels = ink.parts.labels[top:bottom, left:right]  # (h, w)
-        mask = np.isin(labels, np.asarray(g) + 1)  # this digit's ink only, not a neighbour's
-        crop = np.where(grow(mask, 2), x[top:bottom, left:right], 0)  # with its soft edges
-        cuts = [(0, right - left)]  # column ranges of the crop, one per digit
-        if right - left > min(_WIDE * height, 1.6 * width):
-            cuts = _best_cut(model, crop, mask, height, width)
-        read = []
-        for a, b in cuts:
-            prep = to_mnist(crop[:, a:b], mask[:, a:b], bridge=len(g) > 1)
-            probs = predict_probs(model, prep.tensor)[0].tolist()
-            box = (int(left + a), int(top), int(left + b), int(bottom))
-            read.append(Digit(int(np.argmax(probs)), probs, box, prep, joined=len(cuts) > 1))
+        read, problem = _read_group(model, ink.parts, x, g, height, width, len(digits) + 1)
         digits += read
-        if len(cuts) > 1 and min(d.confidence for d in read) < UNSURE:
-            problems.append(
-                f"Digits {len(digits) - len(read) + 1} to {len(digits)} touch and could not "
-                "be separated with confidence."
-            )
-        elif len(cuts) == 1 and right - left > 1.1 * height:
-            problems.append(
-                f"Digit {len(digits)} is as wide as several digits: touching digits that "
-                "could not be separated."
-            )
+        problems += [problem] if problem else []
     if len(digits) > MAX_DIGITS:
         raise ImageError(_too_many(len(digits)))
     return Number(digits, problems)
+
+
+def _read_group(
+    model, parts: Components, x: np.ndarray, g: list[int], height: float, width: float, first: int
+) -> tuple[list[Digit], str | None]:
+    """Read the digit (or, if too wide, the touching digits) of one group of pieces; also a
+    sentence when it could not be separated with confidence. `first`: its digit's number."""
+    left, top, right, bottom = _box(parts, g)
+    labels = parts.labels[top:bottom, left:right]  # (h, w)
+    mask = np.isin(labels, np.asarray(g) + 1)  # this digit's ink only, not a neighbour's
+    crop = np.where(grow(mask, 2), x[top:bottom, left:right], 0)  # with its soft edges
+    cuts = [(0, right - left)]  # column ranges of the crop, one per digit
+    if right - left > min(_WIDE * height, 1.6 * width):
+        cuts = _best_cut(model, crop, mask, height, width)
+    read = []
+    for a, b in cuts:
+        prep = to_mnist(crop[:, a:b], mask[:, a:b], bridge=len(g) > 1)
+        probs = predict_probs(model, prep.tensor)[0].tolist()
+        box = (int(left + a), int(top), int(left + b), int(bottom))
+        read.append(Digit(int(np.argmax(probs)), probs, box, prep, joined=len(cuts) > 1))
+    last = first + len(read) - 1
+    if len(cuts) > 1 and min(d.confidence for d in read) < UNSURE:
+        return read, f"Digits {first} to {last} touch and could not be separated with confidence."
+    if len(cuts) == 1 and right - left > 1.1 * height:
+        return read, (
+            f"Digit {first} is as wide as several digits: touching digits that could not be "
+            "separated."
+        )
+    return read, None
 
 
 def _too_many(n: int) -> str:
