@@ -121,9 +121,9 @@ def digit_pieces(parts: Components, shape: tuple[int, int]) -> np.ndarray:
       runs along the picture's border for a tenth of its perimeter;
     - speck (dust, a dot of noise): under 2% of the largest remaining piece's area, a small
       piece far from every larger one, or a small piece cut by the picture's edge;
-    - frame (a box drawn or printed around the digit): a sparse piece with another piece in
-      its hole, with room on all four sides; a much smaller piece in a hole is dropped
-      instead (the dot of a dotted zero, a speck in a loop);
+    - frame (a box drawn or printed around the digit): thin lines (a fifth of their box or
+      less) with another piece in their hole, with room on all four sides; in the hole of a
+      thicker piece, a much smaller piece is dropped instead (the dot of a dotted zero);
     - line (a ruled line, an underline, a margin): six times longer than thick and half as
       long again as the tallest other piece.
     A piece alone is never dropped as a page edge or a line: a digit in a tight crop touches
@@ -161,11 +161,11 @@ def digit_pieces(parts: Components, shape: tuple[int, int]) -> np.ndarray:
             box = np.s_[parts.top[j] : parts.bottom[j], parts.left[j] : parts.right[j]]
             if (parts.labels[box] == i + 1).any():
                 continue  # i's own ink crosses j's box: j is beside i's strokes, not in a hole
+            if parts.area[i] < 0.2 * parts.height[i] * parts.width[i]:
+                ok[i] = False  # a frame: thin lines around a digit in its hole
+                break
             if size[j] < 0.3 * size[i]:
                 ok[j] = False  # a dot in a zero's hole (MNIST's zeros have none), a speck
-            elif parts.area[i] < 0.3 * parts.height[i] * parts.width[i]:
-                ok[i] = False  # a frame: sparse ink around a digit in its hole
-                break
     long = np.maximum(parts.width, parts.height) >= 6 * np.minimum(parts.width, parts.height)
     if (ok & ~long).any():
         tall = parts.height[ok & ~long].max()  # the tallest piece that is not a line

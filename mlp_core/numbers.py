@@ -281,7 +281,8 @@ def _best_cut(
     k its width suggests being a little preferred. Returns the column range of each part."""
     w = mask.shape[1]
     best, best_score = [(0, w)], -np.inf
-    for k in range(1, min(MAX_DIGITS, max(2, round(w / (0.45 * height)))) + 1):
+    n = max(2, round(w / width))  # typical digits this wide; further k would lose anyway
+    for k in range(n - 1, min(MAX_DIGITS, n + 1) + 1):
         ranges = _cut(model, crop, mask, k)
         if ranges is None:
             continue

@@ -45,6 +45,7 @@ _WORK_DIGIT = 100  # px: the size at which a stroke width is corrected
 _BRIDGE = 4  # px at that size: gaps up to twice this between a digit's pieces are closed
 MAX_PIECES = 12  # more separate marks than this are noise or a texture, not one digit
 _MAX_RUNS = 100  # more stretches of ink than this per row, on average: noise, not strokes
+_SHADE_SIDE = 128  # px: the size at which the background under a shadow is found
 NO_DIGIT_MARKS = "The image has no digit in it: it shows no mark the size and shape of a digit."
 NOISE = "The image has no digit in it: it looks like noise or a texture, not a digit."
 
@@ -96,7 +97,51 @@ def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> In
     runs = np.count_nonzero(mask[:, 1:] & ~mask[:, :-1]) + np.count_nonzero(mask[:, 0])
     if runs > _MAX_RUNS * mask.shape[0]:  # a row of digits crosses a few dozen strokes at most
         raise ImageError(NOISE)
-    return Ink(gray, mask, components(mask))
+    ink = Ink(gray, mask, components(mask))
+    # a large piece along the border: a shadow, perhaps (or a table, or noise: left as is)
+    if _shaded(ink.parts) and not noisy(ink.parts, digit_pieces(ink.parts, mask.shape)):
+        lifted = np.clip(gray - _background(gray), 0, 1)  # (H, W)
+        light = lifted >= _threshold(lifted)  # the ink is light already: no polarity to set
+        if light.any():
+            again = Ink(lifted, light, components(light))
+            if _shaded(again.parts) < _shaded(ink.parts) and not _blob(again.parts):
+                return again
+    return ink
+
+
+def _blob(parts: Components) -> bool:
+    """True when the largest piece is a solid patch, not strokes: thick as a third of its box.
+
+    Where strokes are wider than `_background`'s filter (a bold digit filling the picture),
+    the filter takes them for paper, and what is left of the digit is such a patch."""
+    i = int(np.argmax(parts.area))
+    side = max(parts.height[i], parts.width[i])
+    return stroke_width(parts.labels == i + 1) > side / 3
+
+
+def _shaded(parts: Components) -> int:
+    """Pixels of the largest piece running along the border for a tenth of its perimeter and
+    covering a tenth of the picture (0 if none): a shadow's dark side, or a table's."""
+    h, w = parts.labels.shape
+    large = (parts.border >= 0.2 * (h + w)) & (parts.area >= 0.1 * h * w)
+    return int(parts.area[large].max(initial=0))
+
+
+def _background(gray: np.ndarray) -> np.ndarray:
+    """The background's level under each pixel of a light-ink picture, shadows included.
+
+    A grey opening (minimum, then maximum filter) wider than any stroke removes the ink and
+    keeps what is wide: the paper, lit or shaded. It runs on a copy of at most 128 px, which
+    is then smoothed and brought back to full size.
+    """
+    h, w = gray.shape
+    f = min(1.0, _SHADE_SIDE / max(h, w))
+    t = torch.from_numpy(gray)[None, None]  # (1, 1, H, W)
+    small = F.interpolate(t, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+    r = _SHADE_SIDE // 12  # 10 px of 128: wider than the strokes of a digit filling the picture
+    opened = _dilate(_erode(F.pad(small, (r,) * 4, mode="replicate"), r), r)[..., r:-r, r:-r]
+    smooth = F.avg_pool2d(opened, 5, stride=1, padding=2, count_include_pad=False)
+    return F.interpolate(smooth, size=(h, w), mode="bilinear")[0, 0].numpy()  # (H, W)
 
 
 def stretch(ink: Ink, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -295,19 +340,24 @@ def _threshold(gray: np.ndarray) -> float:
     """The grey level between ink and background: Otsu's, unless that only splits the paper.
 
     Otsu's method assumes two classes of similar weight. A hairline on a large noisy photo is
-    a tiny class: Otsu then cuts the paper's own noise in half. So when its threshold lies
-    within the paper's noise (3 robust standard deviations of the median), the ink is instead
-    what stands out by more than 4 of them, on whichever side more pixels do.
+    a tiny class: Otsu then cuts the paper's own noise in half, into two classes that overlap
+    (their means less than 4 standard deviations apart). Then the ink is instead what stands
+    out from the median by more than 4 robust standard deviations, on whichever side more
+    pixels do.
     """
     t = _otsu_threshold(gray)
     step = max(1, int(np.sqrt(gray.size / 250_000)))  # a quarter million pixels pin a median
     sample = gray[::step, ::step]
+    below, above = sample[sample < t], sample[sample >= t]
+    if below.size == 0 or above.size == 0:
+        return t
+    within = np.sqrt((below.var() * below.size + above.var() * above.size) / sample.size)
+    if above.mean() - below.mean() >= 4 * within:
+        return t  # two classes well apart: ink and paper (or lit and shaded paper)
     mid = float(np.median(sample))
     spread = 1.4826 * float(np.median(np.abs(sample - mid)))  # robust standard deviation
-    if abs(t - mid) >= 3 * spread:
-        return t
     dark, light = (gray < mid - 4 * spread).sum(), (gray > mid + 4 * spread).sum()
-    if dark == light == 0:  # nothing stands out: two classes close together, or none at all
+    if dark == light == 0:  # nothing stands out: no ink at all
         return t
     # the threshold is the class boundary: >= it is the light class, as with Otsu's
     return mid - 4 * spread + 1e-6 if dark > light else mid + 4 * spread + 1e-6
@@ -368,7 +418,11 @@ def _even_strokes(crop: np.ndarray, mask: np.ndarray, bridge: bool = False) -> n
 
 def _dilate(t: torch.Tensor, r: int) -> torch.Tensor:
     """Grey dilation of a (1, 1, h, w) picture: each pixel the maximum of its square of radius r."""
-    return F.max_pool2d(t, 2 * r + 1, stride=1, padding=r) if r > 0 else t
+    if r <= 0:
+        return t
+    # a square's maximum is the maximum along its rows, then its columns: 2k, not k*k, reads
+    t = F.max_pool2d(t, (1, 2 * r + 1), stride=1, padding=(0, r))
+    return F.max_pool2d(t, (2 * r + 1, 1), stride=1, padding=(r, 0))
 
 
 def _erode(t: torch.Tensor, r: int) -> torch.Tensor:
