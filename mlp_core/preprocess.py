@@ -7,9 +7,11 @@ picture (a canvas drawing, a phone photo of paper, a screenshot) is none of that
 
     decode (first frame, EXIF orientation) -> grey in [0, 1] -> flatten transparency ->
     even out the lighting -> polarity (ink light, background dark) -> the ink's connected
-    pieces, without specks, page edges, lines and frames -> contrast (ink 1, background 0) ->
-    crop to the ink -> stroke width towards MNIST's -> scale its larger side to 20 px ->
-    move its centre of mass to pixel (14, 14)
+    pieces (ink.py); a shadow along the border lifted -> without specks, page edges, lines
+    and frames -> contrast (ink 1, background 0) -> crop to the ink -> stroke width towards
+    MNIST's -> scale its larger side to 20 px -> move its centre of mass to pixel (14, 14)
+
+A picture whose ink looks like noise or a texture, not strokes, has no digit in it.
 
 The steps are public (`find_ink`, `stretch`, `to_mnist`) so that `numbers.py` runs the same
 ones on each digit of a number.
