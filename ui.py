@@ -37,6 +37,7 @@ from mlp_core.insight import (
 )
 from mlp_core.jobs import Trainer
 from mlp_core.metrics import predict_probs
+from mlp_core.numbers import UNSURE, verdict
 from mlp_core.preprocess import Preprocessed
 
 DEFAULT_MODEL = Path(__file__).parent / "models" / "default.pt"
@@ -133,9 +134,8 @@ def start_upload_sweeper() -> threading.Thread | None:
 def limit_uploads(files: list) -> tuple[list, str | None]:
     """The uploaded files this page will read, and a sentence if some were dropped.
 
-    At most MAX_FILES_PER_UPLOAD files and MAX_SESSION_UPLOAD_BYTES in all; the rest, and
-    any file this session sent that no widget shows (a forged upload), are removed from
-    the server's memory at once rather than when the session ends.
+    At most MAX_FILES_PER_UPLOAD files and MAX_SESSION_UPLOAD_BYTES in all; the rest are
+    removed from the server's memory at once (see keep_only_uploads).
     """
     kept, total = [], 0
     for f in files or []:
@@ -143,15 +143,6 @@ def limit_uploads(files: list) -> tuple[list, str | None]:
             kept.append(f)
             total += f.size
     dropped = len(files or []) - len(kept)
-    start_upload_sweeper()
-    ctx = get_script_run_ctx()
-    mgr = getattr(ctx, "uploaded_file_mgr", None)
-    if isinstance(mgr, MemoryUploadedFileManager):
-        keep = {f.file_id for f in kept}
-        held = list(mgr.file_storage.get(ctx.session_id, {}))
-        for file_id in held:
-            if file_id not in keep:
-                mgr.remove_file(ctx.session_id, file_id)
     if not dropped:
         return kept, None
     return kept, (
@@ -159,6 +150,21 @@ def limit_uploads(files: list) -> tuple[list, str | None]:
         f"{MAX_FILES_PER_UPLOAD} pictures and {MAX_SESSION_UPLOAD_BYTES // 2**20} MB in all. "
         "Remove some and add the others after."
     )
+
+
+def keep_only_uploads(files: list) -> None:
+    """Free every file this session uploaded except `files` (call after the page's last
+    uploader): files beyond the limits, and any a forged request sent that no widget
+    shows, leave the server's memory now rather than when the session ends."""
+    start_upload_sweeper()
+    ctx = get_script_run_ctx()
+    mgr = getattr(ctx, "uploaded_file_mgr", None)
+    if not isinstance(mgr, MemoryUploadedFileManager):
+        return
+    keep = {f.file_id for f in files if f is not None}
+    for file_id in list(mgr.file_storage.get(ctx.session_id, {})):
+        if file_id not in keep:
+            mgr.remove_file(ctx.session_id, file_id)
 
 
 @st.cache_resource
@@ -406,6 +412,8 @@ def show_prediction(
         st.image(upscale(prep.preview, 140), caption="What the network sees")
     with right:
         st.markdown(f"#### {prediction_line(probs)}")
+        if float(np.max(probs)) < UNSURE:  # say so rather than only print a digit
+            st.caption(f"The network is {verdict(probs)}.")
         st.altair_chart(probability_chart(probs), width="stretch")
     why = st.expander(
         "Why this answer?",

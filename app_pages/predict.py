@@ -4,10 +4,33 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 import ui
+from mlp_core.numbers import Number, read_number, verdict
 from mlp_core.preprocess import ACCEPTED_FORMATS, MAX_PIXELS, ImageError, preprocess
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
 DRAW_HINT = "Draw a digit on the black square: one digit, as large as the square allows."
+NUMBER_HINT = "Draw a number on the black strip, digits side by side, or upload a photo of one."
+
+
+def show_number(model, source) -> None:
+    """Read a number: "Read: 2026", then each digit's 28x28 picture, answer and probabilities."""
+    try:
+        found: Number = read_number(model, source)
+    except ImageError as e:
+        st.info(f"{NUMBER_HINT} ({e})")
+        return
+    st.markdown(f"#### Read: {found.text}")
+    for problem in found.problems:
+        st.warning(problem)
+    if found.unsure:
+        st.caption(f"Unsure: {found.doubt}.")
+    for col, (i, d) in zip(st.columns(len(found.digits)), enumerate(found.digits), strict=True):
+        weakest = found.unsure and i == found.weakest
+        with col, st.container(border=True):
+            st.image(ui.upscale(d.prep.preview, 112), caption=f"digit {i + 1}")
+            st.markdown(("**weakest:** " if weakest else "") + verdict(d.probabilities))
+            st.altair_chart(ui.probability_chart(d.probabilities, height=110), width="stretch")
+
 
 st.title("Predict")
 st.caption(
@@ -17,7 +40,7 @@ st.caption(
 )
 _, ckpt = ui.model_picker("predict_model")
 
-draw, upload = st.tabs(["Draw", "Upload"])
+draw, upload, number = st.tabs(["Draw", "Upload", "A number"])
 
 with draw:
     c_canvas, c_result = st.columns([1, 2], gap="large")
@@ -74,3 +97,27 @@ with upload:
                 st.markdown(f"**{name}**")
                 if ckpt is not None:
                     ui.show_prediction(ckpt.model, prep, key=f"predict_why_{f.file_id}")
+
+with number:
+    st.caption("Digits side by side, up to 12. Each is found by its ink, read as one digit.")
+    strip = st_canvas(
+        stroke_width=14,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=200,
+        width=700,
+        drawing_mode="freedraw",
+        update_streamlit=True,
+        return_image_data=True,
+        key="predict_number_canvas",
+    )
+    photo = st.file_uploader(
+        "Or a picture of a number", type=UPLOAD_TYPES, key="predict_number_file"
+    )  # one file: within the limits by itself
+    drawn = bool((strip.json_data or {}).get("objects")) and strip.image_data is not None
+    if ckpt is not None and (photo is not None or drawn):
+        show_number(ckpt.model, photo.getvalue() if photo is not None else strip.image_data)
+    else:
+        st.info(NUMBER_HINT)
+
+ui.keep_only_uploads([*files, photo])  # any other upload of this session leaves memory now

@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="+", help="image files")
     p.add_argument(
+        "--number",
+        action="store_true",
+        help="read each file as a number of up to 12 digits (default: one digit per file)",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="per file: the digit and all ten probabilities, or the error",
@@ -272,9 +277,12 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .metrics import predict_probs
+    from .numbers import verdict
     from .preprocess import ImageError, preprocess
 
     model = load_checkpoint(args.model).model
+    if args.number:
+        return predict_numbers(model, args.files, args.json)
     results, ok = [], True
     for name in args.files:
         try:
@@ -289,7 +297,7 @@ def cmd_predict(args) -> int:
         if "error" in r:
             print(f"{r['file']}: error: {r['error']}")
         else:
-            print(f"{r['file']}: {r['digit']} ({r['probabilities'][r['digit']]:.1%})")
+            print(f"{r['file']}: {verdict(r['probabilities'])}")
     if args.json:
         print(json.dumps(results))
     return 0 if ok else 1
@@ -298,6 +306,29 @@ def cmd_predict(args) -> int:
 def one_line(text: str) -> str:
     """A message on one line: each failure is promised to be exactly one line of stderr."""
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def predict_numbers(model, files: list[str], as_json: bool) -> int:
+    """`predict --number`: per file the number and a line per digit, or one error line."""
+    from .numbers import read_number
+    from .preprocess import ImageError
+
+    results, ok = [], True
+    for name in files:
+        try:
+            number = read_number(model, Path(name))
+            results.append({"file": name, **number.as_dict()})
+            lines = [f"{name}: {number.summary()}", *(f"  {x}" for x in number.lines())]
+        except (ImageError, OSError) as e:
+            ok = False
+            msg = str(e) if isinstance(e, ImageError) else f"Cannot read {name}: {e.strerror}."
+            results.append({"file": name, "error": msg})
+            lines = [f"{name}: error: {msg}"]
+        if not as_json:
+            print("\n".join(lines))
+    if as_json:
+        print(json.dumps(results))
+    return 0 if ok else 1
 
 
 def main(argv=None) -> int:

@@ -6,8 +6,15 @@ picture (a canvas drawing, a phone photo of paper, a screenshot) is none of that
 `preprocess` rebuilds it step by step:
 
     decode (first frame, EXIF orientation) -> grey in [0, 1] -> flatten transparency ->
-    even out the lighting -> polarity and contrast (ink 1, background 0) -> crop to the ink ->
-    scale its larger side to 20 px -> move its centre of mass to pixel (14, 14)
+    even out the lighting -> polarity (ink light, background dark) -> the ink's connected
+    pieces (ink.py); a shadow along the border lifted -> without specks, page edges, lines
+    and frames -> contrast (ink 1, background 0) -> crop to the ink -> stroke width towards
+    MNIST's -> scale its larger side to 20 px -> move its centre of mass to pixel (14, 14)
+
+A picture whose ink looks like noise or a texture, not strokes, has no digit in it.
+
+The steps are public (`find_ink`, `stretch`, `to_mnist`) so that `numbers.py` runs the same
+ones on each digit of a number.
 """
 
 import io
@@ -17,9 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .files import read_regular_file
+from .ink import Components, components, digit_pieces, noisy, stroke_width
 
 MAX_FILE_BYTES = 50 * 2**20  # a picture file read from disk (uploads are capped lower)
 MAX_PIXELS = 25_000_000  # width*height limit, checked from the header before decoding
@@ -33,6 +42,14 @@ _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 _WORK_SIDE = 2048  # larger pictures are box-averaged down first: the digit ends up 20 px anyway
 _MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of full scale to count
 _DIGIT_SIDE, _FRAME_SIDE = 20, 28  # MNIST: the digit's larger side is 20 px, in a 28 px frame
+_STROKES = (0.08, 0.2)  # stroke widths, as a fraction of the digit's larger side, left as they are
+_WORK_DIGIT = 100  # px: the size at which a stroke width is corrected
+_BRIDGE = 4  # px at that size: gaps up to twice this between a digit's pieces are closed
+MAX_PIECES = 12  # more separate marks than this are noise or a texture, not one digit
+_MAX_RUNS = 100  # more stretches of ink than this per row, on average: noise, not strokes
+_SHADE_SIDE = 128  # px: the size at which the background under a shadow is found
+NO_DIGIT_MARKS = "The image has no digit in it: it shows no mark the size and shape of a digit."
+NOISE = "The image has no digit in it: it looks like noise or a texture, not a digit."
 
 
 class ImageError(ValueError):
@@ -45,6 +62,15 @@ class Preprocessed:
     preview: Image.Image  # 28x28 mode "L" image of exactly what the network sees (tensor*255)
 
 
+@dataclass(frozen=True)
+class Ink:
+    """A picture's ink, found but not yet stretched: the steps `preprocess` and `numbers` share."""
+
+    gray: np.ndarray  # (H, W) float32 in [0, 1], the ink lighter than the background
+    mask: np.ndarray  # (H, W) bool: Otsu's ink class
+    parts: Components  # the mask's 8-connected pieces
+
+
 def preprocess(
     source: bytes | str | os.PathLike | Image.Image | np.ndarray,
 ) -> Preprocessed:
@@ -53,16 +79,108 @@ def preprocess(
     Raises ImageError, with one sentence for the user, for anything that is not a readable,
     accepted picture with a digit in it.
     """
+    ink = find_ink(source)
+    keep = digit_pieces(ink.parts, ink.mask.shape)  # (k,) indices: no specks, edges, frames
+    if len(keep) == 0:
+        raise ImageError(NO_DIGIT_MARKS)
+    if len(keep) > MAX_PIECES or noisy(ink.parts, keep):
+        raise ImageError(NOISE)
+    x, mask = stretch(ink, keep)  # (H, W) each: background 0 to ink 1, and the digit's ink
+    return to_mnist(x, mask, bridge=len(keep) > 1)
+
+
+def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> Ink:
+    """Decode, flatten, even out the lighting, set the polarity, split the ink into pieces."""
     gray, alpha = _decode(source)  # (H, W) each, in [0, 1]; alpha is None when opaque
     if alpha is not None:
         gray = _flatten(gray, alpha)
     gray = _even_out(gray)  # (H, W), a flat background even in an unevenly lit photo
-    x, ink = _normalise(gray)  # (H, W) each: background 0 to ink 1, and where the ink is
-    digit = _fit_box(x, ink)  # (h, w) with max(h, w) == 20
+    gray, mask = _polarity(gray)  # (H, W) each: ink light, and where the ink is
+    runs = np.count_nonzero(mask[:, 1:] & ~mask[:, :-1]) + np.count_nonzero(mask[:, 0])
+    if runs > _MAX_RUNS * mask.shape[0]:  # a row of digits crosses a few dozen strokes at most
+        raise ImageError(NOISE)
+    ink = Ink(gray, mask, components(mask))
+    # a large piece along the border: a shadow, perhaps (or a table, or noise: left as is)
+    if _shaded(ink.parts) and not noisy(ink.parts, digit_pieces(ink.parts, mask.shape)):
+        lifted = np.clip(gray - _background(gray), 0, 1)  # (H, W)
+        light = lifted >= _threshold(lifted)  # the ink is light already: no polarity to set
+        if light.any():
+            again = Ink(lifted, light, components(light))
+            if _shaded(again.parts) < _shaded(ink.parts) and not _blob(again.parts):
+                return again
+    return ink
+
+
+def _blob(parts: Components) -> bool:
+    """True when the largest piece is a solid patch, not strokes: thick as a third of its box.
+
+    Where strokes are wider than `_background`'s filter (a bold digit filling the picture),
+    the filter takes them for paper, and what is left of the digit is such a patch."""
+    i = int(np.argmax(parts.area))
+    side = max(parts.height[i], parts.width[i])
+    return stroke_width(parts.labels == i + 1) > side / 3
+
+
+def _shaded(parts: Components) -> int:
+    """Pixels of the largest piece running along the border for a tenth of its perimeter and
+    covering a tenth of the picture (0 if none): a shadow's dark side, or a table's."""
+    h, w = parts.labels.shape
+    large = (parts.border >= 0.2 * (h + w)) & (parts.area >= 0.1 * h * w)
+    return int(parts.area[large].max(initial=0))
+
+
+def _background(gray: np.ndarray) -> np.ndarray:
+    """The background's level under each pixel of a light-ink picture, shadows included.
+
+    A grey opening (minimum, then maximum filter) wider than any stroke removes the ink and
+    keeps what is wide: the paper, lit or shaded. It runs on a copy of at most 128 px, which
+    is then smoothed and brought back to full size.
+    """
+    h, w = gray.shape
+    f = min(1.0, _SHADE_SIDE / max(h, w))
+    t = torch.from_numpy(gray)[None, None]  # (1, 1, H, W)
+    small = F.interpolate(t, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+    r = _SHADE_SIDE // 12  # 10 px of 128: wider than the strokes of a digit filling the picture
+    opened = _dilate(_erode(F.pad(small, (r,) * 4, mode="replicate"), r), r)[..., r:-r, r:-r]
+    smooth = F.avg_pool2d(opened, 5, stride=1, padding=2, count_include_pad=False)
+    return F.interpolate(smooth, size=(h, w), mode="bilinear")[0, 0].numpy()  # (H, W)
+
+
+def stretch(ink: Ink, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Background 0, typical ink of the pieces `keep` 1, every other piece erased.
+
+    Returns the stretched picture and the kept pieces' mask, both (H, W).
+    """
+    mask = ink.parts.mask(keep)  # (H, W) bool
+    # Shading and noise in the background (an unevenly lit photo) stay below its 99th
+    # percentile; a typical ink pixel, even grey pencil, becomes 1.
+    lo, hi = np.percentile(ink.gray[~ink.mask], 99), np.median(ink.gray[mask])
+    x = np.clip((ink.gray - lo) / (hi - lo), 0, 1)  # (H, W)
+    if len(keep) < len(ink.parts):
+        # erase dropped pieces with their antialiased fringe, which lies outside the ink class
+        x = np.where(grow(ink.mask & ~mask, 2) & ~grow(mask, 2), 0, x)
+    return x, mask
+
+
+def to_mnist(x: np.ndarray, mask: np.ndarray, bridge: bool = False) -> Preprocessed:
+    """Crop x (background 0, ink 1) to the ink of `mask`, even its strokes, fit 20 px, centre.
+
+    `bridge`: the digit is in several pieces, so close the small gaps between them.
+    """
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w)
+    crop = _even_strokes(crop, mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], bridge)
+    digit = _fit_box(crop)  # (h', w') with max(h', w') == 20
     frame = _centre(digit)  # (28, 28)
     tensor = torch.from_numpy(frame).float().unsqueeze(0)  # (1, 28, 28)
     preview = Image.fromarray((tensor[0] * 255).round().to(torch.uint8).numpy())  # mode "L"
     return Preprocessed(tensor, preview)
+
+
+def grow(mask: np.ndarray, r: int) -> np.ndarray:
+    """Dilate a boolean (H, W) mask by r pixels (a square neighbourhood)."""
+    t = torch.from_numpy(mask).float()[None, None]  # (1, 1, H, W)
+    return F.max_pool2d(t, 2 * r + 1, stride=1, padding=r)[0, 0].numpy() > 0
 
 
 def _decode(source) -> tuple[np.ndarray, np.ndarray | None]:
@@ -220,9 +338,36 @@ def _otsu_threshold(x: np.ndarray) -> float:
     return float(edges[np.argmax(np.nan_to_num(between)) + 1])
 
 
-def _normalise(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Make the ink light on black and stretch it (background 0, ink 1); also the ink mask."""
-    light = gray >= _otsu_threshold(gray)  # (H, W)
+def _threshold(gray: np.ndarray) -> float:
+    """The grey level between ink and background: Otsu's, unless that only splits the paper.
+
+    Otsu's method assumes two classes of similar weight. A hairline on a large noisy photo is
+    a tiny class: Otsu then cuts the paper's own noise in half, into two classes that overlap
+    (their means less than 4 standard deviations apart). Then the ink is instead what stands
+    out from the median by more than 4 robust standard deviations, on whichever side more
+    pixels do.
+    """
+    t = _otsu_threshold(gray)
+    step = max(1, int(np.sqrt(gray.size / 250_000)))  # a quarter million pixels pin a median
+    sample = gray[::step, ::step]
+    below, above = sample[sample < t], sample[sample >= t]
+    if below.size == 0 or above.size == 0:
+        return t
+    within = np.sqrt((below.var() * below.size + above.var() * above.size) / sample.size)
+    if above.mean() - below.mean() >= 4 * within:
+        return t  # two classes well apart: ink and paper (or lit and shaded paper)
+    mid = float(np.median(sample))
+    spread = 1.4826 * float(np.median(np.abs(sample - mid)))  # robust standard deviation
+    dark, light = (gray < mid - 4 * spread).sum(), (gray > mid + 4 * spread).sum()
+    if dark == light == 0:  # nothing stands out: no ink at all
+        return t
+    # the threshold is the class boundary: >= it is the light class, as with Otsu's
+    return mid - 4 * spread + 1e-6 if dark > light else mid + 4 * spread + 1e-6
+
+
+def _polarity(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Make the ink light on a dark background; also return the ink mask (Otsu's ink class)."""
+    light = gray >= _threshold(gray)  # (H, W)
     # The background is what the picture's edge mostly shows (even when a bold digit covers
     # most of a tight crop): a light edge means dark ink on paper, so invert to light-on-dark.
     edge = np.concatenate([light[0], light[-1], light[:, 0], light[:, -1]])
@@ -231,17 +376,64 @@ def _normalise(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ink, background = gray[light], gray[~light]
     if ink.size == 0 or np.median(ink) - np.median(background) < _MIN_CONTRAST:
         raise ImageError("The image has no digit in it: it is blank or has too little contrast.")
-    # Shading and noise in the background (an unevenly lit photo) stay below its 99th
-    # percentile; a typical ink pixel, even grey pencil, becomes 1.
-    lo, hi = np.percentile(background, 99), np.median(ink)
-    return np.clip((gray - lo) / (hi - lo), 0, 1), light  # (H, W) each
+    return gray, light  # (H, W) each
 
 
-def _fit_box(x: np.ndarray, ink: np.ndarray) -> np.ndarray:
-    """Crop to the ink and scale it, keeping its aspect ratio, so its larger side is 20 px."""
-    # The crop follows the ink class, not x > 0: faint background noise must not widen it.
+def _even_strokes(crop: np.ndarray, mask: np.ndarray, bridge: bool = False) -> np.ndarray:
+    """Thin a marker-thick digit or thicken a hairline towards MNIST's stroke width; with
+    `bridge`, also close small gaps between its pieces (a broken stroke).
+
+    MNIST's strokes are 2-4 px wide in a 20 px box (median 2.6). Outside `_STROKES` the crop is
+    brought to `_WORK_DIGIT` px and eroded (a grey minimum filter) or dilated (maximum filter)
+    by the difference; a gap is closed by dilating then eroding. Otherwise the crop is
+    returned unchanged.
+    """
+    side = max(crop.shape)
+    # the stroke width as a fraction of the digit's size (no wider than the crop: a 1-pixel
+    # dash has almost no outline, so the estimate alone would be its length)
+    rel = min(stroke_width(mask), min(crop.shape)) / side
+    lo, hi = _STROKES
+    target = lo if rel < lo else hi if rel > hi else rel
+    r = round((rel - target) * _WORK_DIGIT / 2)  # pixels to take off (or add on) each side
+    if r == 0 and not bridge:
+        return crop
+    t = torch.from_numpy(np.ascontiguousarray(crop, np.float32))[None, None]  # (1, 1, h, w)
+    f = _WORK_DIGIT / side
+    size = (max(1, round(crop.shape[0] * f)), max(1, round(crop.shape[1] * f)))
+    # A hairline would fade in an averaging resize: shrink it by taking maxima instead.
+    if r < 0 and f < 1:
+        t = F.adaptive_max_pool2d(t, size)
+    else:
+        t = F.interpolate(t, size=size, mode="area" if f < 1 else "bilinear")
+    pad = max(abs(r), _BRIDGE if bridge else 0)
+    t = F.pad(t, (pad,) * 4)  # room for a thickened stroke; an eroded one only shrinks
+    if bridge:
+        t = _erode(_dilate(t, _BRIDGE), _BRIDGE)
+    t = _dilate(t, -r) if r < 0 else _erode(t, r)
+    out = t[0, 0].numpy()  # (h'', w'')
+    ink = out > 0.5 * out.max(initial=0)
+    if not ink.any():  # eroded away: a blob, not strokes; keep what there was
+        return crop
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w)
+    return out[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _dilate(t: torch.Tensor, r: int) -> torch.Tensor:
+    """Grey dilation of a (1, 1, h, w) picture: each pixel the maximum of its square of radius r."""
+    if r <= 0:
+        return t
+    # a square's maximum is the maximum along its rows, then its columns: 2k, not k*k, reads
+    t = F.max_pool2d(t, (1, 2 * r + 1), stride=1, padding=(0, r))
+    return F.max_pool2d(t, (2 * r + 1, 1), stride=1, padding=(r, 0))
+
+
+def _erode(t: torch.Tensor, r: int) -> torch.Tensor:
+    """Grey erosion: each pixel the minimum of its square of radius r."""
+    return -_dilate(-t, r)
+
+
+def _fit_box(crop: np.ndarray) -> np.ndarray:
+    """Scale a crop of the ink, keeping its aspect ratio, so its larger side is 20 px."""
     h, w = crop.shape
     scale = _DIGIT_SIDE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

@@ -142,3 +142,115 @@ def render_digit_pictures(seed: int = 0, n: int = 250) -> list[tuple[bytes, int,
         )
         pictures.append((encode(img, fmt, rng), digit, text))
     return pictures
+
+
+# --- the mess around a digit on real paper --------------------------------------------------
+
+MESS = ("frame", "specks", "page edge", "shadow")
+
+
+def frame(cover: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A thin box drawn around the ink, as on a form, with room on every side."""
+    rows, cols = np.flatnonzero(cover.max(1) > 0.5), np.flatnonzero(cover.max(0) > 0.5)
+    h, w = rows[-1] - rows[0], cols[-1] - cols[0]
+    pad = int(0.35 * max(h, w))
+    out = np.pad(cover, pad + 4)
+    top, left = rows[0] + 4 + pad // 3, cols[0] + 4 + pad // 3
+    bottom, right = rows[-1] + 4 + 2 * pad - pad // 3, cols[-1] + 4 + 2 * pad - pad // 3
+    t = max(1, int(0.03 * max(h, w) * rng.uniform(0.7, 1.3)))  # line thickness
+    for sl in (
+        np.s_[top : top + t, left:right],
+        np.s_[bottom - t : bottom, left:right],
+        np.s_[top:bottom, left : left + t],
+        np.s_[top:bottom, right - t : right],
+    ):
+        out[sl] = 1.0
+    return out
+
+
+def specks(cover: np.ndarray, rng: np.random.Generator, n: int = 25) -> np.ndarray:
+    """Dust and dots of ink scattered over the picture, away from the digit."""
+    out = cover.copy()
+    h, w = out.shape
+    ink = cover > 0.1
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    radius = max(1.0, 0.012 * (rows[-1] - rows[0]))
+    yy, xx = np.mgrid[0:h, 0:w]
+    placed = 0
+    while placed < n:
+        y, x = rng.uniform(0, h), rng.uniform(0, w)
+        r = radius * rng.uniform(0.6, 1.6)
+        dot = (yy - y) ** 2 + (xx - x) ** 2 <= r * r
+        if (dot & ink).any() or (
+            rows[0] - 3 * r < y < rows[-1] + 3 * r and cols[0] - 3 * r < x < cols[-1] + 3 * r
+        ):
+            continue  # on or right beside the digit: that would change the digit itself
+        out[dot] = 1.0
+        placed += 1
+    return out
+
+
+def page_edge(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """The paper photographed on a dark table: a slanted band of table along one side."""
+    a = np.asarray(img.convert("RGB"), dtype=np.float32)
+    h, w, _ = a.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    depth = rng.uniform(0.06, 0.12) * w  # how far the table reaches in
+    table = xx < depth + rng.uniform(-0.05, 0.05) * (yy - h / 2)  # the left side, slanted
+    dark = rng.uniform(20, 70) + rng.normal(0, 4, a.shape)
+    a = np.where(table[..., None], dark, a)
+    return Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
+
+
+def shadow(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A soft shadow (a hand, the phone) darkening one side of the picture by 35-50%."""
+    a = np.asarray(img.convert("RGB"), dtype=np.float32)
+    h, w, _ = a.shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    theta = rng.uniform(0, 2 * np.pi)
+    d = np.cos(theta) * (xx - 0.5 * w / max(h, w)) + np.sin(theta) * (yy - 0.5 * h / max(h, w))
+    soft = 1 / (1 + np.exp(-(d - rng.uniform(-0.1, 0.1)) / 0.04))  # 0 lit .. 1 shaded
+    a = a * (1 - rng.uniform(0.35, 0.5) * soft)[..., None]
+    return Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
+
+
+EXTRA_LIGHT = "DejaVuSans-ExtraLight.ttf"  # the hairline face (not in FONT_FILES: too thin to read)
+
+
+def hairline_mask(digit: int, size: int, angle: float) -> np.ndarray:
+    """A digit written with a fine pen, large: DejaVu's ExtraLight face, eroded by a pixel."""
+    path = next(p for d in FONT_DIRS for p in Path(d).expanduser().rglob(EXTRA_LIGHT))
+    mask = glyph_mask(digit, ImageFont.truetype(str(path), size), 0, angle)
+    img = Image.fromarray((mask * 255).astype(np.uint8)).filter(ImageFilter.MinFilter(3))
+    return np.asarray(img, dtype=np.float32) / 255
+
+
+def render_messy_digits(kind: str, seed: int = 0, n: int = 40) -> list[tuple[bytes, int, str]]:
+    """n single digits on paper or in a phone photo with one kind of mess: a MESS kind, or
+    "thick" (a marker 9% of the font size wide), "thin" (a hairline), "clean" (none)."""
+    rng = np.random.default_rng(seed)
+    fonts = find_fonts()
+    pictures = []
+    for i in range(n):
+        digit, path = i % 10, fonts[i % len(fonts)]
+        font = ImageFont.truetype(str(path), int(rng.integers(40, 120)))
+        stroke = int(font.size * (0.09 if kind == "thick" else 0.015))
+        angle = float(rng.uniform(-8, 8))
+        if kind == "thin":
+            mask = hairline_mask(digit, int(rng.integers(200, 320)), angle)
+        else:
+            mask = glyph_mask(digit, font, stroke, angle)
+        cover = place(mask, rng)
+        if kind == "frame":
+            cover = frame(cover, rng)
+        elif kind == "specks":
+            cover = specks(cover, rng)
+        style = str(rng.choice(["paper", "photo"]))
+        img = paint(cover, style, rng)
+        if kind == "page edge":
+            img = page_edge(img, rng)
+        elif kind == "shadow":
+            img = shadow(img, rng)
+        text = f"{digit} in {path.stem}, {kind}, {STYLES[style][0]}, {img.width}x{img.height}"
+        pictures.append((encode(img, "PNG", rng), digit, text))
+    return pictures

@@ -7,6 +7,7 @@ websocket message): AppTest sets such values the same way.
 import os
 
 import pytest
+import streamlit as st
 import torch
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
@@ -63,6 +64,8 @@ def test_a_forged_model_choice_is_ignored_and_never_opened(
     tmp_path, outside_model, monkeypatch, forge
 ):
     opened = []  # every path the page reads a model or its summary from
+    ui._summary.cache_clear()  # (earlier tests' cached reads would hide the reads here)
+    st.cache_resource.clear()
     for name in ("read_summary", "load_checkpoint"):
         real = getattr(ui, name)
         monkeypatch.setattr(ui, name, lambda p, real=real: opened.append(str(p)) or real(p))

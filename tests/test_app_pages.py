@@ -78,7 +78,7 @@ def chart_data(chart) -> pd.DataFrame:
 
 def test_predict_starts_with_a_hint_and_states_the_upload_limits():
     at = open_page(PREDICT)
-    assert [t.label for t in at.tabs] == ["Draw", "Upload"]
+    assert [t.label for t in at.tabs] == ["Draw", "Upload", "A number"]
     assert any(i.value.startswith("Draw a digit") for i in at.info)
     assert not at.error and not predictions(at)
     up = at.file_uploader(key="predict_files")
@@ -159,7 +159,7 @@ def test_a_bad_model_file_shows_its_sentence_and_the_page_keeps_working(tmp_path
     ]
     at.file_uploader(key="predict_files").set_value(("seven.png", png(seven()), "image/png")).run()
     assert not at.exception and len(at.error) == 1 and not predictions(at)
-    assert [t.label for t in at.tabs] == ["Draw", "Upload"]
+    assert [t.label for t in at.tabs] == ["Draw", "Upload", "A number"]
     at.selectbox(key="predict_model").set_value(ui.DEFAULT_NAME).run()
     assert not at.exception and not at.error
     assert predictions(at)[0].startswith("#### Prediction: 7 (")

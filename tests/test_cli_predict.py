@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,58 @@ def test_bad_model_is_one_line_and_exit_1(files, tmp_path, content):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert "Traceback" not in r.stderr
+
+
+# -- --number: several digits per picture --------------------------------------------------------
+
+
+def drawn_number(digits: str) -> Image.Image:
+    """The STROKES digits side by side on a wide black canvas, as drawn in the number mode."""
+    img = Image.new("L", (280 * len(digits), 280), 0)
+    for k, d in enumerate(digits):
+        img.paste(drawn_digit(int(d)), (280 * k, 0))
+    return img
+
+
+@pytest.fixture(scope="module")
+def numbers(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("numbers")
+    drawn_number("714").save(d / "714.png")
+    ImageOps.invert(drawn_number("47")).convert("RGB").save(d / "47_on_paper.jpg")
+    Image.new("L", (300, 100), 255).save(d / "blank.png")
+    return {p.name: p for p in d.iterdir()}
+
+
+def test_number_prints_the_number_and_a_line_per_digit(numbers):
+    r = predict("--number", str(numbers["714.png"]), str(numbers["47_on_paper.jpg"]))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"{numbers['714.png']}: 714"
+    assert [x.split(":")[0] for x in lines[1:4]] == ["  digit 1", "  digit 2", "  digit 3"]
+    assert lines[1].startswith("  digit 1: 7 (") and lines[3].startswith("  digit 3: 4 (")
+    assert lines[4] == f"{numbers['47_on_paper.jpg']}: 47" and len(lines) == 7
+
+
+def test_number_json_and_errors(numbers):
+    names = ["blank.png", "714.png", "notes.txt"]
+    paths = [str(numbers.get(n, Path("/nonexistent") / n)) for n in names]
+    r = predict("--number", "--json", *paths)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    blank, good, missing = json.loads(r.stdout)
+    assert blank["error"].startswith("The image has no digit in it")
+    assert missing["error"].startswith("Cannot read")
+    assert good["number"] == "714" and good["unsure"] is False and good["problems"] == []
+    assert [d["digit"] for d in good["digits"]] == [7, 1, 4]
+    lefts = [d["box"][0] for d in good["digits"]]
+    assert lefts == sorted(lefts)
+    for d in good["digits"]:
+        assert len(d["probabilities"]) == 10 and d["confidence"] == max(d["probabilities"])
+
+
+def test_an_unsure_digit_names_its_runner_up(numbers):
+    r = predict(str(numbers["714.png"]))  # three digits read as one: the network hesitates
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip()
+    assert re.fullmatch(
+        rf"{re.escape(str(numbers['714.png']))}: unsure: \d or \d \(\d+\.\d% / \d+\.\d%\)", line
+    ), line

@@ -1,0 +1,259 @@
+"""numbers: a picture of a number becomes its digits, left to right, each read by the network."""
+
+import io
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from number_pictures import SPACINGS, render_number_pictures, row
+from PIL import Image, ImageDraw, ImageFont
+
+from conftest import need
+from digit_pictures import encode, find_fonts, glyph_mask, page_edge, paint, specks
+from make_bad_corpus import ANY_DIGIT
+from mlp_core.numbers import MAX_DIGITS, UNSURE, Number, read_number, verdict
+from mlp_core.preprocess import ImageError, preprocess
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
+
+
+@pytest.fixture(scope="module")
+def model():
+    need(MODEL.exists(), f"{MODEL} is missing: train and save the default model first")
+    from mlp_core.checkpoint import load_checkpoint
+
+    return load_checkpoint(MODEL).model
+
+
+def edits(a: str, b: str) -> int:
+    """Levenshtein distance: digits missed, added or misread between two strings."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def read_text(model, source) -> str:
+    try:
+        return read_number(model, source).text
+    except ImageError as e:
+        return f"error: {e}"
+
+
+# --- the rendered test set -------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("default")
+def test_shipped_model_reads_rendered_numbers(model, report):
+    pictures = render_number_pictures(seed=0, n=120)
+    got = [read_text(model, data) for data, _, _ in pictures]
+    right = [g == number for g, (_, number, _) in zip(got, pictures, strict=True)]
+    digits = sum(len(n) for _, n, _ in pictures)
+    wrong_digits = sum(min(edits(g, n), len(n)) for g, (_, n, _) in zip(got, pictures))
+    by_spacing = {
+        s: np.mean([r for r, (_, _, t) in zip(right, pictures) if f", {s}" in t]) for s in SPACINGS
+    }
+    report(
+        f"{len(pictures)} numbers: {np.mean(right):.1%} read entirely right; "
+        f"{1 - wrong_digits / digits:.1%} of {digits} digits right (edit distance); "
+        + ", ".join(f"{s} {v:.0%}" for s, v in by_spacing.items())
+    )
+    misses = [f"{t} -> {g}" for g, r, (_, _, t) in zip(got, right, pictures) if not r]
+    assert np.mean(right) >= 0.90, "\n".join(misses)
+
+
+def test_number_pictures_are_deterministic_and_varied():
+    first, again, other = (render_number_pictures(seed, n=24) for seed in (3, 3, 4))
+    assert first == again and first != other
+    numbers = [n for _, n, _ in first]
+    assert {len(n) for n in numbers} == {2, 3, 4, 5, 6}
+    texts = " ".join(t for _, _, t in first)
+    assert all(s in texts for s in SPACINGS) and "broken digits" in texts
+    assert {data[:4] for data, _, _ in first} == {b"\x89PNG", b"\xff\xd8\xff\xe0"}
+
+
+# --- pieces of one digit, touching digits, clutter ---------------------------------------------
+
+# Strokes on a wide canvas, white on black as drawn: each digit in pieces that do not touch.
+PIECES = {
+    4: [[(90, 60), (40, 160), (125, 160)], [(150, 80), (150, 240)]],  # bar misses the crossbar
+    5: [
+        [(65, 55), (150, 55)],  # the top bar, drawn apart
+        [
+            (60, 100),
+            (55, 145),
+            (100, 130),
+            (140, 150),
+            (150, 190),
+            (130, 230),
+            (90, 240),
+            (55, 225),
+        ],
+    ],
+    7: [[(40, 60), (160, 60), (120, 140)], [(112, 158), (85, 240)]],  # a broken stroke
+}
+
+
+def drawn(number: str, step: int = 200) -> Image.Image:
+    img = Image.new("L", (step * len(number) + 20, 280), 0)
+    draw = ImageDraw.Draw(img)
+    for k, d in enumerate(number):
+        for line in PIECES[int(d)]:
+            draw.line([(x + 10 + step * k, y) for x, y in line], 255, 16, "curve")
+    return img
+
+
+def test_pieces_of_one_digit_are_joined(model):
+    img = drawn("457")
+    from mlp_core.ink import components
+
+    assert len(components(np.asarray(img) > 127)) == 6  # two pieces per digit
+    got = read_number(model, img)
+    assert got.text == "457" and not got.problems
+    assert [d.box[0] < e.box[0] for d, e in zip(got.digits, got.digits[1:])] == [True, True]
+
+
+def printed_number(number: str, size: int = 90, gap: float = 0.25, font: int = 0) -> np.ndarray:
+    """Ink coverage (H, W) of a printed number, digits `gap` font sizes apart (< 0: overlap)."""
+    f = ImageFont.truetype(str(find_fonts()[font]), size)
+    masks = [glyph_mask(int(d), f, 2, 0.0) for d in number]
+    return row(masks, [int(gap * size)] * (len(number) - 1), np.random.default_rng(0))
+
+
+def test_specks_a_frame_a_ruled_line_and_a_page_edge_are_not_digits(model):
+    rng = np.random.default_rng(5)
+    cover = specks(printed_number("2026"), rng, n=30)
+    h, w = cover.shape
+    cover = np.pad(cover, 40)
+    cover[20:24, 20 : w + 60] = 1  # a frame around it all
+    cover[h + 56 : h + 60, 20 : w + 60] = 1
+    cover[20 : h + 60, 20:24] = 1
+    cover[20 : h + 60, w + 56 : w + 60] = 1
+    cover[h + 72 : h + 75, :] = 1  # a ruled line across the page, below the frame
+    img = page_edge(paint(cover, "paper", rng), rng)
+    assert read_number(model, encode(img, "PNG", rng)).text == "2026"
+
+
+@pytest.mark.parametrize("number", ["12", "90", "1999", "2026", "3845"])
+def test_touching_digits_are_cut_apart(model, number):
+    cover = printed_number(number, gap=-0.05)  # each glyph overlaps the next by 5% of a size
+    from mlp_core.ink import components
+
+    assert len(components(cover > 0.5)) < len(number)  # some digits do touch
+    got = read_number(model, (cover * 255).round().astype(np.uint8))
+    assert got.text == number
+    assert any(d.joined for d in got.digits)
+
+
+def test_digits_that_cannot_be_separated_are_named(model):
+    img = Image.new("L", (520, 240), 0)  # three rings, each lying over the next: no digits
+    for cx in (120, 250, 380):
+        ImageDraw.Draw(img).ellipse((cx - 100, 30, cx + 100, 210), outline=255, width=14)
+    got = read_number(model, img)
+    assert got.unsure
+    (problem,) = got.problems
+    assert re.fullmatch(
+        r"Digits 1 to \d touch and could not be separated with confidence\.", problem
+    )
+
+
+def test_a_number_on_a_canvas_with_transparency_and_in_a_photo(model):
+    cover = printed_number("2026")
+    rng = np.random.default_rng(2)
+    for style in ("clear-white", "clear-black", "photo", "dark"):
+        img = paint(cover, style, rng)
+        assert read_number(model, encode(img, "PNG", rng)).text == "2026", style
+
+
+# --- answers: verdict, weakest digit -------------------------------------------------------
+
+
+def test_verdict_names_the_runner_up_when_unsure():
+    sure = [0.0] * 10
+    sure[7] = 0.982
+    sure[1] = 0.018
+    assert verdict(sure) == "7 (98.2%)"
+    unsure = [0.0] * 10
+    unsure[4], unsure[9], unsure[7] = 0.52, 0.41, 0.07
+    assert verdict(unsure) == "unsure: 4 or 9 (52.0% / 41.0%)"
+    assert UNSURE > 0.52
+
+
+def test_the_weakest_digit_is_pointed_out(model):
+    got = read_number(model, (printed_number("2026") * 255).round().astype(np.uint8))
+    assert isinstance(got, Number) and got.text == "2026"
+    confidences = [d.confidence for d in got.digits]
+    assert got.weakest == int(np.argmin(confidences))
+    assert got.unsure == (min(confidences) < UNSURE)
+    for d in got.digits:
+        assert d.prep.tensor.shape == (1, 28, 28) and d.prep.preview.size == (28, 28)
+        assert sum(d.probabilities) == pytest.approx(1, abs=1e-4)
+
+
+# --- nothing to read, too much to read, big pictures, hostile files ---------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        np.zeros((280, 560, 4), np.uint8),  # an untouched wide canvas
+        np.random.default_rng(0).integers(0, 256, (200, 600, 3), np.uint8),
+        np.clip(np.random.default_rng(1).normal(128, 40, (300, 300)), 0, 255).astype(np.uint8),
+    ],
+    ids=["empty canvas", "noise", "gaussian noise"],
+)
+def test_no_number_is_one_sentence(model, source):
+    with pytest.raises(ImageError, match=r"^The image has no (digit|number) in it: [^\n]*\.$"):
+        read_number(model, source)
+
+
+def test_more_than_twelve_marks_are_refused_quickly(model, report):
+    cover = printed_number("1234567890123456", size=40)  # 16 digits
+    began = time.perf_counter()
+    with pytest.raises(ImageError, match=f"more than the {MAX_DIGITS} digits"):
+        read_number(model, (cover * 255).round().astype(np.uint8))
+    seconds = time.perf_counter() - began
+    report(f"16 digit-like marks refused in {seconds:.2f} s")
+    assert seconds < 1.0
+
+
+def test_a_2048_pixel_picture_of_noise_is_refused_quickly(model, report):
+    noise = np.random.default_rng(7).integers(0, 256, (2048, 2048), np.uint8)
+    began = time.perf_counter()
+    with pytest.raises(ImageError, match="noise or a texture"):
+        read_number(model, noise)
+    seconds = time.perf_counter() - began
+    report(f"2048x2048 noise refused in {seconds:.2f} s")
+    assert seconds < 2  # under a second here when the machine is idle
+
+
+@pytest.mark.filterwarnings("default")
+def test_a_25_megapixel_scan_is_read_in_bounded_time(model, report):
+    page = Image.new("L", (5000, 5000), 250)
+    digits = Image.fromarray(255 - (printed_number("42", size=600) * 230).round().astype(np.uint8))
+    page.paste(digits, (1500, 2000))
+    buf = io.BytesIO()
+    page.save(buf, "PNG", compress_level=1)
+    began = time.perf_counter()
+    got = read_number(model, buf.getvalue())
+    seconds = time.perf_counter() - began
+    report(f"a 5000x5000 PNG scan read as {got.text} in {seconds:.2f} s")
+    assert got.text == "42" and seconds < 10
+
+
+def test_the_bad_input_corpus_gets_the_same_answers_in_number_mode(model, bad_corpus):
+    folder, cases = bad_corpus
+    for case in cases:
+        data = (folder / case.name).read_bytes()
+        if isinstance(case.expect, str):  # an error sentence, the same as for one digit
+            with pytest.raises(ImageError, match=case.expect):
+                read_number(model, data)
+            with pytest.raises(ImageError, match=case.expect):
+                preprocess(data)
+        elif case.expect != ANY_DIGIT:
+            assert read_number(model, data).text == str(case.expect), case.name
