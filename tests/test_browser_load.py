@@ -25,7 +25,7 @@ from mlp_core.metrics import predict_probs
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
 BUSY = "A training run is already going on this server; wait for it to end or stop it."
-UPLOADER = '[data-testid="stFileUploaderDropzoneInput"]'
+UPLOADER = '[data-testid="stFileUploaderDropzoneInput"][multiple]'  # the Upload tab's
 VIEWPORT = {"width": 1000, "height": 800}
 # True once the Predict page shows exactly n answers (polled by the page on each frame)
 ANSWERS = """n => [...document.querySelectorAll('[data-testid="stMain"] h4')]
