@@ -251,7 +251,7 @@ def recipe_form(defaults: Recipe, missing: str | None) -> None:
             find_lr(recipe)
             return
         ui.trainer().start(recipe)
-    except (RecipeError, JobBusyError, DataError, ModelFileError) as e:
+    except (RecipeError, JobBusyError, DataError, DeviceError, ModelFileError) as e:
         st.error(ui.plain(str(e)), icon=":material/error:")  # it may quote what was typed
     else:
         st.rerun()  # redraw the whole app, sidebar included, with the live timers on

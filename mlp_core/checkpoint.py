@@ -126,6 +126,10 @@ def load_checkpoint(source) -> Checkpoint:
             obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise ModelFileError(_refusal(e, data)) from None
+    except MemoryError:
+        raise ModelFileError(
+            "The server has too little memory free to load this model now."
+        ) from None
     except Exception:  # torch's readers fed broken bytes raise almost anything (struct.error...)
         raise ModelFileError(CORRUPT) from None
     return _checked(obj)

@@ -18,6 +18,7 @@ import torch
 from . import budget
 from .checkpoint import ModelFileError, check_quota, model_filename, save_checkpoint, unused_path
 from .data import Split, load_mnist
+from .devices import resolve_device
 from .history import LossHistory
 from .insight import WeightWatch
 from .learner import Callback, CancelFitException, DivergedError, Learner
@@ -260,8 +261,9 @@ class Trainer:
         return data[0] if data is not None else load_mnist(True, self.data_dir, download=False)
 
     def start(self, recipe: Recipe, data=None, cbs: list[Callback] = ()) -> TrainingJob:
-        """Price and start a run; RecipeError (BudgetError), ModelFileError (the models
-        folder is full), DataError or JobBusyError with one sentence if it cannot."""
+        """Price and start a run; RecipeError (BudgetError), DeviceError, ModelFileError (the
+        models folder is full), DataError or JobBusyError with one sentence if it cannot."""
+        resolve_device(recipe.device)  # a forged or absent device: DeviceError, one sentence
         n_train = len(self._train_split(data))
         recipe.validate(n_train)
         est = budget.check(recipe, n_train, self.limits)
@@ -274,6 +276,7 @@ class Trainer:
 
     def find_lr(self, recipe: Recipe, data=None, **kwargs) -> LRFinderResult:
         """Run the learning-rate finder on `recipe` in the caller's thread, holding the slot."""
+        resolve_device(recipe.device)
         train = self._train_split(data)
         recipe.validate(len(train))
         budget.check(recipe, len(train), self.limits, steps=kwargs.get("num_it", 200))

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlp_core import Callback, Recipe, RecipeError, load_checkpoint, load_mnist, usable_devices
+from mlp_core import (
+    Callback,
+    DeviceError,
+    Recipe,
+    RecipeError,
+    load_checkpoint,
+    load_mnist,
+    usable_devices,
+)
 from mlp_core.checkpoint import ModelFileError
 from mlp_core.jobs import JobBusyError, Trainer
 from mlp_core.recipe import MAX_HIDDEN_LAYERS
@@ -319,3 +327,12 @@ def test_a_long_runs_snapshot_stays_small(trainer, data):
     assert snap.status == "finished", snap.message
     assert snap.step == 7200 and len(snap.losses) == len(snap.loss_steps) <= 4096
     assert snap.loss_steps[-1] == 7200
+
+
+@pytest.mark.parametrize("device", ["../../etc", "cuda:7", "nonsense"])
+def test_a_device_this_machine_lacks_is_one_sentence_and_starts_nothing(trainer, data, device):
+    with pytest.raises(DeviceError, match="not"):
+        trainer.start(Recipe(**QUICK, device=device), data=data)
+    with pytest.raises(DeviceError, match="not"):
+        trainer.find_lr(Recipe(**QUICK, device=device), data)
+    assert trainer.jobs == []
