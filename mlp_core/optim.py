@@ -3,11 +3,26 @@
 After `loss.backward()` every parameter's `.grad` points uphill; an optimizer
 moves each parameter a little the other way. Each class here matches its
 `torch.optim` twin step for step (see tests/test_optim.py).
+
+`to_device_state()` turns what changes from step to step (the learning rate,
+Adam's step count, the momentum buffers) into tensors on the parameters'
+device, so that a step captured as a CUDA graph reads their current values at
+every replay instead of numbers frozen at capture time (see graph_step.py).
+The same `step()` serves both: a Python number takes the one-pass in-place
+ops, a tensor the ops that accept one.
 """
 
 from collections.abc import Iterable
 
 import torch
+
+
+def descend(p: torch.Tensor, d: torch.Tensor, lr) -> None:
+    """p -= lr * d in place, in one pass over p; `lr` a number or a 0-dim tensor on p's device."""
+    if isinstance(lr, torch.Tensor):
+        p.addcmul_(d, lr, value=-1)  # alpha= takes only numbers; addcmul multiplies by a tensor
+    else:
+        p.add_(d, alpha=-lr)
 
 
 class BasicOptim:
@@ -20,12 +35,17 @@ class BasicOptim:
     def step(self) -> None:
         for p in self.params:
             if p.grad is not None:
-                p.add_(p.grad, alpha=-self.lr)  # p -= lr * grad, in one pass over p
+                descend(p, p.grad, self.lr)  # p -= lr * grad
 
     def zero_grad(self) -> None:
         """Forget the last gradients: PyTorch adds new ones to whatever `.grad` holds."""
         for p in self.params:
             p.grad = None
+
+    def to_device_state(self) -> None:
+        """Hold the learning rate as a 0-dim tensor beside the parameters (float32)."""
+        device = self.params[0].device
+        self.lr = torch.as_tensor(self.lr, dtype=torch.float32, device=device).clone()
 
 
 class SGD(BasicOptim):
@@ -51,7 +71,16 @@ class SGD(BasicOptim):
                 buf = self.bufs[i]
                 # the first step starts the running direction at the gradient itself
                 self.bufs[i] = g = g.clone() if buf is None else buf.mul_(self.momentum).add_(g)
-            p.add_(g, alpha=-self.lr)
+            descend(p, g, self.lr)
+
+    def to_device_state(self) -> None:
+        """Also allocate the momentum buffers now: a captured step can only update tensors in
+        place. Zeros give the same first step: momentum * 0 + grad is the gradient itself."""
+        super().to_device_state()
+        if self.momentum:
+            self.bufs = [
+                torch.zeros_like(p) if b is None else b for p, b in zip(self.params, self.bufs)
+            ]
 
 
 class Adam(BasicOptim):
@@ -71,16 +100,28 @@ class Adam(BasicOptim):
 
     @torch.no_grad()
     def step(self) -> None:
-        self.t += 1
+        self.t += 1  # an int, or in place on a 0-dim tensor (to_device_state)
         b1, b2 = self.betas
-        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
+        c1, c2 = 1 - b1**self.t, 1 - b2**self.t  # numbers, or 0-dim tensors computed on the device
+        size = self.lr / c1  # step size with m's bias corrected
         for p, m, v in zip(self.params, self.m, self.v, strict=False):
             if p.grad is None:
                 continue
             g = p.grad + self.weight_decay * p if self.weight_decay else p.grad
             m.lerp_(g, 1 - b1)  # m = b1 * m + (1 - b1) * g
             v.mul_(b2).addcmul_(g, g, value=1 - b2)  # v = b2 * v + (1 - b2) * g^2
-            p.addcdiv_(m, (v.sqrt() / c2**0.5).add_(self.eps), value=-self.lr / c1)
+            denom = (v.sqrt() / c2**0.5).add_(self.eps)
+            if isinstance(size, torch.Tensor):  # value= takes only numbers
+                p.addcdiv_(m * size, denom, value=-1)
+            else:
+                p.addcdiv_(m, denom, value=-size)
+
+    def to_device_state(self) -> None:
+        """Also count steps in a 0-dim float64 tensor, so the bias corrections 1 - beta**t are
+        computed on the device at every step (float64: 0.999**t in float32 is off by 1e-5)."""
+        super().to_device_state()
+        device = self.params[0].device
+        self.t = torch.as_tensor(self.t, dtype=torch.float64, device=device).clone()
 
 
 OPTIMIZERS = ("basic", "sgd", "adam")
