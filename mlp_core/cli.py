@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--out", help="model file to write (default: models/<recipe>-<accuracy>.pt)")
     t.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    t.add_argument(
+        "--eager",
+        action="store_true",
+        help="on CUDA, the readable eager loop instead of the step captured as a CUDA graph "
+        "(default: captured on CUDA; other devices always run eagerly)",
+    )
 
     e = sub.add_parser("evaluate", help="score a model file on the MNIST test split")
     e.add_argument("--model", required=True, help="model file (.pt)")
@@ -157,7 +163,8 @@ def cmd_train(args) -> int:
     resolve_device(recipe.device)  # a bad device fails before MNIST is read
     from .train import train
 
-    learn, record = train(recipe, args.data_dir, cbs=[] if args.json else [ProgressBar()])
+    cbs = [] if args.json else [ProgressBar()]
+    learn, record = train(recipe, args.data_dir, cbs=cbs, eager=True if args.eager else None)
     out = (
         Path(args.out) if args.out else Path("models") / model_filename(recipe, learn.test_accuracy)
     )
