@@ -5,6 +5,7 @@ acting on those reads, and the fallback to the eager loop when capture fails."""
 import itertools
 import logging
 import math
+import sys
 import time
 
 import pytest
@@ -252,3 +253,20 @@ def test_capture_failing_midway_leaves_the_eager_loops_run(data, caplog, monkeyp
         learn.fit(2)
     assert "stream is capturing" in caplog.text and "training eagerly instead" in caplog.text
     assert rec.losses == expected and not learn.captured  # as if capture had never been tried
+
+
+def test_cli_eager_flag_reaches_train_and_not_the_recipe(monkeypatch):
+    from mlp_core import cli
+
+    seen = []
+
+    def fake_train(recipe, data_dir=None, cbs=(), eager=None):
+        seen.append((recipe, eager))
+        raise cli.DataError("stop here")  # a user error: one line, exit 1
+
+    # the module, not the function mlp_core re-exports under the same name
+    monkeypatch.setattr(sys.modules["mlp_core.train"], "train", fake_train)
+    assert cli.main(["train", "--eager", "--device", "cpu"]) == 1
+    assert cli.main(["train", "--device", "cpu"]) == 1
+    assert [eager for _, eager in seen] == [True, None]  # None: captured where the device can
+    assert seen[0][0] == seen[1][0] == Recipe(device="cpu")  # not a recipe field
