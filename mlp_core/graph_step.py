@@ -23,11 +23,12 @@ recorded:
 
 `StaticStep` writes one training step to those rules. The hand-written model
 and optimizer are what runs; around them:
-- each epoch's shuffled order is a tensor on the device, and the step gathers
-  its batch at a position held in a device counter, converts it to floats and
-  augments it there, with random numbers from a generator on the device that
-  is registered with the graph, so every replay draws new ones, repeatably
-  from the seed;
+- each epoch's shuffled order is copied to the device once (drawn from the
+  same seeded generator as the eager loop's, so both see the same batches);
+  the step gathers its batch at a position held in a device counter, converts
+  it to floats and augments it there, with random numbers from a generator on
+  the device that is registered with the graph, so every replay draws new
+  ones, repeatably from the seed;
 - gradients come from `torch.autograd.grad` inside the step: the graph's own
   buffers, rewritten at every replay (no `zero_grad`, no fresh `.grad`);
 - the learning rate, Adam's step count and the momentum buffers are tensors on
@@ -37,7 +38,7 @@ and optimizer are what runs; around them:
   64 steps or about 0.1 s (its only wait for the GPU), then fires every
   loss's `after_batch`, so the divergence guard, the progress callbacks and a
   stop request act on those reads: a diverging or stopped run ends within
-  about 0.1 s, not within one batch.
+  about 0.1 s of device work, not within one batch.
 
 Called directly, without a graph, the same step runs eagerly on any device:
 that is how tests/test_graph_step.py checks its arithmetic on a CPU.

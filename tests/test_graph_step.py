@@ -270,3 +270,17 @@ def test_cli_eager_flag_reaches_train_and_not_the_recipe(monkeypatch):
     assert cli.main(["train", "--device", "cpu"]) == 1
     assert [eager for _, eager in seen] == [True, None]  # None: captured where the device can
     assert seen[0][0] == seen[1][0] == Recipe(device="cpu")  # not a recipe field
+
+
+def test_progress_bar_reports_each_epoch_of_a_static_step_run(data):
+    import io
+
+    from mlp_core.cli import ProgressBar
+
+    out = io.StringIO()
+    recipe = Recipe(hidden=(16,), batch_size=50, epochs=2, augment=False)
+    build_learner(recipe, *data, [ProgressBar(out)], eager=False).fit(2)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("epoch 2/2 [" + "#" * 24 + "]")
+    assert all("samples/s" in line and "test accuracy" in line for line in lines)
+    assert " 0 samples/s" not in lines[0]  # the rate counts the batches fired in chunks
