@@ -33,7 +33,9 @@ and optimizer are what runs; around them:
   buffers, rewritten at every replay (no `zero_grad`, no fresh `.grad`);
 - the learning rate, Adam's step count and the momentum buffers are tensors on
   the device (`to_device_state` in optim.py); one-cycle computes the rate from
-  the step counter (`OneCycle.lr_tensor`); all are updated inside the graph;
+  the step counter (`OneCycle.lr_tensor`); all are updated inside the graph,
+  where the optimizer's `foreach_step` updates every weight with one kernel
+  per operation (a graph's time goes per kernel, however small);
 - each loss goes into a device buffer of the last 64. The host reads it every
   64 steps or about 0.1 s (its only wait for the GPU), then fires every
   loss's `after_batch`, so the divergence guard, the progress callbacks and a
@@ -118,7 +120,7 @@ class StaticStep:
             if self.schedule is not None:  # the rate for step `count`, as OneCycle sets it
                 t = (self.count / self.total).clamp(max=1.0)  # 0-dim float64
                 self.opt.lr.copy_(self.schedule.lr_tensor(t))
-            self.opt.step()
+            self.opt.foreach_step()  # step(), all weights per kernel: fewer kernels per replay
             slot = (self.count % len(self.losses)).view(1)  # (1,)
             self.losses.index_copy_(0, slot, loss.detach().view(1))
             self.count += 1  # in place: the graph adds 1 at every replay

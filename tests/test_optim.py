@@ -78,18 +78,35 @@ def on_device(opt):
 )
 def test_device_state_steps_still_match_torch(make_ours, make_theirs):
     run_pair(lambda p: on_device(make_ours(p)), make_theirs)
+    run_pair(lambda p: Foreach(on_device(make_ours(p))), make_theirs)
+
+
+class Foreach:
+    """Steps `opt` with foreach_step, as the captured training step does."""
+
+    def __init__(self, opt):
+        self.opt = opt
+
+    def zero_grad(self):
+        self.opt.zero_grad()
+
+    def step(self):
+        self.opt.foreach_step()
 
 
 def test_device_state_is_tensors_updated_in_place():
     opt = on_device(Adam(DigitClassifier((8,)).parameters(), 1e-3))
     lr, t = opt.lr, opt.t
     assert lr.shape == () and lr.dtype == torch.float32 and t.dtype == torch.float64
+    for q in opt.params:
+        q.grad = torch.ones_like(q)
     p = opt.params[0]
-    p.grad = torch.ones_like(p)
     opt.step()
     opt.step()
-    assert opt.t is t and float(t) == 2.0  # the same tensor, counted on: a graph can read it
+    opt.foreach_step()
+    assert opt.t is t and float(t) == 3.0  # the same tensor, counted on: a graph can read it
     lr.fill_(0.0)  # a new rate between two steps takes effect without touching the optimizer
     before = p.detach().clone()
     opt.step()
+    opt.foreach_step()
     assert torch.equal(p.detach(), before)
