@@ -3,10 +3,11 @@
 The notebook: torchvision's DataLoader with ToTensor (a PIL image per sample),
 batch 64, num_workers=1, BasicOptim lr 0.01, 784-256-64-10 with randn * 0.1,
 validating on the test split after each epoch as its Learner.fit does.
-mlp_core: the same model, optimizer and recipe through Learner.fit, with the
-whole split on the device as one uint8 tensor.
+mlp_core: the same model, optimizer and recipe, augmentation off as in the
+notebook, with the whole split on the device as one uint8 tensor: the eager
+Learner.fit and, on CUDA, also the step captured as a CUDA graph (graph_step.py).
 
-    python bench/bench_epoch.py [--device cuda] [--epochs 3] [--data-dir DIR]
+    python bench/bench_epoch.py [--device cuda] [--epochs 3] [--data-dir DIR] [--json]
 """
 
 import argparse
@@ -68,16 +69,20 @@ class EpochTimer(Callback):
         learn.epoch_times.append(time.perf_counter() - self.start)
 
 
-def project_epochs(root: str, device: torch.device, epochs: int) -> list[float]:
+def project_epochs(root: str, device: torch.device, epochs: int, eager: bool) -> list[float]:
+    # augmentation off, as in the notebook: compare like with like
     recipe = Recipe(init="notebook", optimizer="basic", lr=0.01, batch_size=64, epochs=epochs,
-                    schedule="constant", weight_decay=0.0, device=str(device))  # fmt: skip
-    learn = build_learner(recipe, load_mnist(True, root), load_mnist(False, root), [EpochTimer()])
+                    schedule="constant", weight_decay=0.0, augment=False,
+                    device=str(device))  # fmt: skip
+    data = load_mnist(True, root), load_mnist(False, root)
+    learn = build_learner(recipe, *data, [EpochTimer()], eager=eager)
     learn.epoch_times = []
     learn.fit(epochs)
     if device.type == "cuda":
         torch.cuda.synchronize()
     data_device = learn.train.split.images.device
-    print(f"  mlp_core: last test accuracy {learn.test_accuracy:.4f}; data on {data_device}")
+    how = "captured" if getattr(learn, "captured", False) else "eager"
+    print(f"  mlp_core {how}: last test accuracy {learn.test_accuracy:.4f}; data on {data_device}")
     return learn.epoch_times
 
 
@@ -97,12 +102,23 @@ def main() -> None:
     # the first epoch of each pays for warm-up (allocations, kernels): report the median
     nb = statistics.median(notebook_epochs(root, device, args.epochs))
     print(f"notebook pipeline: {nb:.3f} s/epoch", flush=True)
-    ours = statistics.median(project_epochs(root, device, args.epochs))
-    print(f"mlp_core pipeline: {ours:.3f} s/epoch")
+    ours = statistics.median(project_epochs(root, device, args.epochs, eager=True))
+    print(f"mlp_core pipeline, eager: {ours:.3f} s/epoch", flush=True)
     print(f"speed-up: {nb / ours:.1f}x")
+    figures = {
+        "device": f"{device} ({name})",
+        "torch": torch.__version__,
+        "notebook_s_per_epoch": nb,
+        "mlp_core_s_per_epoch": ours,
+        "speedup": nb / ours,
+    }
+    if device.type == "cuda":  # the same recipe, the step captured as a CUDA graph
+        captured = statistics.median(project_epochs(root, device, args.epochs, eager=False))
+        print(f"mlp_core pipeline, captured: {captured:.3f} s/epoch")
+        print(f"speed-up: {nb / captured:.1f}x the notebook's, {ours / captured:.1f}x eager")
+        figures |= {"mlp_core_captured_s_per_epoch": captured, "captured_speedup": nb / captured}
     if args.json:
-        print(json.dumps({"device": f"{device} ({name})", "notebook_s_per_epoch": nb,
-                          "mlp_core_s_per_epoch": ours, "speedup": nb / ours}))  # fmt: skip
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":

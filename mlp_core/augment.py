@@ -17,12 +17,15 @@ def random_affine(
 ) -> torch.Tensor:
     """Shift each image by up to `max_shift` pixels and rotate it by up to `max_degrees`.
 
-    The random amounts are drawn on the CPU from `generator` (repeatable with a
-    seed, whatever the device); the warp runs where `x` is. (B, 28, 28) -> (B, 28, 28).
+    The random amounts are drawn from `generator` where it lives: the eager loop
+    passes a CPU generator (repeatable with a seed, whatever the device), a
+    captured step one on the GPU (graph_step.py: a graph cannot copy new numbers
+    from the CPU at each replay). The warp runs where `x` is. (B, 28, 28) -> (B, 28, 28).
     """
     b, h, w = x.shape
-    angle = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(max_degrees)  # (B,)
-    shift = (torch.rand(b, 2, generator=generator) * 2 - 1) * max_shift  # (B, 2) pixels
+    g, dev = generator, generator.device
+    angle = (torch.rand(b, generator=g, device=dev) * 2 - 1) * math.radians(max_degrees)  # (B,)
+    shift = (torch.rand(b, 2, generator=g, device=dev) * 2 - 1) * max_shift  # (B, 2) pixels
     cos, sin = angle.cos(), angle.sin()
     theta = torch.stack(  # (B, 2, 3): rotation, then translation in [-1, 1] units
         [

@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: models/<recipe>_acc<accuracy>.pt)",
     )
     t.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    t.add_argument(
+        "--eager",
+        action="store_true",
+        help="on CUDA, the readable eager loop instead of the step captured as a CUDA graph "
+        "(default: captured on CUDA; other devices always run eagerly)",
+    )
 
     e = sub.add_parser("evaluate", help="score a model file on the MNIST test split")
     e.add_argument("--model", required=True, help="model file (.pt)")
@@ -234,7 +240,8 @@ def cmd_train(args) -> int:
     check_out(Path(args.out) if args.out else default_out(recipe, 0.0))
     from .train import train
 
-    learn, record = train(recipe, args.data_dir, cbs=[] if args.json else [ProgressBar()])
+    cbs = [] if args.json else [ProgressBar()]
+    learn, record = train(recipe, args.data_dir, cbs=cbs, eager=True if args.eager else None)
     out = Path(args.out) if args.out else default_out(recipe, learn.test_accuracy)
     if not args.out:
         check_out(out)  # the final name may now belong to someone else's file

@@ -112,8 +112,10 @@ class TrainingJob:
         models_dir="models",
         data: tuple[Split, Split] | None = None,
         cbs: list[Callback] = (),
+        eager: bool | None = None,  # build_learner's: None captures the step on CUDA
     ):
         self.id, self.recipe = next(self._ids), recipe
+        self.eager = eager
         self.data_dir, self.models_dir, self.data = data_dir, Path(models_dir), data
         self.cbs = list(cbs)
         self.extras: dict = {}  # what callbacks publish: "weights" (n, 28, 28), "norms" [...]
@@ -159,9 +161,8 @@ class TrainingJob:
             )
             # templates (up to 64, the page shows as many as asked) and norms for the live view
             watch_weights = WeightWatch(self.publish, n=64)
-            learn = build_learner(
-                self.recipe, train, test, [_Watch(self), watch_weights, *self.cbs]
-            )
+            cbs = [_Watch(self), watch_weights, *self.cbs]
+            learn = build_learner(self.recipe, train, test, cbs, eager=self.eager)
             learn.job = self  # lets callbacks reach the job (publish, stop)
             self._set("running", "Training...")
             learn.fit(self.recipe.epochs)

@@ -76,6 +76,18 @@ class OneCycle(Callback):
             return cos(self.lr / 25, self.lr, t / self.pct_start)
         return cos(self.lr, self.lr / 1e4, (t - self.pct_start) / (1 - self.pct_start))
 
+    def lr_tensor(self, t: torch.Tensor) -> torch.Tensor:
+        """`lr_at` for a 0-dim tensor `t`, in tensor ops only: a step captured as a CUDA graph
+        cannot call Python, so it computes its rate on the device (graph_step.py)."""
+
+        def cos(a, b, p):
+            return b + (a - b) * (1 + torch.cos(math.pi * p)) / 2
+
+        pct = self.pct_start
+        warm = cos(self.lr / 25, self.lr, t / pct)
+        anneal = cos(self.lr, self.lr / 1e4, (t - pct) / (1 - pct))
+        return torch.where(t < pct, warm, anneal)  # both branches computed, one kept: no Python if
+
     def before_fit(self, learn):
         self.total = learn.epochs * len(learn.train)
         learn.opt.lr = self.lr_at(0.0)

@@ -8,6 +8,7 @@ import torch
 from .augment import random_affine
 from .data import Batches, Split, load_mnist
 from .devices import resolve_device
+from .graph_step import GraphLearner, can_capture
 from .learner import Callback, Learner, OneCycle
 from .model import DigitClassifier
 from .optim import make_optimizer
@@ -15,9 +16,18 @@ from .recipe import Recipe
 
 
 def build_learner(
-    recipe: Recipe, train: Split, test: Split | None = None, cbs: list[Callback] = ()
+    recipe: Recipe,
+    train: Split,
+    test: Split | None = None,
+    cbs: list[Callback] = (),
+    eager: bool | None = None,
 ) -> Learner:
-    """A Learner for `recipe`: seeded weights and shuffling, data on the recipe's device."""
+    """A Learner for `recipe`: seeded weights and shuffling, data on the recipe's device.
+
+    `eager`: None (default) picks the fastest loop the device has, the step captured as a
+    CUDA graph on CUDA (graph_step.py) and the eager loop elsewhere; True, the eager loop
+    everywhere; False, the graph-ready step everywhere (run without a graph off CUDA).
+    """
     recipe.validate(n_train=len(train))
     device = resolve_device(recipe.device)
     torch.manual_seed(recipe.seed)
@@ -32,7 +42,10 @@ def build_learner(
         recipe.optimizer, model.parameters(), recipe.lr, recipe.momentum, recipe.weight_decay
     )
     cbs = [*cbs, *([OneCycle(recipe.lr)] if recipe.schedule == "onecycle" else [])]
-    return Learner(model, batches, opt, test=test, cbs=cbs, device=device)
+    if eager is None:
+        eager = not can_capture(device)
+    learner = Learner if eager else GraphLearner
+    return learner(model, batches, opt, test=test, cbs=cbs, device=device)
 
 
 def training_record(learn: Learner) -> dict:
@@ -47,13 +60,17 @@ def training_record(learn: Learner) -> dict:
         "seconds": round(learn.seconds, 2),
         "device": f"{device} ({name})" if name else str(device),
         "stopped_early": learn.stopped,
+        "captured": getattr(learn, "captured", False),  # trained by a CUDA graph's replays
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "version": __version__,
     }
 
 
-def train(recipe: Recipe, data_dir=None, cbs: list[Callback] = ()) -> tuple[Learner, dict]:
+def train(
+    recipe: Recipe, data_dir=None, cbs: list[Callback] = (), eager: bool | None = None
+) -> tuple[Learner, dict]:
     """Load MNIST, train by `recipe`, return the Learner and its training record."""
-    learn = build_learner(recipe, load_mnist(True, data_dir), load_mnist(False, data_dir), cbs)
+    data = load_mnist(True, data_dir), load_mnist(False, data_dir)
+    learn = build_learner(recipe, *data, cbs, eager=eager)
     learn.fit(recipe.epochs)
     return learn, training_record(learn)

@@ -71,9 +71,9 @@ def crash_next_run(monkeypatch):
     def arm(error: BaseException) -> None:
         real = mlp_core.jobs.build_learner
 
-        def build(recipe, train, test=None, cbs=()):
+        def build(recipe, train, test=None, cbs=(), **kw):
             monkeypatch.setattr(mlp_core.jobs, "build_learner", real)  # this run only
-            return real(recipe, train, test, [*cbs, Raise(error)])
+            return real(recipe, train, test, [*cbs, Raise(error)], **kw)
 
         monkeypatch.setattr(mlp_core.jobs, "build_learner", build)
 

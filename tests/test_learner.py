@@ -126,3 +126,10 @@ def test_same_seed_same_run_on_cpu(tiny):
     for pa, pb in zip(a.model.parameters(), b.model.parameters()):
         assert torch.equal(pa, pb)
     assert not torch.equal(a.model.linears()[0].weight, c.model.linears()[0].weight)
+
+
+def test_one_cycle_in_tensor_ops_equals_lr_at():
+    sched = OneCycle(lr=0.002)
+    ts = [k / 97 for k in range(98)]
+    got = [float(sched.lr_tensor(torch.tensor(t, dtype=torch.float64))) for t in ts]
+    assert got == pytest.approx([sched.lr_at(t) for t in ts], rel=1e-12)

@@ -53,3 +53,60 @@ def test_zero_grad_sets_none_and_step_moves_against_gradient():
     assert_close(p.data, torch.tensor([0.0, -3.0]))
     opt.zero_grad()
     assert p.grad is None
+
+
+def on_device(opt):
+    """`opt` with lr (Adam: t; SGD: momentum buffers) as tensors, as a captured step uses it."""
+    opt.to_device_state()
+    return opt
+
+
+@pytest.mark.parametrize(
+    "make_ours, make_theirs",
+    [
+        (lambda p: BasicOptim(p, 0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
+        (
+            lambda p: SGD(p, 0.05, momentum=0.9, weight_decay=5e-4),
+            lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=5e-4),
+        ),
+        (
+            lambda p: Adam(p, 3e-3, weight_decay=1e-4),
+            lambda p: torch.optim.Adam(p, lr=3e-3, weight_decay=1e-4),
+        ),
+    ],
+    ids=["basic", "sgd", "adam"],
+)
+def test_device_state_steps_still_match_torch(make_ours, make_theirs):
+    run_pair(lambda p: on_device(make_ours(p)), make_theirs)
+    run_pair(lambda p: Foreach(on_device(make_ours(p))), make_theirs)
+
+
+class Foreach:
+    """Steps `opt` with foreach_step, as the captured training step does."""
+
+    def __init__(self, opt):
+        self.opt = opt
+
+    def zero_grad(self):
+        self.opt.zero_grad()
+
+    def step(self):
+        self.opt.foreach_step()
+
+
+def test_device_state_is_tensors_updated_in_place():
+    opt = on_device(Adam(DigitClassifier((8,)).parameters(), 1e-3))
+    lr, t = opt.lr, opt.t
+    assert lr.shape == () and lr.dtype == torch.float32 and t.dtype == torch.float64
+    for q in opt.params:
+        q.grad = torch.ones_like(q)
+    p = opt.params[0]
+    opt.step()
+    opt.step()
+    opt.foreach_step()
+    assert opt.t is t and float(t) == 3.0  # the same tensor, counted on: a graph can read it
+    lr.fill_(0.0)  # a new rate between two steps takes effect without touching the optimizer
+    before = p.detach().clone()
+    opt.step()
+    opt.foreach_step()
+    assert torch.equal(p.detach(), before)
