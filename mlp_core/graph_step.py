@@ -283,8 +283,9 @@ class GraphLearner(Learner):
         losses = self.static_step.read()
         read_at = time.perf_counter()
         self.seconds = read_at - start
-        for (i, b), loss in zip(pending, losses, strict=True):
+        for k, ((i, b), loss) in enumerate(zip(pending, losses, strict=True)):
             self.iter, self.batch_size, self.loss = i, b, loss
+            self.grads_fresh = k == len(pending) - 1  # p.grad holds the last step's gradients
             self.step += 1
             self("after_batch")  # DivergenceGuard first: nothing records a bad loss
         return read_at

@@ -151,7 +151,8 @@ class WeightWatch(Callback):
     Templates refresh every `every` batches and at each epoch's end (so a
     viewer sees structure emerge during the run), with "weights_step", the
     batches done when they were taken; norms are recorded per epoch,
-    gradient norms averaged over the epoch's batches.
+    gradient norms averaged over the epoch's batches (on the captured CUDA loop, over
+    the batches whose gradients it still held when their losses were read).
     """
 
     def __init__(self, publish, n: int = 32, every: int = 50):
@@ -163,15 +164,18 @@ class WeightWatch(Callback):
         self.publish("norms", [])
 
     def before_epoch(self, learn):
-        self.grad_sq = [0.0] * len(learn.model.linears())
+        self.grad_sq = [0.0] * len(learn.model.linears())  # device tensors once added to
         self.batches = 0
 
     def after_batch(self, learn):
-        # gradients are still there: the optimizer steps, zero_grad runs before the next backward
-        for i, lin in enumerate(learn.model.linears()):
-            if lin.weight.grad is not None:
-                self.grad_sq[i] += float(lin.weight.grad.norm()) ** 2
-        self.batches += 1
+        # gradients are still there: the optimizer steps, zero_grad runs before the next
+        # backward. The captured loop fires after_batch for a chunk of losses at once, when
+        # only the last step's gradients exist: it marks which (grads_fresh).
+        if getattr(learn, "grads_fresh", True):
+            for i, lin in enumerate(learn.model.linears()):
+                if lin.weight.grad is not None:  # summed on the device: no wait for a GPU
+                    self.grad_sq[i] = self.grad_sq[i] + lin.weight.grad.detach().pow(2).sum()
+            self.batches += 1
         if learn.iter % self.every == 0:
             self._publish_weights(learn)
 
@@ -181,7 +185,7 @@ class WeightWatch(Callback):
                 "epoch": learn.epoch + 1,
                 "layer": f"Linear {i + 1} ({lin.in_features}->{lin.out_features})",
                 "weight norm": float(lin.weight.detach().norm()),
-                "grad norm": (self.grad_sq[i] / max(1, self.batches)) ** 0.5,
+                "grad norm": (float(self.grad_sq[i]) / max(1, self.batches)) ** 0.5,
             })  # fmt: skip
         self._publish_weights(learn)
         self.publish("norms", list(self.history))
