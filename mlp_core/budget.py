@@ -26,7 +26,7 @@ from .recipe import Recipe, RecipeError
 
 OPTIMIZER_STATES = {"basic": 0, "sgd": 1, "adam": 2}  # tensors kept per weight
 # (floating-point operations per second, seconds of overhead per step), deliberately modest
-PACE = {"cpu": (50e9, 0.3e-3), "cuda": (10e12, 1.5e-3), "mps": (2e12, 1.5e-3)}
+PACE = {"cpu": (50e9, 1e-3), "cuda": (10e12, 1.5e-3), "mps": (2e12, 1.5e-3)}
 TEST_IMAGES = 10_000
 
 
