@@ -4,64 +4,22 @@ model names, and predictions made while a run trains. AppTest on tiny synthetic 
 (The jobs themselves: test_jobs.py; the Train page's normal life: test_app_train.py.)
 """
 
-import io
 import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import torch
-from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 import mlp_core.jobs
 import ui
-from conftest import shown
-from mlp_core import Callback, load_checkpoint
+from conftest import Raise, seven_png, shown, start, texts
+from mlp_core import load_checkpoint
 from mlp_core.metrics import predict_probs
 from mlp_core.preprocess import preprocess
 
-DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
 QUICK = dict(hidden="32", batch_size=60, epochs=2, augment=False)  # 600 images: ~1 s a run
 SLOW = dict(hidden="2048, 2048", batch_size=4, epochs=20)  # long enough to act during it
-
-
-@pytest.fixture
-def app(tiny_mnist, tmp_path, monkeypatch):
-    """The Train page on tiny MNIST with a fresh Trainer (see tests/test_app_train.py's `app`)."""
-    monkeypatch.setenv("MNIST_ROOT", str(tiny_mnist))
-    monkeypatch.setenv("MLP_MODELS_DIR", str(tmp_path))
-    monkeypatch.setattr(ui, "MODELS_DIR", tmp_path)
-    st.cache_resource.clear()
-    at = AppTest.from_file(DASHBOARD, default_timeout=30).run()
-    at.switch_page("app_pages/train.py").run()
-    assert not at.exception
-    yield at
-    ui.trainer().stop()
-    assert ui.trainer().current is None or ui.trainer().current.join(30)
-    st.cache_resource.clear()
-
-
-def start(at: AppTest, **fields) -> AppTest:
-    """Fill the recipe form's train_<field> widgets, press Start training, run the page."""
-    for name, value in fields.items():
-        at.get_by_key(f"train_{name}").set_value(value)
-    return at.button(key="train_start").click().run()
-
-
-def texts(elements) -> list[str]:
-    return [e.value for e in elements]
-
-
-class Raise(Callback):
-    """Raise `error` at batch 3 of the first run it joins, as a crash in the thread would."""
-
-    def __init__(self, error: BaseException):
-        self.error = error
-
-    def after_batch(self, learn):
-        if learn.step == 3:
-            raise self.error
 
 
 @pytest.fixture
@@ -176,14 +134,6 @@ def test_a_typed_model_name_cannot_leave_models_or_replace_a_model(app, tmp_path
     )
     assert not (tmp_path.parent.parent / "outside").exists()
     assert not Path("/etc/passwd.pt").exists()
-
-
-def seven_png() -> bytes:
-    img = Image.new("L", (280, 280), 0)
-    ImageDraw.Draw(img).line([(70, 60), (210, 60), (120, 230)], fill=255, width=18)
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def test_predictions_while_a_run_trains_are_the_same_twenty_times(app, report):

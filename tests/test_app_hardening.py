@@ -10,15 +10,13 @@ import pytest
 import streamlit as st
 import torch
 from streamlit.proto.WidgetStates_pb2 import WidgetState
-from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Selectbox
-from test_app_pages import one_on_paper, png, predictions, seven
+from test_app_pages import one_on_paper, predictions
 
 import ui
-from conftest import REPO, shown
+from conftest import PREDICT, SAMPLES, TRAIN, open_page, png, shown
+from make_bad_corpus import seven
 from mlp_core import DigitClassifier, Recipe, save_checkpoint
-
-PREDICT, SAMPLES, TRAIN = "app_pages/predict.py", "app_pages/samples.py", "app_pages/train.py"
 
 
 @pytest.fixture
@@ -40,18 +38,12 @@ def forge(monkeypatch):
     return forged.__setitem__
 
 
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=60).run()
-    at.switch_page(page).run()
-    assert not at.exception
-    return at
-
-
 @pytest.fixture
 def outside_model(tmp_path) -> str:
     """A valid model file outside the models folder, whose answers differ from the shipped one."""
     torch.manual_seed(1)
-    return str(save_checkpoint(tmp_path / "outside.pt", DigitClassifier(), Recipe()))
+    outside = tmp_path / "elsewhere" / "outside.pt"  # tmp_path itself is the models folder
+    return str(save_checkpoint(outside, DigitClassifier(), Recipe()))
 
 
 def forged_values(tmp_path, outside_model) -> list[str]:
@@ -64,11 +56,11 @@ def test_a_forged_model_choice_is_ignored_and_never_opened(
     tmp_path, outside_model, monkeypatch, forge
 ):
     opened = []  # every path the page reads a model or its summary from
-    ui._summary.cache_clear()  # (earlier tests' cached reads would hide the reads here)
+    ui.models._summary.cache_clear()  # (earlier tests' cached reads would hide the reads here)
     st.cache_resource.clear()
     for name in ("read_summary", "load_checkpoint"):
-        real = getattr(ui, name)
-        monkeypatch.setattr(ui, name, lambda p, real=real: opened.append(str(p)) or real(p))
+        real = getattr(ui.models, name)
+        monkeypatch.setattr(ui.models, name, lambda p, real=real: opened.append(str(p)) or real(p))
     at = open_page(PREDICT)
     at.file_uploader(key="predict_files").set_value(("7.png", png(seven()), "image/png")).run()
     honest = predictions(at)
@@ -109,7 +101,7 @@ def test_one_upload_reads_at_most_its_limit_and_says_so():
 
 
 def test_the_bytes_one_session_holds_are_bounded(monkeypatch):
-    monkeypatch.setattr(ui, "MAX_SESSION_UPLOAD_BYTES", 3 * len(png(one_on_paper())))
+    monkeypatch.setattr(ui.server, "MAX_SESSION_UPLOAD_BYTES", 3 * len(png(one_on_paper())))
     at = open_page(PREDICT)
     files = [(f"{i}.png", png(one_on_paper()), "image/png") for i in range(5)]
     at.file_uploader(key="predict_files").set_value(files).run()
@@ -131,7 +123,6 @@ def test_markup_in_a_file_name_is_shown_as_text():
 
 def test_markup_in_the_hidden_sizes_is_shown_as_text(tiny_mnist, tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_ROOT", str(tiny_mnist))
-    monkeypatch.setattr(ui, "MODELS_DIR", tmp_path)
     at = open_page(TRAIN)
     at.text_input(key="train_hidden").set_value("**bold** ![x](http://evil.example/a.png)")
     at.button(key="train_start").click().run()

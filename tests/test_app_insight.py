@@ -7,37 +7,18 @@ synthetic MNIST, the Samples page reads the real one.
 import base64
 import io
 import re
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
-import streamlit as st
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import ui
+from conftest import DASHBOARD, seven_png
 from mlp_core import load_checkpoint, load_mnist, preprocess
 from mlp_core.insight import activations, hardest, top_units
 from mlp_core.metrics import predict_probs
-
-DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
-
-
-@pytest.fixture
-def train_page(tiny_mnist, tmp_path, monkeypatch):
-    """The Train page on tiny MNIST with a fresh Trainer (see tests/test_app_train.py's `app`)."""
-    monkeypatch.setenv("MNIST_ROOT", str(tiny_mnist))
-    monkeypatch.setenv("MLP_MODELS_DIR", str(tmp_path))
-    monkeypatch.setattr(ui, "MODELS_DIR", tmp_path)
-    st.cache_resource.clear()
-    at = AppTest.from_file(DASHBOARD, default_timeout=30).run()
-    at.switch_page("app_pages/train.py").run()
-    assert not at.exception
-    yield at
-    ui.trainer().stop()
-    assert ui.trainer().current is None or ui.trainer().current.join(30)
-    st.cache_resource.clear()
 
 
 def chart_data(chart, i: int = 0):
@@ -58,8 +39,8 @@ def grid_image(at):
 # -- Train: templates, norms, augmentation ---------------------------------------------------
 
 
-def test_a_run_shows_its_templates_and_each_layers_norms(train_page):
-    at = train_page
+def test_a_run_shows_its_templates_and_each_layers_norms(app):
+    at = app
     fields = dict(hidden="128, 32", epochs=2, batch_size=60, augment=False)
     for name, value in fields.items():
         at.get_by_key(f"train_{name}").set_value(value)
@@ -88,8 +69,8 @@ def test_a_run_shows_its_templates_and_each_layers_norms(train_page):
     assert grid_image(at).value != img.value  # another picture
 
 
-def test_the_augmentation_preview_draws_new_warps_on_request(train_page):
-    at = train_page
+def test_the_augmentation_preview_draws_new_warps_on_request(app):
+    at = app
 
     def preview():
         (exp,) = [e for e in at.expander if e.label.startswith("What does augmenting do")]
@@ -106,8 +87,8 @@ def test_the_augmentation_preview_draws_new_warps_on_request(train_page):
 # -- Train: the learning-rate finder ---------------------------------------------------------
 
 
-def test_the_lr_finder_plots_suggests_and_puts_its_rate_into_the_form(train_page):
-    at = train_page
+def test_the_lr_finder_plots_suggests_and_puts_its_rate_into_the_form(app):
+    at = app
     at.text_input(key="train_hidden").set_value("64")
     at.number_input(key="train_batch_size").set_value(20)
     at.button(key="train_find").click().run()
@@ -146,9 +127,9 @@ def test_the_lr_finder_plots_suggests_and_puts_its_rate_into_the_form(train_page
     assert job.recipe.hidden == (64,) and job.recipe.batch_size == 20
 
 
-def test_the_lr_finder_is_refused_without_mnist(train_page, tmp_path, monkeypatch):
+def test_the_lr_finder_is_refused_without_mnist(app, tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_ROOT", str(tmp_path / "nowhere"))
-    at = train_page.run()
+    at = app.run()
     assert not at.exception
     assert at.warning[0].value.startswith("MNIST is not on this server")
     assert at.button(key="train_find").proto.disabled
@@ -156,14 +137,6 @@ def test_the_lr_finder_is_refused_without_mnist(train_page, tmp_path, monkeypatc
 
 
 # -- Predict: why this answer ----------------------------------------------------------------
-
-
-def seven_png() -> bytes:
-    img = Image.new("L", (280, 280), 0)
-    ImageDraw.Draw(img).line([(70, 60), (210, 60), (120, 230)], fill=255, width=18)
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def test_predict_explains_an_answer_with_activations_units_and_saliency():

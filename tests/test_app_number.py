@@ -5,15 +5,12 @@ session state the way the browser does; an upload goes through AppTest's file_up
 """
 
 import base64
-import io
 import re
-from pathlib import Path
 
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-REPO = Path(__file__).resolve().parents[1]
-PREDICT = "app_pages/predict.py"
+from conftest import PREDICT, open_page, png
 
 # Thick strokes as drawn with the mouse, one digit per 200 px of the strip.
 STROKES = {
@@ -35,17 +32,8 @@ def strip(number: str, mode: str = "RGBA") -> Image.Image:
     return img
 
 
-def png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
 def open_number_tab() -> AppTest:
-    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=60).run()
-    at.switch_page(PREDICT).run()
-    assert not at.exception
-    return at
+    return open_page(PREDICT)
 
 
 def draw(at: AppTest, img: Image.Image | None) -> None:

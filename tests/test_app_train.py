@@ -2,61 +2,19 @@
 
 import re
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df as arrow_to_pandas
 from streamlit.testing.v1 import AppTest
 
-DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
+import ui
+from conftest import DASHBOARD, start, texts
+from mlp_core import Recipe
+
 # ~6M weights in batches of 4: an epoch takes many seconds, long enough to act during a run
 SLOW = dict(hidden="2048, 2048", batch_size=4, epochs=3)
-
-
-@pytest.fixture
-def app(tiny_mnist, tmp_path, monkeypatch):
-    """The dashboard, switched to the Train page, with tiny MNIST and a fresh Trainer.
-
-    AppTest runs dashboard.py inside this process, so its `import ui` returns the module
-    already in sys.modules, and `ui.trainer()` is a st.cache_resource singleton shared by
-    every AppTest here. ui.py reads MLP_MODELS_DIR once, at import: setting the variable
-    alone would only reach the first test. So we set it (for a first import), patch
-    ui.MODELS_DIR (for a ui imported earlier), and clear st.cache_resource so that
-    ui.trainer() builds a new Trainer reading the patched folder. At the end we stop and
-    join the run, and clear the cache again so no Trainer or thread leaks into the next test.
-    """
-    monkeypatch.setenv("MNIST_ROOT", str(tiny_mnist))
-    monkeypatch.setenv("MLP_MODELS_DIR", str(tmp_path))
-    import ui
-
-    monkeypatch.setattr(ui, "MODELS_DIR", tmp_path)
-    st.cache_resource.clear()
-    at = AppTest.from_file(DASHBOARD, default_timeout=30).run()
-    at.switch_page("app_pages/train.py").run()
-    assert not at.exception
-    yield at
-    trainer = ui.trainer()
-    trainer.stop()
-    assert trainer.current is None or trainer.current.join(30)
-    st.cache_resource.clear()
-
-
-def trainer():
-    import ui
-
-    return ui.trainer()
-
-
-def start(at: AppTest, **fields) -> AppTest:
-    """Fill the recipe form's train_<field> widgets, press Start training, run the page."""
-    for name, value in fields.items():
-        at.get_by_key(f"train_{name}").set_value(value)
-    return at.button(key="train_start").click().run()
-
-
-def texts(elements) -> list[str]:
-    return [e.value for e in elements]
 
 
 def test_the_overview_and_train_pages_render(app):
@@ -85,7 +43,7 @@ def test_start_returns_at_once_shows_progress_and_stop_ends_the_run(app):
     start(app, **SLOW)
     took = time.monotonic() - began
     assert not app.exception
-    job = trainer().current
+    job = ui.trainer().current
     assert job is not None and job.snapshot().active, "the page waited for the run to end"
     assert took < 10
     deadline = time.monotonic() + 30
@@ -118,12 +76,12 @@ def test_a_second_start_during_a_run_is_refused(app):
     assert texts(app.error) == [
         "A training run is already going on this server; wait for it to end or stop it."
     ]
-    assert len(trainer().jobs) == 1 and trainer().active() is not None
+    assert len(ui.trainer().jobs) == 1 and ui.trainer().active() is not None
 
 
 def test_a_finished_run_shows_accuracy_saves_the_model_and_can_become_active(app, tmp_path):
     start(app, epochs=2)
-    snap = trainer().wait(60)
+    snap = ui.trainer().wait(60)
     assert snap.status == "finished"
     app.run()
     assert not app.exception
@@ -157,7 +115,7 @@ def test_other_pages_show_a_running_jobs_progress_in_the_sidebar_and_train_does_
 def test_earlier_runs_are_listed_and_their_loss_curves_overlaid(app):
     for lr in (0.01, 0.003):
         start(app, hidden="32", lr=lr, epochs=2, batch_size=60, augment=False)
-        assert trainer().wait(60).status == "finished"
+        assert ui.trainer().wait(60).status == "finished"
     app.run()
     assert not app.exception
     runs = app.dataframe[0].value
@@ -165,7 +123,7 @@ def test_earlier_runs_are_listed_and_their_loss_curves_overlaid(app):
     loss, accuracy, *_norms, compared = app.get("vega_lite_chart")
     assert "Loss of each run" in compared.proto.spec
     (data,) = [arrow_to_pandas(d.data.data) for d in compared.proto.datasets]
-    first, second = (job.id for job in trainer().jobs)  # ids count up across the process
+    first, second = (job.id for job in ui.trainer().jobs)  # ids count up across the process
     assert set(data["run"]) == {
         f"#{first} 32 adam lr0.01 bs60 2ep",
         f"#{second} 32 adam lr0.003 bs60 2ep",
@@ -175,7 +133,7 @@ def test_earlier_runs_are_listed_and_their_loss_curves_overlaid(app):
 
 def test_a_diverging_recipe_shows_diverged_and_a_hint(app):
     start(app, lr=1e6, epochs=1)
-    assert trainer().wait(60).status == "diverged"
+    assert ui.trainer().wait(60).status == "diverged"
     app.run()
     assert not app.exception
     (error,) = app.error
@@ -197,7 +155,7 @@ def test_an_invalid_recipe_shows_one_sentence_and_starts_nothing(app, fields, se
     assert not app.exception
     (error,) = app.error
     assert error.value.startswith(sentence)
-    assert trainer().jobs == []
+    assert ui.trainer().jobs == []
 
 
 def test_without_mnist_start_is_disabled_and_the_app_still_works(app, tmp_path, monkeypatch):
@@ -209,3 +167,15 @@ def test_without_mnist_start_is_disabled_and_the_app_still_works(app, tmp_path, 
     assert app.button(key="train_start").proto.disabled
     app.switch_page("app_pages/overview.py").run()
     assert not app.exception
+
+
+def test_the_form_and_the_cli_explain_each_field_in_the_same_words(app):
+    from mlp_core.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {a.dest: a.help for a in train._actions}
+    for f in fields(Recipe):
+        widget = app.get_by_key(f"train_{f.name}")
+        assert widget.label == f.metadata["label"], f.name
+        assert widget.help == f.metadata["help"], f.name
+        assert flags[f.name].startswith(widget.help + " (default: "), f.name

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import synthetic_digits
-from mlp_core import Batches, DigitClassifier, Recipe, Split, build_learner
+from mlp_core import Batches, DigitClassifier, Recipe, build_learner
 from mlp_core.augment import random_affine
 from mlp_core.insight import (
     WeightWatch,
@@ -22,11 +21,6 @@ from mlp_core.insight import (
     weight_images,
 )
 from mlp_core.lr_finder import lr_find
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return Split(*synthetic_digits(500, 0)), Split(*synthetic_digits(200, 1))
 
 
 @pytest.fixture
