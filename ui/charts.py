@@ -40,6 +40,7 @@ def thinned(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def loss_chart(snap: Snapshot) -> alt.Chart:
+    """A run's loss per batch and its moving average, at most MAX_POINTS points each."""
     df = pd.DataFrame({"batch": snap.loss_steps, "loss": snap.losses})
     df["smoothed"] = smoothed(snap.losses, snap.total_steps, stride_of(snap))
     df = thinned(df).melt("batch", var_name="curve", value_name="value")
@@ -63,6 +64,7 @@ def loss_chart(snap: Snapshot) -> alt.Chart:
 
 
 def accuracy_chart(snap: Snapshot) -> alt.Chart:
+    """A run's test accuracy after each epoch."""
     df = pd.DataFrame(
         {"epoch": range(1, len(snap.accuracies) + 1), "test accuracy": snap.accuracies}
     )
