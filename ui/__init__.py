@@ -9,10 +9,12 @@ run_view.py    a run live and finished, and the table of this server's runs
 finder_view.py the learning-rate finder's curve and suggestion
 augment_view.py what augmentation does to a training picture
 why.py         one picture's answer and "Why this answer?"
+canvas.py      the drawing square
 sidebar.py     the active model and a running job, on every page
 """
 
 from .augment_view import show_augmentation
+from .canvas import canvas
 from .charts import confusion_chart, probability_chart
 from .finder_view import show_lr_finder
 from .format import enlarge, plain, prediction_line, upscale
@@ -51,6 +53,7 @@ __all__ = [
     "Submitted",
     "active_model_name",
     "active_model_path",
+    "canvas",
     "confusion_chart",
     "enlarge",
     "keep_only_uploads",
