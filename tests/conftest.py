@@ -241,6 +241,67 @@ def texts(elements) -> list[str]:
     return [e.value for e in elements]
 
 
+# -- what a page shows, and what a hostile browser sends ------------------------------------
+
+
+@pytest.fixture
+def forge(monkeypatch):
+    """forge(key, value): from now on the selectbox `key` sends `value` as its state, as a
+    browser that rewrites its websocket messages does (the real frontend sends the
+    chosen option's label as a string)."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+    from streamlit.testing.v1.element_tree import Selectbox
+
+    forged: dict[str, str] = {}
+    real = Selectbox._widget_state.fget
+
+    def state(self):
+        if self.key not in forged:
+            return real(self)
+        ws = WidgetState()
+        ws.id, ws.string_value = self.id, forged[self.key]
+        return ws
+
+    monkeypatch.setattr(Selectbox, "_widget_state", property(state))
+    return forged.__setitem__
+
+
+@pytest.fixture
+def outside_model(tmp_path) -> str:
+    """A valid model file outside the models folder, whose answers differ from the shipped one."""
+    from mlp_core import DigitClassifier, Recipe, save_checkpoint
+
+    torch.manual_seed(1)
+    outside = tmp_path / "elsewhere" / "outside.pt"  # tmp_path itself is the models folder
+    return str(save_checkpoint(outside, DigitClassifier(), Recipe()))
+
+
+def forged_values(tmp_path, outside_model) -> list[str]:
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)
+    return [outside_model, "/dev/zero", str(fifo), "../models/default.pt", "/etc/passwd"]
+
+
+def markdown(at) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def predictions(at) -> list[str]:
+    return [m for m in markdown(at) if "Prediction:" in m]
+
+
+def grid(at) -> list[int]:
+    """The picture numbers shown in the grid, in order (the `#i` button under each picture)."""
+    return [int(b.label[1:]) for b in at.button if b.key and b.key.startswith("samples_pick_")]
+
+
+def chart_data(chart, i: int = 0):
+    """Dataset `i` of an st.altair_chart element, decoded from the Arrow bytes it sends."""
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(chart.proto.datasets[i].data.data).read_all().to_pandas()
+
+
 # -- pictures and callbacks --------------------------------------------------------------------
 
 
