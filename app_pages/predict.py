@@ -1,7 +1,6 @@
 """Predict: draw a digit or upload pictures of digits, and see what the network thinks."""
 
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 import ui
 from mlp_core.numbers import Number, read_number, verdict
@@ -46,17 +45,7 @@ with draw:
     c_canvas, c_result = st.columns([1, 2], gap="large")
     with c_canvas:
         st.caption("Draw one digit, large. The toolbar undoes a stroke or clears the square.")
-        canvas = st_canvas(
-            stroke_width=18,
-            stroke_color="#FFFFFF",
-            background_color="#000000",
-            height=280,
-            width=280,
-            drawing_mode="freedraw",
-            update_streamlit=True,  # classify on every stroke
-            return_image_data=True,
-            key="predict_canvas",
-        )
+        canvas = ui.canvas("predict_canvas", width=280, height=280, stroke_width=18)
     with c_result:
         drawn = bool((canvas.json_data or {}).get("objects"))
         if not drawn or canvas.image_data is None:
@@ -100,17 +89,7 @@ with upload:
 
 with number:
     st.caption("Digits side by side, up to 12. Each is found by its ink, read as one digit.")
-    strip = st_canvas(
-        stroke_width=14,
-        stroke_color="#FFFFFF",
-        background_color="#000000",
-        height=200,
-        width=700,
-        drawing_mode="freedraw",
-        update_streamlit=True,
-        return_image_data=True,
-        key="predict_number_canvas",
-    )
+    strip = ui.canvas("predict_number_canvas", width=700, height=200, stroke_width=14)
     photo = st.file_uploader(
         "Or a picture of a number", type=UPLOAD_TYPES, key="predict_number_file"
     )  # one file: within the limits by itself

@@ -11,8 +11,10 @@ from .checkpoint import (
 )
 from .data import Batches, DataError, Split, load_mnist, mnist_available
 from .devices import DeviceError, resolve_device, usable_devices
+from .errors import UserError
 from .layers import Flatten, Linear, ReLU, Sequential
 from .learner import Callback, CancelFitException, DivergedError, Learner, OneCycle
+from .lr_finder import LRFinder, lr_find
 from .model import DigitClassifier
 from .optim import SGD, Adam, BasicOptim, make_optimizer
 from .preprocess import ImageError, Preprocessed, preprocess
@@ -33,6 +35,7 @@ __all__ = [
     "Flatten",
     "ImageError",
     "Learner",
+    "LRFinder",
     "Linear",
     "ModelFileError",
     "OneCycle",
@@ -43,9 +46,11 @@ __all__ = [
     "SGD",
     "Sequential",
     "Split",
+    "UserError",
     "build_learner",
     "load_checkpoint",
     "load_mnist",
+    "lr_find",
     "make_optimizer",
     "mnist_available",
     "preprocess",

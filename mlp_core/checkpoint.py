@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
 from .files import read_regular_file, regular_file_size
 from .model import DigitClassifier
 from .recipe import Recipe, RecipeError
@@ -28,7 +29,7 @@ FORMAT = "mlp_core.checkpoint/1"
 MAX_FILE_BYTES = 200 * 1024 * 1024  # far above any model the recipe form allows
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError, ValueError):
     """A model file is unreadable, unsafe or not a model; the message says which."""
 
 

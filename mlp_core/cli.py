@@ -15,20 +15,18 @@ from pathlib import Path
 
 from . import budget
 from .checkpoint import ModelFileError, load_checkpoint, model_filename, save_checkpoint
-from .data import DataError, load_mnist
-from .devices import DeviceError, resolve_device
-from .learner import Callback, DivergedError
-from .optim import OPTIMIZERS
-from .recipe import INITS, SCHEDULES, Recipe, RecipeError
+from .data import load_mnist
+from .devices import resolve_device
+from .errors import UserError
+from .learner import Callback
+from .recipe import Recipe
 
 
-class CliError(Exception):
+class CliError(UserError):
     """A command-line choice that cannot work (e.g. --out); the message says why."""
 
 
 MNIST_TRAIN = 60_000  # training images: the budget is priced before MNIST is read
-USER_ERRORS = (DataError, ModelFileError, RecipeError, DeviceError, DivergedError, CliError)
-MAX_SEED = 2**63 - 1  # Recipe.validate's bound; torch.manual_seed overflows past 2**64 - 1
 
 
 class Parser(argparse.ArgumentParser):
@@ -68,73 +66,38 @@ class ProgressBar(Callback):
         self.stream.flush()
 
 
-def seed(text: str) -> int:
-    """--seed's type: a whole number torch can take, refused by argparse otherwise."""
-    n = int(text)  # a ValueError becomes argparse's "invalid seed value"
-    if not 0 <= n <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"the seed must be from 0 to {MAX_SEED}, got {text}")
-    return n
+def bounded(f):
+    """An argparse type for a `strict` field: a whole number within its declared bounds,
+    refused by argparse (exit 2) otherwise; torch could not even take it."""
+    low, high = f.metadata["low"], f.metadata["high"]
+
+    def parse(text: str) -> int:
+        n = int(text)  # a ValueError becomes argparse's "invalid ... value"
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(
+                f"the {f.name} must be from {low} to {high}, got {text}"
+            )
+        return n
+
+    parse.__name__ = f.name  # argparse names the type in its message
+    return parse
 
 
 def add_recipe_flags(p: argparse.ArgumentParser) -> None:
-    d = Recipe()
-    p.add_argument(
-        "--hidden",
-        type=int,
-        nargs="+",
-        default=list(d.hidden),
-        help=f"hidden layer sizes (default: {' '.join(map(str, d.hidden))})",
-    )
-    p.add_argument(
-        "--init",
-        choices=INITS,
-        default=d.init,
-        help=f"initial weights (default: {d.init})",
-    )
-    p.add_argument(
-        "--optimizer",
-        choices=OPTIMIZERS,
-        default=d.optimizer,
-        help=f"basic = the notebook's BasicOptim (default: {d.optimizer})",
-    )
-    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default: {d.lr})")
-    p.add_argument(
-        "--momentum", type=float, default=d.momentum, help=f"sgd momentum (default: {d.momentum})"
-    )
-    p.add_argument(
-        "--weight-decay",
-        type=float,
-        default=d.weight_decay,
-        help=f"sgd/adam weight decay (default: {d.weight_decay})",
-    )
-    p.add_argument(
-        "--schedule",
-        choices=SCHEDULES,
-        default=d.schedule,
-        help=f"learning-rate schedule (default: {d.schedule})",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help=f"images per step (default: {d.batch_size})",
-    )
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=d.epochs,
-        help=f"passes over the training set (default: {d.epochs})",
-    )
-    p.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=d.augment,
-        help=f"random shifts and rotations of training images (default: {d.augment})",
-    )
-    p.add_argument("--seed", type=seed, default=d.seed, help=f"random seed (default: {d.seed})")
-    p.add_argument(
-        "--device", default=d.device, help=f"cpu, cuda, cuda:N or mps (default: {d.device})"
-    )
+    """A flag per Recipe field, made from its declaration: help, choices, type, default."""
+    for f in fields(Recipe):
+        m, default = f.metadata, f.default
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        kw = dict(default=default, help=f"{m['help']} (default: {shown})")
+        if f.type == tuple[int, ...]:
+            kw.update(type=int, nargs="+", default=list(default))
+        elif f.type is bool:
+            kw.update(action=argparse.BooleanOptionalAction)
+        elif "choices" in m:
+            kw.update(choices=m["choices"])
+        elif f.type in (int, float):
+            kw.update(type=bounded(f) if m.get("strict") else f.type)
+        p.add_argument("--" + f.name.replace("_", "-"), **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -344,7 +307,7 @@ def main(argv=None) -> int:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}[args.command](
             args
         )
-    except USER_ERRORS as e:
+    except UserError as e:  # a sentence for the user: no type, no traceback
         print(f"error: {one_line(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
 from .files import read_regular_file
 
 MNIST_FILES = (
@@ -26,7 +27,7 @@ MNIST_FILES = (
 )
 
 
-class DataError(RuntimeError):
+class DataError(UserError, RuntimeError):
     """MNIST could not be found, fetched or read; the message says which file and why."""
 
 
@@ -55,14 +56,6 @@ class Split:
 
     def to(self, device: str | torch.device) -> "Split":
         return Split(self.images.to(device), self.labels.to(device))
-
-    def indices_of(self, label: int) -> torch.Tensor:
-        """Indices of every image of one digit, for browsing by label."""
-        return (self.labels == label).nonzero().flatten()
-
-    def sample(self, i: int) -> tuple[torch.Tensor, int]:
-        """Image `i` as floats in [0, 1] (28, 28), and its label."""
-        return to_float(self.images[i]), int(self.labels[i])
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

@@ -2,8 +2,10 @@
 
 import torch
 
+from .errors import UserError
 
-class DeviceError(ValueError):
+
+class DeviceError(UserError, ValueError):
     """A device was asked for that this machine does not have."""
 
 

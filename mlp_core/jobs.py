@@ -19,6 +19,7 @@ from . import budget
 from .checkpoint import ModelFileError, check_quota, model_filename, save_checkpoint, unused_path
 from .data import Split, load_mnist
 from .devices import resolve_device
+from .errors import UserError
 from .history import LossHistory
 from .insight import WeightWatch
 from .learner import Callback, CancelFitException, DivergedError, Learner
@@ -30,7 +31,7 @@ ACTIVE = ("starting", "running")
 STATUSES = (*ACTIVE, "finished", "stopped", "diverged", "failed")
 
 
-class JobBusyError(RuntimeError):
+class JobBusyError(UserError, RuntimeError):
     """A run is already going: one at a time per server."""
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import Batches, Split, to_float
+from .errors import UserError
 
 EVENTS = ("before_fit", "before_epoch", "after_batch", "after_epoch", "after_fit")
 
@@ -23,7 +24,7 @@ class CancelFitException(Exception):
     """Raise from a callback to end `fit` cleanly (after_fit still fires)."""
 
 
-class DivergedError(RuntimeError):
+class DivergedError(UserError, RuntimeError):
     """The loss became NaN or infinite: the weights are garbage from here on."""
 
 
@@ -172,21 +173,3 @@ class Learner:
             xb = to_float(split.images[i : i + batch_size])
             correct += (self.model(xb).argmax(1) == split.labels[i : i + batch_size]).sum().item()
         return correct / len(split)
-
-    @torch.no_grad()
-    def predict_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """Softmax of the logits: ten probabilities per image that sum to 1."""
-        self.model.eval()
-        x = x.to(self.device)
-        x = x.reshape(-1, 28, 28)  # one image, (B, 28, 28) or (B, 1, 28, 28) -> (B, 28, 28)
-        return F.softmax(self.model(x), dim=1)  # (B, 10)
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """The most probable digit for each image, (B,)."""
-        return self.predict_probs(x).argmax(1)
-
-    def export(self, path, recipe=None, record: dict | None = None):
-        """Save weights + recipe + training record as a safe model file."""
-        from .checkpoint import save_checkpoint
-
-        return save_checkpoint(path, self.model, recipe, record)

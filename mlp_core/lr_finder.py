@@ -1,10 +1,10 @@
 """The learning-rate finder (fastai's classic): try every rate once, keep none of it.
 
-Train for a few hundred batches while the learning rate grows exponentially
-from tiny to huge, recording the loss. At first nothing happens (too small),
-then the loss falls fast (good rates), then it explodes (too large). A good
-learning rate sits where the loss falls fastest, well before the explosion.
-The weights and the optimizer's state are restored afterwards.
+A callback on the one `Learner.fit` (fastbook chapter 19): for a few hundred batches the
+learning rate grows exponentially from tiny to huge while the loss is recorded. At first
+nothing happens (too small), then the loss falls fast (good rates), then it explodes (too
+large) and the callback cancels the fit. A good learning rate sits where the loss falls
+fastest, well before the explosion. The weights and the optimizer's state are restored.
 """
 
 import copy
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .learner import Learner
+from .learner import Callback, CancelFitException, DivergenceGuard, Learner, OneCycle
 
 
 @dataclass
@@ -23,43 +23,71 @@ class LRFinderResult:
     suggestion: float  # where the smoothed loss falls fastest
 
 
-def lr_find(
-    learn: Learner, start_lr: float = 1e-6, end_lr: float = 10.0, num_it: int = 200,
-    stop_factor: float = 4.0, beta: float = 0.9,
-) -> LRFinderResult:  # fmt: skip
-    """Scan learning rates on `learn`'s data; its model and optimizer come back untouched."""
-    model, opt = learn.model, learn.opt
-    saved_weights = copy.deepcopy(model.state_dict())
-    saved_opt = {k: copy.deepcopy(v) for k, v in vars(opt).items() if k != "params"}
-    saved_lr = opt.lr
-    lrs, losses, avg, best = [], [], 0.0, math.inf
+class LRFinder(Callback):
+    """Set the rate before each batch, record the smoothed loss after it, cancel on explosion."""
+
+    order = -20  # before DivergenceGuard: an exploding loss ends the scan, it is not a failure
+
+    def __init__(
+        self, start_lr: float = 1e-6, end_lr: float = 10.0, num_it: int = 200,
+        stop_factor: float = 4.0, beta: float = 0.9,
+    ):  # fmt: skip
+        self.start_lr, self.end_lr, self.num_it = start_lr, end_lr, num_it
+        self.stop_factor, self.beta = stop_factor, beta
+
+    def lr_at(self, i: int) -> float:
+        """The rate of batch `i`: start_lr to end_lr, evenly spaced on a log scale."""
+        return self.start_lr * (self.end_lr / self.start_lr) ** (i / max(1, self.num_it - 1))
+
+    def before_fit(self, learn):
+        opt = learn.opt
+        self.saved = (
+            copy.deepcopy(learn.model.state_dict()),
+            {k: copy.deepcopy(v) for k, v in vars(opt).items() if k != "params"},  # lr too
+        )
+        self.lrs, self.losses, self.avg, self.best = [], [], 0.0, math.inf
+        opt.lr = self.lr_at(0)
+
+    def after_batch(self, learn):
+        if not math.isfinite(learn.loss) or learn.loss > DivergenceGuard.limit:
+            raise CancelFitException
+        self.avg = self.beta * self.avg + (1 - self.beta) * learn.loss
+        smooth = self.avg / (1 - self.beta ** (len(self.lrs) + 1))  # undo the zero start
+        self.lrs.append(learn.opt.lr)
+        self.losses.append(smooth)
+        self.best = min(self.best, smooth)
+        if smooth > self.stop_factor * self.best or len(self.lrs) == self.num_it:
+            raise CancelFitException  # exploded (larger rates only get worse), or done
+        learn.opt.lr = self.lr_at(len(self.lrs))  # for the next batch
+
+    def after_fit(self, learn):
+        weights, opt_state = self.saved
+        learn.model.load_state_dict(weights)
+        for k, v in opt_state.items():
+            setattr(learn.opt, k, v)
+        learn.opt.zero_grad()
+
+    def result(self) -> LRFinderResult:
+        return LRFinderResult(self.lrs, self.losses, suggest(self.lrs, self.losses))
+
+
+def lr_find(learn: Learner, **kwargs) -> LRFinderResult:
+    """Scan learning rates on `learn`'s data (kwargs: LRFinder's); `learn` comes back as it was.
+
+    For the scan only, the LRFinder replaces any OneCycle schedule (both would set the rate)
+    and the test split is set aside (a scan is not scored).
+    """
+    finder = LRFinder(**kwargs)
+    cbs, test = learn.cbs, learn.test
+    learn.cbs = sorted(
+        [cb for cb in cbs if not isinstance(cb, OneCycle)] + [finder], key=lambda cb: cb.order
+    )
+    learn.test = None
     try:
-        model.train()
-        batches = iter(())
-        for i in range(num_it):
-            try:
-                xb, yb = next(batches)
-            except StopIteration:  # start another pass over the data
-                batches = iter(learn.train)
-                xb, yb = next(batches)
-            opt.lr = start_lr * (end_lr / start_lr) ** (i / max(1, num_it - 1))
-            learn.one_batch(xb, yb)
-            if not math.isfinite(learn.loss):
-                break
-            avg = beta * avg + (1 - beta) * learn.loss
-            smooth = avg / (1 - beta ** (i + 1))  # undo the zero start of the average
-            lrs.append(opt.lr)
-            losses.append(smooth)
-            best = min(best, smooth)
-            if smooth > stop_factor * best:  # exploded: larger rates only get worse
-                break
+        learn.fit(math.ceil(finder.num_it / len(learn.train)))
     finally:
-        model.load_state_dict(saved_weights)
-        for k, v in saved_opt.items():
-            setattr(opt, k, v)
-        opt.lr = saved_lr
-        opt.zero_grad()
-    return LRFinderResult(lrs, losses, suggest(lrs, losses))
+        learn.cbs, learn.test = cbs, test
+    return finder.result()
 
 
 def suggest(lrs: list[float], losses: list[float]) -> float:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import UserError
 from .files import read_regular_file
 from .ink import Components, components, digit_pieces, noisy, stroke_width
 
@@ -52,7 +53,7 @@ NO_DIGIT_MARKS = "The image has no digit in it: it shows no mark the size and sh
 NOISE = "The image has no digit in it: it looks like noise or a texture, not a digit."
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """A picture that cannot become a digit; str(e) is one sentence for the user."""
 
 

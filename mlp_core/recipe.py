@@ -1,83 +1,137 @@
-"""Recipe: every choice that defines a training run, in one dataclass.
+"""Recipe: every choice that defines a training run, declared once.
 
-The command line and the dashboard's form both fill a Recipe; a model file
-stores it, so a run can always be rebuilt and repeated.
+Each field carries its help text (the notebook's explanation), its choices or bounds and
+its label; the command line's flags (`cli.add_recipe_flags`), the dashboard's form
+(`ui/recipe_form.py`) and `Recipe.validate` are all made from these declarations, so a new
+field is one edit here. A model file stores the recipe, so a run can always be repeated.
 """
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 
+from .errors import UserError
 from .optim import OPTIMIZERS
 
 INITS = ("notebook", "kaiming")
 SCHEDULES = ("constant", "onecycle")
 MAX_HIDDEN_LAYERS = 8
+MAX_UNITS = 8192  # per hidden layer
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A recipe field holds a value that cannot train; the message says which and why."""
+
+
+def setting(default, label: str, help: str, **rule):
+    """A recipe field: its default, form label, help text and `rule` (see validate_field).
+
+    rule keys: choices, names (choice -> shown name), low, high (open_low: low itself is
+    refused; a float's high always is), must (the sentence's condition), too_high (the
+    sentence past `high`), called (the sentence's name, if not the label), step (the form's
+    increment), strict (out of bounds is a command-line usage error: torch cannot take it).
+    """
+    return field(default=default, metadata={"label": label, "help": help, **rule})
 
 
 @dataclass
 class Recipe:
-    hidden: tuple[int, ...] = (
-        256,
-        64,
-    )  # hidden layer sizes: 784 -> 256 -> 64 -> 10 as in the notebook
-    init: str = "kaiming"  # starting weights: 'notebook' (randn * 0.1) or 'kaiming' (He)
-    optimizer: str = "adam"  # 'basic' (the notebook's), 'sgd' (with momentum) or 'adam'
-    lr: float = 0.002  # learning rate: how far each step moves the weights
-    momentum: float = 0.9  # sgd only: how much of the previous step carries over
-    weight_decay: float = 1e-4  # sgd/adam: pull every weight a little towards zero each step
-    schedule: str = "onecycle"  # 'constant' lr, or 'onecycle': warm up, then anneal to ~0
-    batch_size: int = 128  # images per gradient step
-    epochs: int = 40  # passes over the 60,000 training images
-    augment: bool = True  # shift (<= 2 px) and rotate (<= 10 deg) each training image at random
-    seed: int = 0  # fixes initial weights and shuffling: same seed, same run (on CPU)
-    device: str = "cpu"  # 'cpu', 'cuda', 'cuda:N' or 'mps'
+    hidden: tuple[int, ...] = setting(
+        (256, 64), "Hidden layer sizes",  # 784 -> 256 -> 64 -> 10 as in the notebook
+        "Units in each hidden layer between the 784 pixels and the 10 digit scores: "
+        "256, 64 is the notebook's 784 → 256 → 64 → 10.",
+        low=1, high=MAX_UNITS,
+    )  # fmt: skip
+    init: str = setting(
+        "kaiming", "Initialisation",
+        "Step 1, initialise the weights: 'notebook' draws randn × 0.1 as its Linear does; "
+        "'kaiming' scales them to each layer's input size so signals keep their size.",
+        choices=INITS,
+    )  # fmt: skip
+    optimizer: str = setting(
+        "adam", "Optimizer",
+        "Step 5, step the weights: 'basic' is the notebook's p -= lr × grad; 'sgd' adds "
+        "momentum; 'adam' also scales each weight's step by its recent gradients.",
+        choices=tuple(OPTIMIZERS),
+        names={"basic": "basic (the notebook's BasicOptim)", "sgd": "sgd (with momentum)"},
+    )  # fmt: skip
+    # the device is checked against this machine by devices.resolve_device
+    device: str = setting(
+        "cpu", "Device",
+        "Where the maths runs: cpu, cuda, cuda:N or mps; the notebook picks a GPU (cuda) "
+        "whenever there is one.",
+    )  # fmt: skip
+    lr: float = setting(
+        0.002, "Learning rate",
+        "How far each step moves the weights against their gradients: too small and the "
+        "loss barely falls, too large and it explodes.",
+        low=0.0, high=math.inf, open_low=True, must="a positive number", step=0.001,
+    )  # fmt: skip
+    schedule: str = setting(
+        "onecycle", "Schedule",
+        "'constant' keeps the learning rate fixed, as the notebook does; 'onecycle' warms "
+        "it up, then lowers it to almost 0 to settle into a minimum.",
+        choices=SCHEDULES,
+    )  # fmt: skip
+    momentum: float = setting(
+        0.9, "Momentum",
+        "sgd only: how much of the previous step carries into the next, so steps gather "
+        "speed down a steady slope and noisy batches cancel out.",
+        low=0.0, high=1.0, must="in [0, 1)", step=0.05,
+    )  # fmt: skip
+    weight_decay: float = setting(
+        1e-4, "Weight decay",
+        "sgd and adam: pull every weight a little towards zero at each step, which "
+        "discourages over-fitting; 0 turns it off.",
+        low=0.0, high=1.0, must="in [0, 1)", step=1e-4,
+    )  # fmt: skip
+    # a batch also holds at most the training images: validate(n_train)
+    batch_size: int = setting(
+        128,
+        "Batch size",
+        "Images per mini-batch, so per gradient step; the notebook suggests 32, 64 or 128 "
+        "(bigger batches need more GPU memory).",
+        low=1,
+        must="a whole number of at least 1",
+    )  # fmt: skip
+    epochs: int = setting(
+        40, "Epochs",
+        "Passes over the 60,000 training images; after each one the model is tested on "
+        "the 10,000 test images it never trains on.",
+        low=1, high=1000, must="a whole number of at least 1",
+        too_high="Epochs above 1000 are more than this app will run.",
+    )  # fmt: skip
+    # torch.manual_seed takes no more than 2**63 - 1 here: strict
+    seed: int = setting(
+        0,
+        "Seed",
+        "Fixes the starting weights and the shuffling of the batches: the same seed gives "
+        "the same run (on the CPU).",
+        low=0,
+        high=2**63 - 1,
+        must="a whole number from 0 to 2^63 - 1",
+        strict=True,
+    )  # fmt: skip
+    augment: bool = setting(
+        True, "Augment the training images",
+        "Shift each training image by up to 2 pixels and turn it by up to 10 degrees, "
+        "anew every epoch, so the network learns digits rather than exact pixels.",
+        called="Augment",
+    )  # fmt: skip
 
     def __post_init__(self):
         self.hidden = tuple(self.hidden)
 
     def validate(self, n_train: int | None = None) -> "Recipe":
-        """Raise RecipeError with one sentence if a field is nonsense; return self."""
-        h = self.hidden
-        if not h or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in h):
-            raise RecipeError(f"Hidden sizes must be positive whole numbers, got {h!r}.")
-        if any(n > 8192 for n in h):
-            raise RecipeError("Hidden sizes above 8192 units are too large for this app.")
-        if len(h) > MAX_HIDDEN_LAYERS:
-            raise RecipeError(
-                f"At most {MAX_HIDDEN_LAYERS} hidden layers, got {len(h)}: "
-                "an MLP this deep learns MNIST no better, only slower."
-            )
-        if self.init not in INITS:
-            raise RecipeError(f"Init must be one of {', '.join(INITS)}, got {self.init!r}.")
-        if self.optimizer not in OPTIMIZERS:
-            raise RecipeError(f"Optimizer must be one of {', '.join(OPTIMIZERS)}.")
-        if self.schedule not in SCHEDULES:
-            raise RecipeError(f"Schedule must be one of {', '.join(SCHEDULES)}.")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
-            raise RecipeError(f"Learning rate must be a positive number, got {self.lr!r}.")
-        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
-            raise RecipeError(f"Momentum must be in [0, 1), got {self.momentum!r}.")
-        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1):
-            raise RecipeError(f"Weight decay must be in [0, 1), got {self.weight_decay!r}.")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise RecipeError(f"Epochs must be a whole number of at least 1, got {self.epochs!r}.")
-        if self.epochs > 1000:
-            raise RecipeError("Epochs above 1000 are more than this app will run.")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise RecipeError(
-                f"Batch size must be a whole number of at least 1, got {self.batch_size!r}."
-            )
+        """Raise RecipeError with one sentence if a field is nonsense; return self.
+
+        `n_train`: the training images the run will see (a batch cannot be larger).
+        """
+        for f in fields(self):
+            validate_field(f, getattr(self, f.name))
         if n_train is not None and self.batch_size > n_train:
             raise RecipeError(
                 f"Batch size {self.batch_size} is larger than the {n_train} training images."
             )
-        if not isinstance(self.augment, bool):
-            raise RecipeError(f"Augment must be true or false, got {self.augment!r}.")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise RecipeError(f"Seed must be a whole number from 0 to 2^63 - 1, got {self.seed!r}.")
         return self
 
     def to_dict(self) -> dict:
@@ -99,3 +153,37 @@ class Recipe:
             h = f"{self.hidden[0]}-...-{self.hidden[-1]}x{len(self.hidden)}"
         aug = " aug" if self.augment else ""
         return f"{h} {self.optimizer} lr{self.lr:g} bs{self.batch_size} {self.epochs}ep{aug}"
+
+
+def whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_field(f, v) -> None:
+    """Check one field's value against its declaration; RecipeError with one sentence."""
+    m = f.metadata
+    label, low, high = m["label"], m.get("low"), m.get("high")
+    if f.type == tuple[int, ...]:  # hidden sizes
+        if not v or not all(whole(n) and n >= low for n in v):
+            raise RecipeError(f"Hidden sizes must be positive whole numbers, got {v!r}.")
+        if any(n > high for n in v):
+            raise RecipeError(f"Hidden sizes above {high} units are too large for this app.")
+        if len(v) > MAX_HIDDEN_LAYERS:
+            raise RecipeError(
+                f"At most {MAX_HIDDEN_LAYERS} hidden layers, got {len(v)}: "
+                "an MLP this deep learns MNIST no better, only slower."
+            )
+    elif "choices" in m:
+        if v not in m["choices"]:
+            raise RecipeError(f"{label} must be one of {', '.join(m['choices'])}, got {v!r}.")
+    elif f.type is bool:
+        if not isinstance(v, bool):
+            raise RecipeError(f"{m.get('called', label)} must be true or false, got {v!r}.")
+    elif f.type in (int, float):
+        if not (whole(v) or (f.type is float and isinstance(v, float))):
+            raise RecipeError(f"{label} must be {m['must']}, got {v!r}.")
+        below = low is not None and (v <= low if m.get("open_low") else v < low)
+        if below or (f.type is float and not v < high):  # `not <`: NaN fails too
+            raise RecipeError(f"{label} must be {m['must']}, got {v!r}.")
+        if high is not None and v > high:
+            raise RecipeError(m.get("too_high") or f"{label} must be {m['must']}, got {v!r}.")

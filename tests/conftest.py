@@ -5,6 +5,7 @@ instead of skipping: CI must run everything.
 """
 
 import contextlib
+import io
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ import pytest
 import torch
 
 from mlp_core.data import mnist_available
+from mlp_core.learner import Callback
 
 CI = os.environ.get("CI", "").lower() == "true"
 REPO = Path(__file__).resolve().parents[1]
@@ -177,3 +179,174 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+# -- the dashboard under AppTest ---------------------------------------------------------------
+
+DASHBOARD = str(REPO / "dashboard.py")
+TRAIN, SAMPLES, PREDICT = "app_pages/train.py", "app_pages/samples.py", "app_pages/predict.py"
+
+
+@pytest.fixture(autouse=True)
+def dashboard_state(tmp_path, monkeypatch):
+    """Each test's dashboard saves and lists models in its own tmp_path and starts with no
+    cached trainer or model; any run it started is stopped and joined at the end.
+
+    AppTest runs dashboard.py inside this process: `ui` is imported once and its
+    st.cache_resource singletons (the trainer) are shared by every AppTest, so they are
+    cleared here. The server reads MLP_MODELS_DIR when asked (ui.models_dir), never at import.
+    """
+    monkeypatch.setenv("MLP_MODELS_DIR", str(tmp_path))
+    if "ui" in sys.modules:
+        import streamlit as st
+
+        st.cache_resource.clear()
+    yield
+    if "ui" in sys.modules:
+        import streamlit as st
+
+        import ui
+
+        job = ui.trainer().current
+        ui.trainer().stop()
+        assert job is None or job.join(30)
+        st.cache_resource.clear()
+
+
+def open_page(page: str, timeout: float = 60):
+    """The whole dashboard under AppTest, switched to `page` (e.g. TRAIN), without errors."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(DASHBOARD, default_timeout=timeout).run()
+    at.switch_page(page).run()
+    assert not at.exception
+    return at
+
+
+@pytest.fixture
+def app(tiny_mnist, monkeypatch):
+    """The Train page on tiny synthetic MNIST, with a fresh trainer (see dashboard_state)."""
+    monkeypatch.setenv("MNIST_ROOT", str(tiny_mnist))
+    return open_page(TRAIN, timeout=30)
+
+
+def start(at, **fields):
+    """Fill the recipe form's train_<field> widgets, press Start training, run the page."""
+    for name, value in fields.items():
+        at.get_by_key(f"train_{name}").set_value(value)
+    return at.button(key="train_start").click().run()
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+# -- what a page shows, and what a hostile browser sends ------------------------------------
+
+
+@pytest.fixture
+def forge(monkeypatch):
+    """forge(key, value): from now on the selectbox `key` sends `value` as its state, as a
+    browser that rewrites its websocket messages does (the real frontend sends the
+    chosen option's label as a string)."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+    from streamlit.testing.v1.element_tree import Selectbox
+
+    forged: dict[str, str] = {}
+    real = Selectbox._widget_state.fget
+
+    def state(self):
+        if self.key not in forged:
+            return real(self)
+        ws = WidgetState()
+        ws.id, ws.string_value = self.id, forged[self.key]
+        return ws
+
+    monkeypatch.setattr(Selectbox, "_widget_state", property(state))
+    return forged.__setitem__
+
+
+@pytest.fixture
+def outside_model(tmp_path) -> str:
+    """A valid model file outside the models folder, whose answers differ from the shipped one."""
+    from mlp_core import DigitClassifier, Recipe, save_checkpoint
+
+    torch.manual_seed(1)
+    outside = tmp_path / "elsewhere" / "outside.pt"  # tmp_path itself is the models folder
+    return str(save_checkpoint(outside, DigitClassifier(), Recipe()))
+
+
+def forged_values(tmp_path, outside_model) -> list[str]:
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)
+    return [outside_model, "/dev/zero", str(fifo), "../models/default.pt", "/etc/passwd"]
+
+
+def markdown(at) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def predictions(at) -> list[str]:
+    return [m for m in markdown(at) if "Prediction:" in m]
+
+
+def grid(at) -> list[int]:
+    """The picture numbers shown in the grid, in order (the `#i` button under each picture)."""
+    return [int(b.label[1:]) for b in at.button if b.key and b.key.startswith("samples_pick_")]
+
+
+def chart_data(chart, i: int = 0):
+    """Dataset `i` of an st.altair_chart element, decoded from the Arrow bytes it sends."""
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(chart.proto.datasets[i].data.data).read_all().to_pandas()
+
+
+# -- pictures and callbacks --------------------------------------------------------------------
+
+
+def png(img, fmt: str = "PNG") -> bytes:
+    """A PIL image's bytes as a file of format `fmt`."""
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+def seven_png() -> bytes:
+    """A thick white 7 on black, as drawn on the dashboard's canvas, as PNG bytes."""
+    from make_bad_corpus import seven
+
+    return png(seven())
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """(train, test) Splits of learnable synthetic digits: 500 and 200 images."""
+    from mlp_core import Split
+
+    return Split(*synthetic_digits(500, 0)), Split(*synthetic_digits(200, 1))
+
+
+class Raise(Callback):
+    """A callback raising `error` at batch `step`, as a crash in the training thread would."""
+
+    def __init__(self, error: BaseException, step: int = 3):
+        self.error, self.step = error, step
+
+    def after_batch(self, learn):
+        if learn.step == self.step:
+            raise self.error
+
+
+@contextlib.contextmanager
+def open_dashboard(browser, env: dict[str, str], width=1400, height=2000, timeout_ms=60_000):
+    """A live server (streamlit_server with `env`) and a browser page at its root, as a
+    visitor enters; yields (server, page) and closes both."""
+    with streamlit_server(env) as server:
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(timeout_ms)
+        try:
+            page.goto(server.url)
+            yield server, page
+        finally:
+            page.close()

@@ -1,62 +1,28 @@
-"""The Train page, driven through the real dashboard with Streamlit's AppTest on tiny MNIST."""
+"""The Train page under AppTest on tiny synthetic MNIST: the form, runs live and finished,
+faults (crashes, nonsense recipes, typed model names), the finder, the templates.
+
+(The jobs themselves: test_jobs.py.)
+"""
 
 import re
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
-import streamlit as st
+import torch
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df as arrow_to_pandas
 from streamlit.testing.v1 import AppTest
 
-DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
+import mlp_core.jobs
+import ui
+from conftest import DASHBOARD, TRAIN, Raise, chart_data, open_page, shown, start, texts
+from mlp_core import Recipe, load_checkpoint
+
 # ~6M weights in batches of 4: an epoch takes many seconds, long enough to act during a run
 SLOW = dict(hidden="2048, 2048", batch_size=4, epochs=3)
-
-
-@pytest.fixture
-def app(tiny_mnist, tmp_path, monkeypatch):
-    """The dashboard, switched to the Train page, with tiny MNIST and a fresh Trainer.
-
-    AppTest runs dashboard.py inside this process, so its `import ui` returns the module
-    already in sys.modules, and `ui.trainer()` is a st.cache_resource singleton shared by
-    every AppTest here. ui.py reads MLP_MODELS_DIR once, at import: setting the variable
-    alone would only reach the first test. So we set it (for a first import), patch
-    ui.MODELS_DIR (for a ui imported earlier), and clear st.cache_resource so that
-    ui.trainer() builds a new Trainer reading the patched folder. At the end we stop and
-    join the run, and clear the cache again so no Trainer or thread leaks into the next test.
-    """
-    monkeypatch.setenv("MNIST_ROOT", str(tiny_mnist))
-    monkeypatch.setenv("MLP_MODELS_DIR", str(tmp_path))
-    import ui
-
-    monkeypatch.setattr(ui, "MODELS_DIR", tmp_path)
-    st.cache_resource.clear()
-    at = AppTest.from_file(DASHBOARD, default_timeout=30).run()
-    at.switch_page("app_pages/train.py").run()
-    assert not at.exception
-    yield at
-    trainer = ui.trainer()
-    trainer.stop()
-    assert trainer.current is None or trainer.current.join(30)
-    st.cache_resource.clear()
-
-
-def trainer():
-    import ui
-
-    return ui.trainer()
-
-
-def start(at: AppTest, **fields) -> AppTest:
-    """Fill the recipe form's train_<field> widgets, press Start training, run the page."""
-    for name, value in fields.items():
-        at.get_by_key(f"train_{name}").set_value(value)
-    return at.button(key="train_start").click().run()
-
-
-def texts(elements) -> list[str]:
-    return [e.value for e in elements]
+QUICK = dict(hidden="32", batch_size=60, epochs=2, augment=False)  # 600 images: ~1 s a run
+LONG = dict(hidden="2048, 2048", batch_size=4, epochs=20)  # long enough to act during it
 
 
 def test_the_overview_and_train_pages_render(app):
@@ -85,7 +51,7 @@ def test_start_returns_at_once_shows_progress_and_stop_ends_the_run(app):
     start(app, **SLOW)
     took = time.monotonic() - began
     assert not app.exception
-    job = trainer().current
+    job = ui.trainer().current
     assert job is not None and job.snapshot().active, "the page waited for the run to end"
     assert took < 10
     deadline = time.monotonic() + 30
@@ -118,12 +84,12 @@ def test_a_second_start_during_a_run_is_refused(app):
     assert texts(app.error) == [
         "A training run is already going on this server; wait for it to end or stop it."
     ]
-    assert len(trainer().jobs) == 1 and trainer().active() is not None
+    assert len(ui.trainer().jobs) == 1 and ui.trainer().active() is not None
 
 
 def test_a_finished_run_shows_accuracy_saves_the_model_and_can_become_active(app, tmp_path):
     start(app, epochs=2)
-    snap = trainer().wait(60)
+    snap = ui.trainer().wait(60)
     assert snap.status == "finished"
     app.run()
     assert not app.exception
@@ -157,7 +123,7 @@ def test_other_pages_show_a_running_jobs_progress_in_the_sidebar_and_train_does_
 def test_earlier_runs_are_listed_and_their_loss_curves_overlaid(app):
     for lr in (0.01, 0.003):
         start(app, hidden="32", lr=lr, epochs=2, batch_size=60, augment=False)
-        assert trainer().wait(60).status == "finished"
+        assert ui.trainer().wait(60).status == "finished"
     app.run()
     assert not app.exception
     runs = app.dataframe[0].value
@@ -165,7 +131,7 @@ def test_earlier_runs_are_listed_and_their_loss_curves_overlaid(app):
     loss, accuracy, *_norms, compared = app.get("vega_lite_chart")
     assert "Loss of each run" in compared.proto.spec
     (data,) = [arrow_to_pandas(d.data.data) for d in compared.proto.datasets]
-    first, second = (job.id for job in trainer().jobs)  # ids count up across the process
+    first, second = (job.id for job in ui.trainer().jobs)  # ids count up across the process
     assert set(data["run"]) == {
         f"#{first} 32 adam lr0.01 bs60 2ep",
         f"#{second} 32 adam lr0.003 bs60 2ep",
@@ -175,7 +141,7 @@ def test_earlier_runs_are_listed_and_their_loss_curves_overlaid(app):
 
 def test_a_diverging_recipe_shows_diverged_and_a_hint(app):
     start(app, lr=1e6, epochs=1)
-    assert trainer().wait(60).status == "diverged"
+    assert ui.trainer().wait(60).status == "diverged"
     app.run()
     assert not app.exception
     (error,) = app.error
@@ -197,7 +163,7 @@ def test_an_invalid_recipe_shows_one_sentence_and_starts_nothing(app, fields, se
     assert not app.exception
     (error,) = app.error
     assert error.value.startswith(sentence)
-    assert trainer().jobs == []
+    assert ui.trainer().jobs == []
 
 
 def test_without_mnist_start_is_disabled_and_the_app_still_works(app, tmp_path, monkeypatch):
@@ -209,3 +175,250 @@ def test_without_mnist_start_is_disabled_and_the_app_still_works(app, tmp_path, 
     assert app.button(key="train_start").proto.disabled
     app.switch_page("app_pages/overview.py").run()
     assert not app.exception
+
+
+def test_the_form_and_the_cli_explain_each_field_in_the_same_words(app):
+    from mlp_core.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {a.dest: a.help for a in train._actions}
+    for f in fields(Recipe):
+        widget = app.get_by_key(f"train_{f.name}")
+        assert widget.label == f.metadata["label"], f.name
+        assert widget.help == f.metadata["help"], f.name
+        assert flags[f.name].startswith(widget.help + " (default: "), f.name
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def crash_next_run(monkeypatch):
+    """crash_next_run(error): the next run the dashboard starts raises `error` mid-epoch."""
+
+    def arm(error: BaseException) -> None:
+        real = mlp_core.jobs.build_learner
+
+        def build(recipe, train, test=None, cbs=(), **kw):
+            monkeypatch.setattr(mlp_core.jobs, "build_learner", real)  # this run only
+            return real(recipe, train, test, [*cbs, Raise(error)], **kw)
+
+        monkeypatch.setattr(mlp_core.jobs, "build_learner", build)
+
+    return arm
+
+
+@pytest.mark.parametrize(
+    "error, sentence",
+    [
+        (RuntimeError("disk on fire"), "The run failed: RuntimeError: disk on fire"),
+        (
+            torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+            "The run failed: CUDA ran out of memory: try a smaller batch size or hidden "
+            "layers, or the CPU.",
+        ),
+    ],
+    ids=["exception", "cuda-oom"],
+)
+def test_a_crash_in_the_run_fails_it_with_its_sentence_and_the_app_keeps_serving(
+    app, crash_next_run, error, sentence
+):
+    crash_next_run(error)
+    start(app, **QUICK)
+    snap = ui.trainer().wait(60)
+    assert snap.status == "failed" and ui.trainer().active() is None  # the slot is free
+    app.run()
+    assert not app.exception
+    assert texts(app.error) == [sentence]
+    start(app, **QUICK)  # the next run starts and finishes
+    assert not app.exception and not app.error
+    assert ui.trainer().wait(60).status == "finished"
+    app.run()
+    assert app.success[0].value.startswith("Test accuracy: ")
+    assert [j.snapshot().status for j in ui.trainer().jobs] == ["failed", "finished"]
+
+
+def test_stop_during_an_epoch_leaves_an_app_that_trains_again(app):
+    start(app, **LONG)
+    job = ui.trainer().current
+    deadline = time.monotonic() + 30
+    while job.snapshot().step < 3:
+        assert time.monotonic() < deadline, job.snapshot().message
+        time.sleep(0.02)
+    app.run()
+    app.button(key="train_stop").click().run()
+    at_request = job.snapshot().step
+    assert job.join(10) and job.snapshot().status == "stopped"
+    assert job.snapshot().step <= at_request + 1  # within one batch
+    start(app, **QUICK)
+    assert not app.exception and ui.trainer().wait(60).status == "finished"
+
+
+@pytest.mark.parametrize(
+    "fields, sentence",
+    [
+        (dict(epochs=-3), "Epochs must be a whole number of at least 1, got -3."),
+        (dict(hidden="0, 5"), "Hidden sizes must be positive whole numbers, got (0, 5)."),
+        (dict(hidden="-64"), "Hidden sizes must be positive whole numbers, got (-64,)."),
+        (dict(hidden="1.5, 64"), "Hidden layer sizes must be whole numbers separated by commas"),
+        (dict(batch_size=0), "Batch size must be a whole number of at least 1, got 0."),
+        (dict(batch_size=601), "Batch size 601 is larger than the 600 training images."),
+    ],
+)
+def test_nonsense_recipe_fields_show_one_sentence_and_start_nothing(app, fields, sentence):
+    start(app, **{**QUICK, **fields})
+    assert not app.exception
+    assert [e.startswith(sentence) for e in texts(app.error)] == [True], texts(app.error)
+    assert ui.trainer().jobs == []
+
+
+def test_a_typed_model_name_cannot_leave_models_or_replace_a_model(app, tmp_path):
+    start(app, **QUICK)
+    snap = ui.trainer().wait(60)
+    assert snap.status == "finished"
+    app.run()
+
+    def save_as(name: str) -> AppTest:
+        app.text_input(key="train_save_name").set_value(name)
+        return app.button(key="train_save_as").click().run()
+
+    save_as("../../outside/my model?")
+    assert not app.exception and not app.error
+    saved = tmp_path / "my_model_.pt"
+    assert texts(app.success)[-1] == f"Saved a copy as `models/{saved.name}`"
+    assert load_checkpoint(saved).test_accuracy == snap.test_accuracy
+    first = saved.read_bytes()
+    save_as("/etc/passwd")
+    assert (tmp_path / "passwd.pt").exists()
+    save_as("my model?")  # the same name, typed another way: refused, the first one kept
+    assert [shown(e) for e in texts(app.error)] == [
+        "A model named my_model_ already exists; choose another name."
+    ]
+    assert saved.read_bytes() == first
+    save_as("")
+    assert texts(app.error) == ["Type a name for the model first."]
+    assert not app.exception
+    # everything landed in models/ (here tmp_path), nothing beside or above it
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [Path(snap.out).name, "my_model_.pt", "passwd.pt"]
+    )
+    assert not (tmp_path.parent.parent / "outside").exists()
+    assert not Path("/etc/passwd.pt").exists()
+
+
+def charts(at, title: str) -> list:
+    return [c for c in at.get("vega_lite_chart") if title in c.proto.spec]
+
+
+def grid_image(at):
+    """The grid of first-layer templates (the image whose caption starts with 'Run ')."""
+    (img,) = [i for i in at.image if i.captions[0].startswith("Run ")]
+    return img
+
+
+# -- templates, norms, augmentation, the learning-rate finder --------------------------------
+
+
+def test_a_run_shows_its_templates_and_each_layers_norms(app):
+    at = app
+    fields = dict(hidden="128, 32", epochs=2, batch_size=60, augment=False)
+    for name, value in fields.items():
+        at.get_by_key(f"train_{name}").set_value(value)
+    at.button(key="train_start").click().run()
+    snap = ui.trainer().wait(60)
+    assert snap.status == "finished"
+    at.run()
+    assert not at.exception
+    assert "#### What the first layer is learning" in [m.value for m in at.markdown]
+    img = grid_image(at)
+    assert img.captions == [f"Run {snap.id}: the first 32 of 128 units, after batch 20 of 20"]
+    assert at.select_slider(key="train_units").value == 32
+
+    (weight,) = charts(at, "Size of each layer's weights")
+    (grad,) = charts(at, "Size of its gradients")
+    for chart, metric in ((weight, "weight norm"), (grad, "grad norm")):
+        df = chart_data(chart)
+        assert sorted(set(df["epoch"])) == [1, 2]
+        assert df["layer"].tolist() == ["784→128", "128→32", "32→10"] * 2
+        assert df[metric].tolist() == [n[metric] for n in snap.extras["norms"]]
+        assert (df[metric] > 0).all()
+
+    at.select_slider(key="train_units").set_value(64).run()
+    assert not at.exception
+    assert grid_image(at).captions[0].startswith(f"Run {snap.id}: the first 64 of 128 units")
+    assert grid_image(at).value != img.value  # another picture
+
+
+def test_the_augmentation_preview_draws_new_warps_on_request(app):
+    at = app
+
+    def preview():
+        (exp,) = [e for e in at.expander if e.label.startswith("What does augmenting do")]
+        return exp
+
+    originals, warps = preview().image
+    assert warps.captions[0].startswith("Three random warps of each")
+    preview().button[0].click().run()
+    assert not at.exception
+    again = preview().image
+    assert again[0].value == originals.value and again[1].value != warps.value
+
+
+def test_the_lr_finder_plots_suggests_and_puts_its_rate_into_the_form(app):
+    at = app
+    at.text_input(key="train_hidden").set_value("64")
+    at.number_input(key="train_batch_size").set_value(20)
+    at.button(key="train_find").click().run()
+    assert not at.exception and not at.error
+    assert ui.trainer().jobs == []  # nothing trained, nothing saved
+
+    (chart,) = charts(at, "Loss while the learning rate grows")
+    spec = chart.proto.spec
+    assert '"type": "log"' in spec or '"type":"log"' in spec
+    curve = chart_data(chart)
+    lrs = curve["learning rate"].tolist()
+    assert lrs == sorted(lrs) and lrs[0] == pytest.approx(1e-6) and len(lrs) >= 50
+    assert curve["loss"].notna().all()
+
+    (line,) = [m.value for m in at.markdown if m.value.startswith("#### Suggested learning rate")]
+    suggestion = float(line.rpartition(" ")[2])
+    assert lrs[0] <= suggestion <= lrs[-1]
+    found = at.session_state["train_lrfind"]["result"]
+    assert suggestion == float(f"{found.suggestion:.2g}")
+    marks = chart_data(chart, 1)
+    assert marks["learning rate"].tolist()[0] == suggestion  # drawn on the chart
+    assert any("Scanned for 64, adam, batch 20" in c.value for c in at.caption)
+
+    assert at.number_input(key="train_lr").value != suggestion
+    at.button(key="train_use_lr").click().run()
+    assert not at.exception
+    assert at.number_input(key="train_lr").value == suggestion
+    assert "train_use_lr" not in [b.key for b in at.button]
+    assert any("The form uses this learning rate" in c.value for c in at.caption)
+
+    # Start now trains with it, and the other fields are still the scanned ones
+    at.number_input(key="train_epochs").set_value(1)
+    at.button(key="train_start").click().run()
+    job = ui.trainer().current
+    assert job is not None and job.recipe.lr == suggestion
+    assert job.recipe.hidden == (64,) and job.recipe.batch_size == 20
+
+
+def test_the_lr_finder_is_refused_without_mnist(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_ROOT", str(tmp_path / "nowhere"))
+    at = app.run()
+    assert not at.exception
+    assert at.warning[0].value.startswith("MNIST is not on this server")
+    assert at.button(key="train_find").proto.disabled
+    assert not [e for e in at.expander if e.label.startswith("What does augmenting do")]
+
+
+def test_markup_in_the_hidden_sizes_is_shown_as_text(tiny_mnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_ROOT", str(tiny_mnist))
+    at = open_page(TRAIN)
+    at.text_input(key="train_hidden").set_value("**bold** ![x](http://evil.example/a.png)")
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert "\\*\\*bold\\*\\*" in error.value and "]\\(" in error.value
+    assert "**bold** ![x](http:" in shown(error.value)

@@ -7,7 +7,6 @@ reported in pytest's summary ("measured figures") and repeated in the assertion 
 """
 
 import http.client
-import io
 import re
 import threading
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from conftest import streamlit_server
+from conftest import png, streamlit_server
 from digit_pictures import find_fonts
 from mlp_core import load_checkpoint, preprocess
 from mlp_core.metrics import predict_probs
@@ -76,12 +75,6 @@ class HealthWatch(threading.Thread):
         self.done.set()
         self.join(15)
         return self
-
-
-def png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def rendered_digits(font_index: int) -> list[tuple[str, bytes]]:

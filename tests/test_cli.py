@@ -4,11 +4,15 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
 
 import pytest
 
 from conftest import REPO
-from mlp_core import load_checkpoint
+from mlp_core import Recipe, load_checkpoint
+from mlp_core.checkpoint import model_filename
+
+TINY_TRAIN = ("train", "--epochs", 1, "--hidden", 16, "--batch-size", 60, "--no-augment")
 
 
 def cli(*args, env=None, timeout=300, cwd=REPO, **run):
@@ -101,3 +105,40 @@ def test_bad_arguments_are_one_line():
     assert_one_line_error(cli("train", "--epochs", "many"), code=2)
     assert_one_line_error(cli("train", "--hidden", "1.5"), code=2)
     assert_one_line_error(cli("fly"), code=2)
+
+
+def one_spaced(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_help_states_each_default():
+    text = one_spaced(cli("train", "--help", timeout=60).stdout)
+    for f in fields(Recipe):
+        shown = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in text
+        assert f"{one_spaced(f.metadata['help'])} (default: {shown})" in text, f.name
+    assert "(default: $MNIST_ROOT, else ./data)" in text
+    assert "(default: models/<recipe>_acc<accuracy>.pt)" in text
+
+
+def test_train_without_out_writes_the_documented_default_name(tiny_mnist, tmp_path):
+    r = cli(*TINY_TRAIN, "--data-dir", tiny_mnist, "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    recipe = Recipe.from_dict(result["recipe"])
+    name = model_filename(recipe, result["test_accuracy"])  # models/<recipe>_acc<accuracy>.pt
+    assert name.endswith(f"_acc{result['test_accuracy']:.4f}.pt")
+    assert result["out"] == f"models/{name}"
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [name]
+    assert load_checkpoint(tmp_path / "models" / name).recipe == recipe
+
+
+def test_a_diverging_run_prints_one_line_and_exits_1(tiny_mnist, tmp_path):
+    r = cli(
+        *TINY_TRAIN, "--optimizer", "sgd", "--lr", 1e6, "--schedule", "constant",
+        "--data-dir", tiny_mnist, cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(r)
+    assert "Training diverged" in r.stderr and "Lower the learning rate" in r.stderr
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())

@@ -54,14 +54,6 @@ def test_reshuffled_each_epoch_and_repeatable(tiny_mnist):
     assert torch.equal(unshuffled, train.labels)
 
 
-def test_sample_access_by_index_and_label(tiny_mnist):
-    test = load_mnist(False, tiny_mnist)
-    img, label = test.sample(3)
-    assert img.shape == (28, 28) and img.dtype == torch.float32 and label == 3
-    sevens = test.indices_of(7)
-    assert len(sevens) == 20 and all(test.labels[i] == 7 for i in sevens)
-
-
 def test_missing_files_give_one_clear_error(tmp_path):
     with pytest.raises(DataError) as e:
         load_mnist(True, tmp_path, download=False)

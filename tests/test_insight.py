@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import synthetic_digits
-from mlp_core import Batches, DigitClassifier, Recipe, Split, build_learner
+from mlp_core import Batches, Callback, DigitClassifier, OneCycle, Recipe, build_learner
 from mlp_core.augment import random_affine
 from mlp_core.insight import (
     WeightWatch,
@@ -22,11 +21,6 @@ from mlp_core.insight import (
     weight_images,
 )
 from mlp_core.lr_finder import lr_find
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return Split(*synthetic_digits(500, 0)), Split(*synthetic_digits(200, 1))
 
 
 @pytest.fixture
@@ -191,3 +185,28 @@ def test_zero_warp_is_identity():
     x = torch.rand(4, 28, 28)
     out = random_affine(x, torch.Generator().manual_seed(0), max_shift=0, max_degrees=0)
     torch.testing.assert_close(out, x)
+
+
+def test_the_lr_finder_is_a_callback_on_the_one_fit_and_leaves_the_learner_as_it_was(tiny):
+    events = []
+
+    class Spy(Callback):
+        order = -30  # before the finder: sees each batch's rate before the next one is set
+
+        def before_fit(self, learn):
+            events.append("before_fit")
+
+        def after_batch(self, learn):
+            events.append(learn.opt.lr)
+
+        def after_fit(self, learn):
+            events.append("after_fit")
+
+    learn = build_learner(Recipe(hidden=(32,), batch_size=50), *tiny, cbs=[Spy()])
+    cbs, test = list(learn.cbs), learn.test
+    res = lr_find(learn, start_lr=1e-6, end_lr=1e-2, num_it=30)  # 3 epochs of 10 batches
+    assert events[0] == "before_fit" and events[-1] == "after_fit"
+    # every batch of the scan went through fit's events, at the rate the finder had set
+    assert events[1:-1] == res.lrs and len(res.lrs) == 30
+    assert learn.cbs == cbs and learn.test is test  # the OneCycle schedule and test split back
+    assert any(isinstance(cb, OneCycle) for cb in learn.cbs)

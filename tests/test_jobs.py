@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import Raise
 from mlp_core import (
     Callback,
     DeviceError,
@@ -49,17 +50,6 @@ class Slow(Callback):
 
     def after_batch(self, learn):
         time.sleep(self.seconds)
-
-
-class Raise(Callback):
-    """Raise `error` at batch `step`, as a crash inside the training thread would."""
-
-    def __init__(self, error: BaseException, step: int = 3):
-        self.error, self.step = error, step
-
-    def after_batch(self, learn):
-        if learn.step == self.step:
-            raise self.error
 
 
 def wait_for(condition, timeout: float = 30.0) -> None:

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from conftest import synthetic_digits
 from mlp_core import (
     Batches,
     Callback,
@@ -13,16 +12,11 @@ from mlp_core import (
     Learner,
     OneCycle,
     Recipe,
-    Split,
     build_learner,
     make_optimizer,
 )
 from mlp_core.learner import EVENTS
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return Split(*synthetic_digits(500, 0)), Split(*synthetic_digits(200, 1))
+from mlp_core.metrics import predict_probs
 
 
 def make_learner(tiny, lr=0.05, cbs=(), optimizer="sgd") -> Learner:
@@ -93,19 +87,20 @@ def test_nan_loss_diverges(tiny):
 def test_validate_is_exact_over_the_whole_split(tiny):
     learn = make_learner(tiny, lr=0.01).fit(1)
     split = tiny[1]
-    preds = learn.predict(split.images.float() / 255)
+    preds = predict_probs(learn.model, split.images).argmax(1)
     exact = (preds == split.labels).sum().item() / len(split)
     # batch 64 leaves a last batch of 8: averaging per-batch accuracies would differ
     assert learn.validate(batch_size=64) == exact
 
 
-def test_predict_and_probs_shapes(tiny):
-    learn = make_learner(tiny)
+def test_predict_probs_takes_one_image_or_a_batch_as_uint8_or_floats(tiny):
+    model = make_learner(tiny).model
     img = tiny[1].images[0].float() / 255
-    probs = learn.predict_probs(img)
+    probs = predict_probs(model, img)
     assert probs.shape == (1, 10) and torch.allclose(probs.sum(1), torch.ones(1))
-    assert learn.predict(img).item() == probs.argmax().item()
-    assert learn.predict(tiny[1].images[:7].float().unsqueeze(1) / 255).shape == (7,)
+    torch.testing.assert_close(predict_probs(model, tiny[1].images[:1]), probs)
+    assert predict_probs(model, tiny[1].images[:7].float().unsqueeze(1) / 255).shape == (7, 10)
+    assert predict_probs(model, tiny[1].images, batch_size=64).shape == (200, 10)
 
 
 def test_one_cycle_warms_up_then_anneals():

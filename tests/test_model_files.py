@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import ui
-from conftest import REPO, shown
+from conftest import REPO, seven_png, shown
 from mlp_core import DigitClassifier, Recipe, save_checkpoint
 from mlp_core.cli import main as cli_main
 
@@ -78,14 +77,6 @@ def bad_models(tmp_path) -> dict[Path, str]:
     return {folder / f"{name}.pt": regex for name, regex in files.items()}
 
 
-def seven_png() -> bytes:
-    img = Image.new("L", (280, 280), 0)
-    ImageDraw.Draw(img).line([(70, 60), (210, 60), (120, 230)], fill=255, width=18)
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
 def test_the_cli_refuses_each_with_one_line(bad_models, tmp_path, capsys):
     picture = tmp_path / "seven.png"
     picture.write_bytes(seven_png())
@@ -118,10 +109,8 @@ def test_a_payload_never_runs_in_a_real_cli_process(bad_models, tmp_path):
 def models_dir(bad_models, monkeypatch) -> Path:
     """Point the dashboard's model chooser at the folder of bad files."""
     folder = next(iter(bad_models)).parent
-    monkeypatch.setattr(ui, "MODELS_DIR", folder)
-    st.cache_resource.clear()
-    yield folder
-    st.cache_resource.clear()
+    monkeypatch.setenv("MLP_MODELS_DIR", str(folder))
+    return folder
 
 
 def probabilities(at: AppTest) -> list[str]:

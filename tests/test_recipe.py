@@ -1,0 +1,43 @@
+"""The recipe declared once: every field carries what the CLI, the form and validate need."""
+
+from dataclasses import fields, replace
+
+import pytest
+
+from mlp_core import Recipe, RecipeError
+
+
+def test_every_field_is_declared_with_its_label_help_and_rule():
+    for f in fields(Recipe):
+        m = f.metadata
+        assert m.get("label") and m.get("help"), f"{f.name}: declare it with recipe.setting()"
+        if f.type in (int, float):
+            assert "must" in m and "low" in m, f"{f.name}: a number needs bounds and a sentence"
+    assert Recipe().validate() == Recipe()  # the defaults pass their own rules
+
+
+@pytest.mark.parametrize(
+    "change, sentence",
+    [
+        (dict(init="xavier"), "Initialisation must be one of notebook, kaiming, got 'xavier'."),
+        (dict(optimizer="rmsprop"), "Optimizer must be one of basic, sgd, adam, got 'rmsprop'."),
+        (dict(lr=float("nan")), "Learning rate must be a positive number, got nan."),
+        (dict(lr=0), "Learning rate must be a positive number, got 0."),
+        (dict(momentum=1.0), "Momentum must be in [0, 1), got 1.0."),
+        (dict(weight_decay="x"), "Weight decay must be in [0, 1), got 'x'."),
+        (dict(batch_size=True), "Batch size must be a whole number of at least 1, got True."),
+        (dict(epochs=1001), "Epochs above 1000 are more than this app will run."),
+        (dict(augment=1), "Augment must be true or false, got 1."),
+        (dict(hidden=(8193,)), "Hidden sizes above 8192 units are too large for this app."),
+    ],
+)
+def test_each_rule_refuses_with_its_sentence(change, sentence):
+    with pytest.raises(RecipeError) as e:
+        replace(Recipe(), **change).validate()
+    assert str(e.value) == sentence
+
+
+def test_the_batch_is_checked_against_the_training_images_given():
+    Recipe(batch_size=600).validate(n_train=600)
+    with pytest.raises(RecipeError, match="Batch size 601 is larger than the 600 training images"):
+        Recipe(batch_size=601).validate(n_train=600)

@@ -1,0 +1,84 @@
+"""The dashboard's parts, one file per job; pages import this package as `ui`.
+
+server.py      the server's state behind functions: models folder, training slot, uploads
+models.py      the model files a visitor may choose, loaded once, and the chooser
+format.py      user text shown literally, durations, rates, pictures blown up
+charts.py      every Altair chart the pages draw
+recipe_form.py the recipe form, made from Recipe's declarations; returns what was asked
+run_view.py    a run live and finished, and the table of this server's runs
+finder_view.py the learning-rate finder's curve and suggestion
+augment_view.py what augmentation does to a training picture
+why.py         one picture's answer and "Why this answer?"
+canvas.py      the drawing square
+sidebar.py     the active model and a running job, on every page
+"""
+
+from .augment_view import show_augmentation
+from .canvas import canvas
+from .charts import confusion_chart, probability_chart
+from .finder_view import show_lr_finder
+from .format import enlarge, plain, prediction_line, upscale
+from .models import (
+    DEFAULT_MODEL,
+    DEFAULT_NAME,
+    active_model_name,
+    active_model_path,
+    load_model,
+    model_caption,
+    model_files,
+    model_picker,
+    set_active_model,
+    split_probs,
+)
+from .recipe_form import Submitted, recipe_form, shipped_recipe
+from .run_view import show_run, show_runs
+from .server import (
+    MAX_FILES_PER_UPLOAD,
+    MAX_SESSION_UPLOAD_BYTES,
+    keep_only_uploads,
+    limit_uploads,
+    mnist_missing,
+    models_dir,
+    serve,
+    trainer,
+)
+from .sidebar import sidebar
+from .why import show_prediction, show_why
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_NAME",
+    "MAX_FILES_PER_UPLOAD",
+    "MAX_SESSION_UPLOAD_BYTES",
+    "Submitted",
+    "active_model_name",
+    "active_model_path",
+    "canvas",
+    "confusion_chart",
+    "enlarge",
+    "keep_only_uploads",
+    "limit_uploads",
+    "load_model",
+    "mnist_missing",
+    "model_caption",
+    "model_files",
+    "model_picker",
+    "models_dir",
+    "plain",
+    "prediction_line",
+    "probability_chart",
+    "recipe_form",
+    "serve",
+    "set_active_model",
+    "shipped_recipe",
+    "show_augmentation",
+    "show_lr_finder",
+    "show_prediction",
+    "show_run",
+    "show_runs",
+    "show_why",
+    "sidebar",
+    "split_probs",
+    "trainer",
+    "upscale",
+]

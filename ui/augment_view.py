@@ -1,0 +1,40 @@
+"""What augmentation does to a training picture: a few of them and random warps of each."""
+
+import streamlit as st
+import torch
+
+from mlp_core import load_mnist
+from mlp_core.augment import random_affine
+from mlp_core.data import to_float
+from mlp_core.insight import grey_rgb, tile
+
+from .format import enlarge
+
+AUGMENT_SHOWN = 8  # training pictures in the augmentation preview, each with 3 random warps
+
+
+def show_augmentation() -> None:
+    """What augmentation does: a few training pictures and random warps of each."""
+    with st.expander("What does augmenting do to a training picture?", icon=":material/shuffle:"):
+        seed = st.session_state.setdefault("train_augment_seed", 0)
+        images = to_float(load_mnist(True, download=False).images[:AUGMENT_SHOWN])  # (8, 28, 28)
+        warps = random_affine(images.repeat(3, 1, 1), torch.Generator().manual_seed(seed))
+        shown = tile(grey_rgb(images), cols=AUGMENT_SHOWN, pad=2)
+        st.image(enlarge(shown, 3), caption="The first training pictures, as they are")
+        grid = tile(grey_rgb(warps), cols=AUGMENT_SHOWN, pad=2)
+        st.image(
+            enlarge(grid, 3),
+            caption="Three random warps of each: shifted by up to 2 pixels, turned by up to "
+            "10 degrees",
+        )
+        st.caption(
+            "Each epoch the network sees every training picture warped anew. The label stays "
+            "the same, so it learns the digit, not its exact pixels: the shipped model was "
+            "trained this way."
+        )
+        st.button(
+            "Warp again",
+            key="train_augment_again",
+            icon=":material/refresh:",
+            on_click=lambda: st.session_state.update(train_augment_seed=seed + 1),
+        )

@@ -1,0 +1,172 @@
+"""The server's own state, behind functions: the models folder, the training slot, threads,
+and the memory that uploads hold.
+
+Nothing is read or set at import: `serve()` (called by dashboard.py on every run, once in
+effect) sets the process up, and `models_dir()` reads MLP_MODELS_DIR when asked, so tests
+configure the server by the environment alone.
+"""
+
+import contextlib
+import ctypes
+import gc
+import os
+import threading
+import time
+from pathlib import Path
+
+import streamlit as st
+import torch
+from streamlit.runtime import Runtime
+from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from mlp_core import mnist_available
+from mlp_core.jobs import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def models_dir() -> Path:
+    """Where models are saved and listed (MLP_MODELS_DIR, else the repository's models/)."""
+    return Path(os.environ.get("MLP_MODELS_DIR", REPO / "models"))
+
+
+@st.cache_resource
+def serve() -> None:
+    """Set this process up for serving, once: torch's threads, the heap, the upload sweeper.
+
+    A training run shares the machine with this web server and the browsers watching it.
+    With torch's default of one thread per core, every op then waits for a core that is busy
+    elsewhere: on 2 cores, one epoch took 44 s instead of 5 s while a browser watched. So the
+    dashboard leaves one core free (the CLI keeps torch's default).
+    """
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)) - 1)))
+    _return_freed_memory_to_the_system()
+    start_upload_sweeper()
+
+
+MAX_FILES_PER_UPLOAD = 20  # pictures read from one upload
+MAX_SESSION_UPLOAD_BYTES = 50 * 2**20  # uploaded bytes one browser session may hold
+
+
+def _trim_heap() -> None:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim; else nothing).
+
+    An upload arrives in many small pieces, which land in the heap between other objects;
+    once freed, their pages stay with the process unless trimmed.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _return_freed_memory_to_the_system() -> None:
+    """Let freed uploads go back to the operating system, not stay in the server's heap.
+
+    glibc serves allocations above a threshold with their own mmap, returned on free; but
+    after each such free it raises the threshold (up to 32 MB), so the next uploads (a few
+    MB each) land in the heap, which rarely shrinks: the server kept 2.7 GB after three
+    browsers uploaded 750 MB and left. Fixing the threshold at 1 MB keeps every upload in
+    its own mapping. Elsewhere (not glibc) this does nothing.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(-3, 2**20)  # M_MMAP_THRESHOLD
+
+
+SWEEP_SECONDS = 5.0  # how often uploads of departed browsers are looked for
+
+
+def _sweep_departed_uploads_forever() -> None:
+    """Free the uploaded files of sessions that no longer exist, every SWEEP_SECONDS.
+
+    Streamlit keeps a departed browser's session for server.disconnectedSessionTTL
+    seconds, in case it reconnects, and then forgets it without closing it: its state and
+    uploads would stay in the server's memory for good (three browsers that uploaded
+    750 MB and left cost the server 2.7 GB until restart). This closes expired sessions
+    and frees any upload whose session is gone. (It reads Streamlit's session storage,
+    which has no public API for this; any failure here is ignored.)
+    """
+    while True:
+        time.sleep(SWEEP_SECONDS)
+        with contextlib.suppress(Exception):  # never let housekeeping take the server down
+            runtime = Runtime.instance()
+            # sessions past their TTL: closed properly (state, uploads), not merely forgotten
+            stored = runtime._session_mgr._session_storage._cache
+            expired = stored.expire()
+            for _, info in expired:
+                info.session.shutdown()
+            mgr = runtime.uploaded_file_mgr
+            departed = []
+            if isinstance(mgr, MemoryUploadedFileManager):
+                live = {info.session.id for info in runtime._session_mgr.list_sessions()}
+                departed = [sid for sid in list(mgr.file_storage) if sid not in live]
+                for session_id in departed:
+                    mgr.remove_session_files(session_id)
+            if expired or departed:
+                gc.collect()  # a session's objects refer to each other: free them now
+                _trim_heap()
+
+
+@st.cache_resource
+def start_upload_sweeper() -> threading.Thread | None:
+    """One sweeper thread per server (none under AppTest, which has no Runtime)."""
+    if not Runtime.exists():
+        return None
+    thread = threading.Thread(target=_sweep_departed_uploads_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+def limit_uploads(files: list) -> tuple[list, str | None]:
+    """The uploaded files this page will read, and a sentence if some were dropped.
+
+    At most MAX_FILES_PER_UPLOAD files and MAX_SESSION_UPLOAD_BYTES in all; the rest are
+    removed from the server's memory at once (see keep_only_uploads).
+    """
+    kept, total = [], 0
+    for f in files or []:
+        if len(kept) < MAX_FILES_PER_UPLOAD and total + f.size <= MAX_SESSION_UPLOAD_BYTES:
+            kept.append(f)
+            total += f.size
+    dropped = len(files or []) - len(kept)
+    if not dropped:
+        return kept, None
+    return kept, (
+        f"Only the first {len(kept)} pictures were read: one upload takes at most "
+        f"{MAX_FILES_PER_UPLOAD} pictures and {MAX_SESSION_UPLOAD_BYTES // 2**20} MB in all. "
+        "Remove some and add the others after."
+    )
+
+
+def keep_only_uploads(files: list) -> None:
+    """Free every file this session uploaded except `files` (call after the page's last
+    uploader): files beyond the limits, and any a forged request sent that no widget
+    shows, leave the server's memory now rather than when the session ends."""
+    start_upload_sweeper()
+    ctx = get_script_run_ctx()
+    mgr = getattr(ctx, "uploaded_file_mgr", None)
+    if not isinstance(mgr, MemoryUploadedFileManager):
+        return
+    keep = {f.file_id for f in files if f is not None}
+    for file_id in list(mgr.file_storage.get(ctx.session_id, {})):
+        if file_id not in keep:
+            mgr.remove_file(ctx.session_id, file_id)
+
+
+@st.cache_resource
+def trainer() -> Trainer:
+    """The server's one training slot, shared by every session (designed for that)."""
+    return Trainer(models_dir=models_dir())
+
+
+def mnist_missing() -> str | None:
+    """One sentence if MNIST is not on disk here, else None (no server folders in it)."""
+    if mnist_available():
+        return None
+    return (
+        "MNIST is not on this server and cannot be downloaded now: whoever runs it can set "
+        "the MNIST_ROOT variable to a folder that holds MNIST/raw/ and restart the app."
+    )
+
+
+# Shared by the Samples and Predict pages: a model chooser, cached predictions over MNIST,
+# and the pictures and charts that show what a model thinks.
