@@ -286,7 +286,9 @@ class Trainer:
             self._claim()
             self._finding = True
         try:
-            return lr_find(build_learner(recipe, train), **kwargs)
+            # eager on every device: the finder sets a new rate from Python before each batch,
+            # which a captured CUDA step (its rate a tensor inside the graph) would not see
+            return lr_find(build_learner(recipe, train, eager=True), **kwargs)
         finally:
             with self._lock:
                 self._finding = False
