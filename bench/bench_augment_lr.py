@@ -43,7 +43,7 @@ def main() -> None:
     print(f"default recipe: {recipe.describe()}, {recipe.schedule}, seed {recipe.seed}")
     start = time.perf_counter()
     res = lr_find(build_learner(recipe, load_mnist(True, args.data_dir)))
-    suggestion = float(f"{res.suggestion:.2g}")  # as the dashboard's "Use lr" button rounds it
+    suggestion = res.rounded  # what the dashboard's "Use lr" button puts in the form
     lowest = res.lrs[min(range(len(res.losses)), key=res.losses.__getitem__)]
     print(
         f"LR finder: {len(res.lrs)} batches from {res.lrs[0]:.0e} to {res.lrs[-1]:.2g} in "

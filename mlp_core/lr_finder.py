@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .history import Smoother
 from .learner import Callback, CancelFitException, DivergenceGuard, Learner, OneCycle
 
 
@@ -21,6 +22,11 @@ class LRFinderResult:
     lrs: list[float]
     losses: list[float]  # smoothed
     suggestion: float  # where the smoothed loss falls fastest
+
+    @property
+    def rounded(self) -> float:
+        """The suggestion in two significant digits, as people type it: 0.0016."""
+        return float(f"{self.suggestion:.2g}")
 
 
 class LRFinder(Callback):
@@ -45,14 +51,14 @@ class LRFinder(Callback):
             copy.deepcopy(learn.model.state_dict()),
             {k: copy.deepcopy(v) for k, v in vars(opt).items() if k != "params"},  # lr too
         )
-        self.lrs, self.losses, self.avg, self.best = [], [], 0.0, math.inf
+        self.lrs, self.losses, self.best = [], [], math.inf
+        self.smoother = Smoother(self.beta)
         opt.lr = self.lr_at(0)
 
     def after_batch(self, learn):
         if not math.isfinite(learn.loss) or learn.loss > DivergenceGuard.limit:
             raise CancelFitException
-        self.avg = self.beta * self.avg + (1 - self.beta) * learn.loss
-        smooth = self.avg / (1 - self.beta ** (len(self.lrs) + 1))  # undo the zero start
+        smooth = self.smoother(learn.loss)
         self.lrs.append(learn.opt.lr)
         self.losses.append(smooth)
         self.best = min(self.best, smooth)

@@ -96,3 +96,13 @@ def test_the_loss_history_keeps_every_loss_below_its_cap():
     assert h.points() == ([2, 4, 6, 8], [1.5, 3.5, 5.5, 7.5])
     h.append(9.0)  # a half-filled pair shows as its own point until complete
     assert h.points() == ([2, 4, 6, 8, 9], [1.5, 3.5, 5.5, 7.5, 9.0])
+
+
+def test_the_smoother_is_the_bias_corrected_moving_average_pandas_computes():
+    import pandas as pd
+
+    from mlp_core.history import smooth
+
+    values = [float((i * 7919) % 13) for i in range(300)]
+    expected = pd.Series(values).ewm(alpha=0.1, adjust=True).mean().tolist()
+    assert smooth(values, beta=0.9) == pytest.approx(expected, rel=1e-9)

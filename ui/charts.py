@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mlp_core.history import smooth
 from mlp_core.jobs import Snapshot
 from mlp_core.lr_finder import LRFinderResult
 
@@ -19,13 +20,11 @@ MAX_COMPARED = 8  # earlier runs overlaid on the comparison chart, newest first
 STRIP_HEIGHT = 44  # pixels: a row of markers above a 30-pixel strip of cells
 
 
-def smoothed(losses: list[float], total_steps: int, stride: int = 1) -> pd.Series:
-    """Exponential moving average, corrected for its start at zero (what fastai plots).
-
-    `stride`: batches per point (a long run's history averages neighbouring batches).
-    """
+def smoothed(losses: list[float], total_steps: int, stride: int = 1) -> list[float]:
+    """The loss curve through mlp_core's Smoother (the learning-rate finder's too), over
+    about SMOOTHING batches; `stride`: batches per point of a long run's history."""
     span = max(1, min(SMOOTHING, max(1, total_steps // 50)) // stride)
-    return pd.Series(losses, dtype="float64").ewm(alpha=1 / span, adjust=True).mean()
+    return smooth(losses, beta=1 - 1 / span)
 
 
 def stride_of(snap: Snapshot) -> int:

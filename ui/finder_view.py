@@ -22,7 +22,7 @@ def show_lr_finder() -> None:
     if found is None:
         return
     res, recipe = found["result"], found["recipe"]
-    suggestion = float(f"{res.suggestion:.2g}")  # 0.0016, not 0.0015885651294280524
+    suggestion = res.rounded  # 0.0016, not 0.0015885651294280524
     current = st.session_state.get("train_lr")
     chart, text = st.columns([3, 2], gap="large", vertical_alignment="center")
     with chart:
