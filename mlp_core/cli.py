@@ -90,7 +90,7 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
         kw = dict(default=default, help=f"{m['help']} (default: {shown})")
         if f.type == tuple[int, ...]:
-            kw.update(type=int, nargs="+", default=list(default))
+            kw.update(type=int, nargs="*", default=list(default))  # none: a linear model
         elif f.type is bool:
             kw.update(action=argparse.BooleanOptionalAction)
         elif "choices" in m:

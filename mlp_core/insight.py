@@ -121,8 +121,10 @@ def top_units(
 
     A unit's contribution is its activation times the logit's gradient with
     respect to it (exact for the last layer, a first-order estimate deeper in).
-    Returns (unit index, contribution) pairs, largest first.
+    Returns (unit index, contribution) pairs, largest first; none for a linear model.
     """
+    if not model.hidden:
+        return []  # 784 -> 10 directly: the only units are the ten scores
     model.eval()
     first = model.linears()[0]
     h = first(x.reshape(1, 784).to(first.weight.device)).clamp_min(0)  # (1, units)

@@ -38,7 +38,7 @@ class Recipe:
     hidden: tuple[int, ...] = setting(
         (256, 64), "Hidden layer sizes",  # 784 -> 256 -> 64 -> 10 as in the notebook
         "Units in each hidden layer between the 784 pixels and the 10 digit scores: "
-        "256, 64 is the notebook's 784 → 256 → 64 → 10.",
+        "256, 64 is the notebook's 784 → 256 → 64 → 10; empty, a linear model 784 → 10.",
         low=1, high=MAX_UNITS,
     )  # fmt: skip
     init: str = setting(
@@ -148,7 +148,7 @@ class Recipe:
 
     def describe(self) -> str:
         """A short human name, e.g. `256-64 sgd lr0.05 bs128 15ep`."""
-        h = "-".join(map(str, self.hidden))
+        h = "-".join(map(str, self.hidden)) or "linear"
         if len(h) > 40:  # a file name is made of this: keep it short for any depth
             h = f"{self.hidden[0]}-...-{self.hidden[-1]}x{len(self.hidden)}"
         aug = " aug" if self.augment else ""
@@ -164,7 +164,7 @@ def validate_field(f, v) -> None:
     m = f.metadata
     label, low, high = m["label"], m.get("low"), m.get("high")
     if f.type == tuple[int, ...]:  # hidden sizes
-        if not v or not all(whole(n) and n >= low for n in v):
+        if not all(whole(n) and n >= low for n in v):  # () is a linear model: 784 -> 10
             raise RecipeError(f"Hidden sizes must be positive whole numbers, got {v!r}.")
         if any(n > high for n in v):
             raise RecipeError(f"Hidden sizes above {high} units are too large for this app.")

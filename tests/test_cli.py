@@ -142,3 +142,9 @@ def test_a_diverging_run_prints_one_line_and_exits_1(tiny_mnist, tmp_path):
     assert_one_line_error(r)
     assert "Training diverged" in r.stderr and "Lower the learning rate" in r.stderr
     assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+
+
+def test_hidden_with_no_sizes_trains_a_linear_model(tiny_mnist, tmp_path):
+    r = cli(*TINY_TRAIN, "--hidden", "--data-dir", tiny_mnist, "--out", tmp_path / "l.pt")
+    assert r.returncode == 0, r.stderr
+    assert load_checkpoint(tmp_path / "l.pt").recipe.hidden == ()

@@ -3,6 +3,7 @@
 from dataclasses import fields, replace
 
 import pytest
+import torch
 
 from mlp_core import Recipe, RecipeError
 
@@ -41,3 +42,20 @@ def test_the_batch_is_checked_against_the_training_images_given():
     Recipe(batch_size=600).validate(n_train=600)
     with pytest.raises(RecipeError, match="Batch size 601 is larger than the 600 training images"):
         Recipe(batch_size=601).validate(n_train=600)
+
+
+def test_no_hidden_layer_is_a_linear_model_that_saves_loads_and_explains(tmp_path):
+    from mlp_core.checkpoint import load_checkpoint, save_checkpoint
+    from mlp_core.insight import activations, top_units, weight_images
+    from mlp_core.model import DigitClassifier
+
+    recipe = Recipe(hidden=()).validate()
+    assert recipe.describe().startswith("linear adam")
+    model = DigitClassifier(recipe.hidden)
+    assert [tuple(lin.weight.shape) for lin in model.linears()] == [(784, 10)]
+    save_checkpoint(tmp_path / "linear.pt", model, recipe)
+    loaded = load_checkpoint(tmp_path / "linear.pt")
+    assert loaded.recipe.hidden == () and loaded.model.linears()[0].weight.shape == (784, 10)
+    x = torch.rand(28, 28)
+    assert activations(model, x) == [] and top_units(model, x) == []
+    assert weight_images(model).shape == (10, 28, 28)  # one template per digit

@@ -38,7 +38,7 @@ def show_lr_finder() -> None:
             "shoots up. The suggestion is where the loss falls fastest, well before its lowest "
             f"point (at {nb(lowest)}), where the rate is already close to blowing up."
         )
-        hidden = "-".join(map(str, recipe.hidden))
+        hidden = "-".join(map(str, recipe.hidden)) or "a linear model"
         st.caption(
             f"Scanned for {hidden}, {recipe.optimizer}, batch {recipe.batch_size}"
             + (", augmented" if recipe.augment else "")

@@ -31,10 +31,8 @@ def shipped_recipe() -> Recipe:
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
-    """'256, 64' -> (256, 64); anything that is not whole numbers -> RecipeError."""
+    """'256, 64' -> (256, 64); '' -> () (a linear model); not whole numbers -> RecipeError."""
     parts = text.replace(",", " ").split()
-    if not parts:
-        raise RecipeError("Give at least one hidden layer size, like 256, 64.")
     try:
         return tuple(int(p) for p in parts)
     except ValueError:

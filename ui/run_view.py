@@ -142,8 +142,8 @@ def show_weights(snap: Snapshot) -> None:
         cols = 8 if len(shown) <= 32 else 16
         st.image(
             enlarge(template_grid(shown, cols=cols), 3 if cols == 8 else 2),
-            caption=f"Run {snap.id}: the first {len(shown)} of {snap.recipe.hidden[0]} units, "
-            f"{when}",
+            caption=f"Run {snap.id}: the first {len(shown)} of {(snap.recipe.hidden or (10,))[0]} "
+            f"units, {when}",  # a linear model's units are the ten digits' scores
         )
     norms = snap.extras.get("norms") or []
     if not norms:

@@ -75,6 +75,9 @@ def show_why(model: torch.nn.Module, x: torch.Tensor, digit: int) -> None:
         "(gradient × pixel). **Right:** each cell is one unit after its ReLU, darker = more "
         "active, pale grey = silent (0); the red triangles mark the units below."
     )
+    if not acts:  # a linear model: its first layer's columns are the ten digits' templates
+        st.caption("This model has no hidden layer: the pixels go straight to the ten scores.")
+        return
     st.markdown(f"**The first-layer units that voted most for {digit}**")
     templates = weight_images(model, n=len(acts[0]))  # (256, 28, 28)
     for col, (u, c) in zip(st.columns(len(units)), units):
