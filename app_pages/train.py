@@ -21,6 +21,7 @@ missing = ui.mnist_missing()
 if missing is not None:
     st.warning(missing, icon=":material/warning:")
 
+ui.start_from()  # a lesson, or the recipe in the page's link (nothing runs before Start)
 asked = ui.recipe_form(
     st.session_state.get("train_recipe") or ui.shipped_recipe(), disabled=missing is not None
 )
@@ -33,11 +34,13 @@ if asked is not None:
             with st.spinner("Trying learning rates from 1e-6 to 10…"):
                 found = ui.trainer().find_lr(asked.recipe)  # in the slot: never beside a run
             st.session_state["train_lrfind"] = {"result": found, "recipe": asked.recipe}
-        else:
+        elif asked.action == "start":  # "share" only puts the recipe in the link, below
             ui.trainer().start(asked.recipe)
             st.rerun()  # redraw the whole app, sidebar included, with the live timers on
     except UserError as e:
         st.error(ui.plain(str(e)), icon=":material/error:")  # it may quote what was typed
+
+ui.write_link(st.session_state.get("train_recipe") or ui.shipped_recipe())
 
 ui.show_lr_finder()
 if missing is None:

@@ -7,7 +7,7 @@ field is one edit here. A model file stores the recipe, so a run can always be r
 """
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from .errors import UserError
 from .optim import OPTIMIZERS
@@ -153,6 +153,63 @@ class Recipe:
             h = f"{self.hidden[0]}-...-{self.hidden[-1]}x{len(self.hidden)}"
         aug = " aug" if self.augment else ""
         return f"{h} {self.optimizer} lr{self.lr:g} bs{self.batch_size} {self.epochs}ep{aug}"
+
+
+LINKED = tuple(f.name for f in fields(Recipe) if f.name != "device")  # a link's fields:
+# the device is where this server runs, not part of the recipe shared with a class
+MAX_LINK_VALUE = 100  # characters: longer values in a link are refused unread
+
+
+def to_query(recipe: Recipe) -> dict[str, str]:
+    """The recipe as a link's query parameters, exact: `from_query` gives it back."""
+    out = {}
+    for f in fields(Recipe):
+        if f.name in LINKED:
+            v = getattr(recipe, f.name)
+            if f.type == tuple[int, ...]:
+                out[f.name] = "-".join(map(str, v))
+            elif f.type is bool:
+                out[f.name] = "true" if v else "false"
+            else:
+                out[f.name] = repr(v) if f.type is float else str(v)
+    return out
+
+
+def from_query(params, base: Recipe) -> tuple[Recipe, list[str]]:
+    """A recipe from a link's query parameters (hostile text), and the names refused.
+
+    Each field declared in LINKED is parsed by its declared type and checked by its rule;
+    a missing field keeps `base`'s value, a bad one too (its name is returned).
+    """
+    got, bad = {}, []
+    for f in fields(Recipe):
+        if f.name not in LINKED or f.name not in params:
+            continue
+        text = params[f.name]
+        try:
+            if not isinstance(text, str) or len(text) > MAX_LINK_VALUE:
+                raise ValueError
+            v = _parse(f, text.strip())
+            validate_field(f, v)
+        except (ValueError, RecipeError):
+            bad.append(f.name)
+            continue
+        got[f.name] = v
+    return replace(base, **got), bad
+
+
+def _parse(f, text: str):
+    if f.type == tuple[int, ...]:
+        return tuple(int(n) for n in text.replace(",", "-").split("-") if n.strip())
+    if f.type is bool:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(text)
+        return text.lower() == "true"
+    if f.type is int:
+        return int(text)
+    if f.type is float:
+        return float(text)
+    return text
 
 
 def whole(v) -> bool:

@@ -59,3 +59,18 @@ def test_no_hidden_layer_is_a_linear_model_that_saves_loads_and_explains(tmp_pat
     x = torch.rand(28, 28)
     assert activations(model, x) == [] and top_units(model, x) == []
     assert weight_images(model).shape == (10, 28, 28)  # one template per digit
+
+
+def test_a_links_values_are_parsed_by_declaration_and_bad_ones_named():
+    from mlp_core.recipe import LINKED, from_query, to_query
+
+    odd = Recipe(hidden=(), lr=1 / 3, momentum=0.5, augment=False, seed=2**63 - 1)
+    assert from_query(to_query(odd), Recipe()) == (odd, [])  # exact, floats included
+    assert set(to_query(odd)) == set(LINKED) and "device" not in LINKED
+    hostile = {
+        "lr": "inf", "epochs": "9" * 5000, "hidden": "0-5", "augment": "yes", "init": "<b>",
+        "seed": "-1", "batch_size": ["8"], "momentum": " 0.25 ", "device": "cuda:9",
+    }  # fmt: skip
+    got, bad = from_query(hostile, odd)
+    assert bad == ["hidden", "init", "lr", "batch_size", "epochs", "seed", "augment"]
+    assert got == replace(odd, momentum=0.25)  # the device is never taken from a link

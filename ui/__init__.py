@@ -11,6 +11,7 @@ augment_view.py what augmentation does to a training picture
 why.py         one picture's answer and "Why this answer?"
 canvas.py      the drawing square
 sidebar.py     the active model and a running job, on every page
+share.py       where the Train form starts from: a lesson, or a link carrying a recipe
 """
 
 from .augment_view import show_augmentation
@@ -42,6 +43,7 @@ from .server import (
     serve,
     trainer,
 )
+from .share import start_from, write_link
 from .sidebar import sidebar
 from .why import show_prediction, show_why
 
@@ -78,7 +80,9 @@ __all__ = [
     "show_runs",
     "show_why",
     "sidebar",
+    "start_from",
     "split_probs",
     "trainer",
     "upscale",
+    "write_link",
 ]

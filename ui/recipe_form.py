@@ -17,7 +17,7 @@ COLUMNS = 4  # widgets per row
 
 @dataclass
 class Submitted:
-    action: str  # "start" or "find": the button pressed
+    action: str  # "start", "find" or "share": the button pressed
     recipe: Recipe | None  # None when the form could not make one: see error
     error: str | None = None
 
@@ -101,9 +101,16 @@ def recipe_form(defaults: Recipe, disabled: bool) -> Submitted | None:
                 help="Try every learning rate from 1e-6 to 10 on this recipe for a few hundred "
                 "batches (a few seconds), then suggest one. Nothing is trained or saved.",
             )
-    if not (start or find):
+            share = st.form_submit_button(
+                "Put in the link",
+                icon=":material/link:",
+                key="train_share",
+                help="Put this recipe in the page's address without running it: copy the "
+                "address to share the recipe; opening it fills this form.",
+            )
+    if not (start or find or share):
         return None
-    action = "start" if start else "find"
+    action = "start" if start else "find" if find else "share"
     try:
         got["hidden"] = parse_hidden(got["hidden"])
     except RecipeError as e:

@@ -1,0 +1,95 @@
+"""The Train page's "Start from" lessons and its link: a recipe in the URL fills the form."""
+
+from dataclasses import fields, replace
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui
+from conftest import DASHBOARD, TRAIN, texts
+from mlp_core import Recipe
+from mlp_core.lessons import BY_KEY, LESSONS
+from mlp_core.recipe import LINKED, to_query
+from ui.recipe_form import parse_hidden
+
+ODD = Recipe(
+    hidden=(33, 7), init="notebook", optimizer="sgd", lr=0.0123456789, schedule="constant",
+    momentum=0.85, weight_decay=0.000321, batch_size=17, epochs=3, seed=42, augment=False,
+)  # fmt: skip
+
+
+def open_link(params: dict, tiny_mnist, monkeypatch) -> AppTest:
+    """The Train page opened from a link carrying `params`."""
+    monkeypatch.setenv("MNIST_ROOT", str(tiny_mnist))
+    at = AppTest.from_file(DASHBOARD, default_timeout=30)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page(TRAIN).run()
+    assert not at.exception
+    return at
+
+
+def form(at) -> Recipe:
+    """The recipe the form's widgets show (the device left at its default)."""
+    got = {f.name: at.get_by_key(f"train_{f.name}").value for f in fields(Recipe)}
+    got["hidden"] = parse_hidden(got["hidden"])
+    return replace(Recipe(), **{k: v for k, v in got.items() if k in LINKED})
+
+
+def link(at) -> dict:
+    """The page's query parameters, each one value."""
+    return {k: v if isinstance(v, str) else v[-1] for k, v in at.query_params.items()}
+
+
+def test_a_link_with_a_full_recipe_fills_the_form_and_runs_nothing(tiny_mnist, monkeypatch):
+    at = open_link(to_query(ODD), tiny_mnist, monkeypatch)
+    assert form(at) == replace(ODD, device=Recipe().device)
+    assert not at.warning and ui.trainer().jobs == []  # nothing runs before Start
+
+
+def test_bad_and_unknown_values_get_defaults_and_one_sentence_naming_them(tiny_mnist, monkeypatch):
+    shipped = ui.shipped_recipe()
+    params = to_query(ODD) | {"lr": "nan", "epochs": "1e9", "hidden": "**x**", "evil": "1"}
+    at = open_link(params, tiny_mnist, monkeypatch)
+    got = form(at)
+    assert (got.lr, got.epochs, got.hidden) == (shipped.lr, shipped.epochs, shipped.hidden)
+    assert (got.batch_size, got.seed, got.momentum) == (17, 42, 0.85)  # the good ones kept
+    (warning,) = texts(at.warning)
+    assert warning == ui.plain(
+        "This link's hidden, lr, epochs and evil could not be used: "
+        "the form shows the defaults instead."
+    )
+    assert ui.trainer().jobs == []
+
+
+def test_a_lessons_link_fills_its_recipe_and_shows_its_text(tiny_mnist, monkeypatch):
+    lesson = BY_KEY["lr-too-large"]
+    at = open_link({"lesson": lesson.key}, tiny_mnist, monkeypatch)
+    assert at.selectbox(key="train_lesson").value == lesson.key
+    assert form(at) == replace(lesson.recipe, device=Recipe().device)
+    assert lesson.text in texts(at.info)
+    assert link(at) == {"lesson": lesson.key} | to_query(lesson.recipe)
+
+
+def test_round_trip_form_to_link_to_form_is_exact(tiny_mnist, monkeypatch):
+    at = open_link({}, tiny_mnist, monkeypatch)
+    for name in LINKED:
+        value = getattr(ODD, name)
+        at.get_by_key(f"train_{name}").set_value(
+            ", ".join(map(str, value)) if name == "hidden" else value
+        )
+    at.button(key="train_share").click().run()
+    assert not at.exception and ui.trainer().jobs == []
+    shared = link(at)
+    assert shared == to_query(ODD)
+    again = open_link(shared, tiny_mnist, monkeypatch)
+    assert form(again) == replace(ODD, device=Recipe().device)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.key for lesson in LESSONS])
+def test_each_lesson_in_start_from_fills_the_form(app, lesson):
+    app.selectbox(key="train_lesson").set_value(lesson.key).run()
+    assert not app.exception
+    assert form(app) == replace(lesson.recipe, device=Recipe().device)
+    assert lesson.text in texts(app.info)
