@@ -11,17 +11,11 @@ This dashboard trains and uses a **multi-layer perceptron** (784 → 256 → 64 
 70,000 pictures of handwritten digits of 28 × 28 pixels. Everything it runs is in the small
 library `mlp_core`, written by hand from the annotated notebook so that you can read it end to end.
 
-The network learns by **gradient descent**, in seven steps:
-
-1. **Initialise** the weights at random.
-2. **Predict**: run a mini-batch of images through the network.
-3. **Loss**: measure how wrong the predictions are (cross-entropy).
-4. **Gradients**: backpropagation works out how each weight should change to lower the loss.
-5. **Step** every weight a little against its gradient (the learning rate says how far).
-6. **Repeat** from step 2 with the next mini-batch.
-7. **Stop** when time is up or the test accuracy stops improving.
+The network learns by **gradient descent**, in seven steps; under each, the code that does
+it, as this server runs it:
 """
 )
+ui.show_steps()
 
 c1, c2, c3 = st.columns(3)
 with c1:
@@ -33,6 +27,12 @@ with c2:
 with c3:
     st.page_link("app_pages/predict.py", label="**Predict**", icon=":material/draw:")
     st.caption("Draw a digit or upload a photo of one, and see what the network thinks.")
+
+st.subheader("Lessons")
+ui.show_lessons()
+st.page_link(
+    "app_pages/train.py", label="Choose one in Train's **Start from**", icon=":material/school:"
+)
 
 st.subheader("Active model")
 st.markdown(ui.model_caption(ui.active_model_name()))

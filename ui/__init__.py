@@ -11,6 +11,7 @@ augment_view.py what augmentation does to a training picture
 why.py         one picture's answer and "Why this answer?"
 canvas.py      the drawing square
 sidebar.py     the active model and a running job, on every page
+steps_view.py  the seven steps of learning with their code; the lessons listed
 share.py       where the Train form starts from: a lesson, or a link carrying a recipe
 """
 
@@ -45,6 +46,7 @@ from .server import (
 )
 from .share import start_from, write_link
 from .sidebar import sidebar
+from .steps_view import show_lessons, show_steps
 from .why import show_prediction, show_why
 
 __all__ = [
@@ -74,10 +76,12 @@ __all__ = [
     "set_active_model",
     "shipped_recipe",
     "show_augmentation",
+    "show_lessons",
     "show_lr_finder",
     "show_prediction",
     "show_run",
     "show_runs",
+    "show_steps",
     "show_why",
     "sidebar",
     "start_from",
