@@ -24,9 +24,11 @@ def test_a_shared_link_opens_the_train_page_with_its_lesson_and_recipe(
         try:
             page.goto(f"{server.url}/train?{urlencode(params)}")
             expect(page.get_by_text(lesson.text)).to_be_visible()
-            expect(page.get_by_label("Batch size")).to_have_value("8")
-            expect(page.get_by_label("Epochs")).to_have_value("7")
-            expect(page.get_by_label("Learning rate")).to_have_value("0.01")  # the lesson's
+            expect(page.get_by_role("spinbutton", name="Batch size")).to_have_value("8")
+            expect(page.get_by_role("spinbutton", name="Epochs")).to_have_value("7")
+            expect(page.get_by_role("spinbutton", name="Learning rate")).to_have_value(
+                "0.01"
+            )  # the lesson's
             expect(page.get_by_text("This link's lr could not be used")).to_be_visible()
             expect(page.get_by_text("No run on this server yet")).to_be_visible()
             expect(page.get_by_test_id("stException")).to_have_count(0)
