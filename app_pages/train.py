@@ -61,6 +61,7 @@ def live() -> None:
     ui.show_run(snaps[-1])
     st.divider()
     ui.show_runs(snaps)
+    ui.show_compare(snaps)
 
 
 live()

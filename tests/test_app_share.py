@@ -93,3 +93,29 @@ def test_each_lesson_in_start_from_fills_the_form(app, lesson):
     assert not app.exception
     assert form(app) == replace(lesson.recipe, device=Recipe().device)
     assert lesson.text in texts(app.info)
+
+
+def test_two_runs_compare_with_differences_marked_and_curves_on_shared_axes(app):
+    from conftest import chart_data, start
+    from ui.compare_view import DIFFERS
+
+    quick = dict(hidden="32", batch_size=60, epochs=2, augment=False)
+    for lr in (0.002, 0.01):
+        start(app, **quick, lr=lr)
+        assert ui.trainer().wait(60).status == "finished"
+    app.run()
+    assert not app.exception
+    first, second = (job.id for job in ui.trainer().jobs)  # ids count up across the process
+    assert app.selectbox(key="train_compare_a").value == first
+    assert app.selectbox(key="train_compare_b").value == second
+    table = app.dataframe[-1].value
+    marked = table[table[""] == DIFFERS]
+    assert list(marked["setting"]) == ["Learning rate"]
+    assert list(marked[f"run {first}"]) == ["0.002"] and list(marked[f"run {second}"]) == ["0.01"]
+    charts = [c for c in app.get("vega_lite_chart") if "Test accuracy after each" in c.proto.spec]
+    both = chart_data(charts[-1])  # one chart, shared axes: both runs' test accuracy per epoch
+    runs = [f"#{first} 32 adam lr0.002 bs60 2ep", f"#{second} 32 adam lr0.01 bs60 2ep"]
+    assert sorted(set(both["run"])) == runs
+    assert list(both["epoch"]) == [1, 2, 1, 2]
+    losses = [c for c in app.get("vega_lite_chart") if "Loss of each run" in c.proto.spec]
+    assert set(chart_data(losses[-1])["run"]) == set(both["run"]) and not app.error

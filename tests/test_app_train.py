@@ -128,8 +128,7 @@ def test_earlier_runs_are_listed_and_their_loss_curves_overlaid(app):
     assert not app.exception
     runs = app.dataframe[0].value
     assert runs["recipe"].tolist() == ["32 adam lr0.003 bs60 2ep", "32 adam lr0.01 bs60 2ep"]
-    loss, accuracy, *_norms, compared = app.get("vega_lite_chart")
-    assert "Loss of each run" in compared.proto.spec
+    compared = charts(app, "Loss of each run")[0]  # the runs' table's chart; then the comparison
     (data,) = [arrow_to_pandas(d.data.data) for d in compared.proto.datasets]
     first, second = (job.id for job in ui.trainer().jobs)  # ids count up across the process
     assert set(data["run"]) == {

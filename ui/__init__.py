@@ -12,12 +12,14 @@ why.py         one picture's answer and "Why this answer?"
 canvas.py      the drawing square
 sidebar.py     the active model and a running job, on every page
 steps_view.py  the seven steps of learning with their code; the lessons listed
+compare_view.py two runs side by side: recipes with differences marked, curves
 share.py       where the Train form starts from: a lesson, or a link carrying a recipe
 """
 
 from .augment_view import show_augmentation
 from .canvas import canvas
 from .charts import confusion_chart, probability_chart
+from .compare_view import show_compare
 from .finder_view import show_lr_finder
 from .format import enlarge, plain, prediction_line, upscale
 from .models import (
@@ -76,6 +78,7 @@ __all__ = [
     "set_active_model",
     "shipped_recipe",
     "show_augmentation",
+    "show_compare",
     "show_lessons",
     "show_lr_finder",
     "show_prediction",

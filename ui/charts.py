@@ -249,3 +249,27 @@ def confusion_chart(cm: torch.Tensor) -> alt.LayerChart:
         .otherwise(alt.value("#262730")),
     )
     return (cells + text).properties(height=380)
+
+
+def accuracies_chart(snaps: list[Snapshot]) -> alt.Chart:
+    """Test accuracy after each epoch of each run in `snaps`, one line each, shared axes."""
+    df = pd.DataFrame(
+        [
+            {"epoch": e, "test accuracy": a, "run": f"#{s.id} {s.recipe.describe()}"}
+            for s in snaps
+            for e, a in enumerate(s.accuracies, 1)
+        ],
+        columns=["epoch", "test accuracy", "run"],
+    )
+    return (
+        alt.Chart(df, title="Test accuracy after each epoch")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("test accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format=".1%")),
+            color=alt.Color(
+                "run:N", legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=0)
+            ),
+            tooltip=["run", "epoch", alt.Tooltip("test accuracy:Q", format=".4f")],
+        )
+    )
