@@ -69,4 +69,5 @@ def test_a_claim_fails_when_its_outcome_does_not_show_it():
     assert not Claim("stalls", 0.95).holds(done)
     assert not Claim("beats", 0.05).holds(done, {**done, "accuracy": 0.88})
     assert Claim("trails", 0.05).holds(done, {**done, "accuracy": 0.96})
+    assert not Claim("matches", 0.01).holds(done, {**done, "accuracy": 0.92})
     assert not Claim("reaches", 0.1).holds({"diverged": True})
