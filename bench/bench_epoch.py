@@ -86,16 +86,24 @@ def project_epochs(root: str, device: torch.device, epochs: int, eager: bool) ->
     return learn.epoch_times
 
 
+def parse_with_mnist(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """Add the flags every benchmark shares (--data-dir, --json), parse, and exit with one
+    line if MNIST is not there."""
+    ap.add_argument("--data-dir", help="folder holding MNIST/raw (default: $MNIST_ROOT)")
+    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = ap.parse_args()
+    root = data_root(args.data_dir)
+    if not mnist_available(root):
+        sys.exit(f"error: MNIST not found under {root}; set MNIST_ROOT or --data-dir")
+    return args
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
     ap.add_argument("--epochs", type=int, default=3, help="epochs per pipeline (default: 3)")
-    ap.add_argument("--data-dir", help="folder holding MNIST/raw (default: $MNIST_ROOT)")
-    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    args = ap.parse_args()
+    args = parse_with_mnist(ap)
     root = str(data_root(args.data_dir))
-    if not mnist_available(root):
-        sys.exit(f"error: MNIST not found under {root}; set MNIST_ROOT or --data-dir")
     device = torch.device("cuda:0" if args.device == "cuda" else args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")

@@ -22,8 +22,10 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_epoch import parse_with_mnist  # noqa: E402
+
 from mlp_core import Callback, Recipe, train  # noqa: E402
-from mlp_core.data import data_root, mnist_available  # noqa: E402
+from mlp_core.data import data_root  # noqa: E402
 
 
 class EpochLog(Callback):
@@ -44,12 +46,8 @@ def main() -> None:
     ap.add_argument("--eager", action="store_true", help="the eager loop, even on CUDA")
     ap.add_argument("--epochs", type=int, default=Recipe().epochs, help="(default: the recipe's)")
     ap.add_argument("--target", type=float, default=0.991, help="accuracy to reach (0.991)")
-    ap.add_argument("--data-dir", help="folder holding MNIST/raw (default: $MNIST_ROOT)")
-    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    args = ap.parse_args()
+    args = parse_with_mnist(ap)
     root = str(data_root(args.data_dir))
-    if not mnist_available(root):
-        sys.exit(f"error: MNIST not found under {root}; set MNIST_ROOT or --data-dir")
     recipe = Recipe(epochs=args.epochs, device=args.device)  # the default recipe otherwise
     name = torch.cuda.get_device_name(0) if recipe.device.startswith("cuda") else "CPU"
     print(f"device {recipe.device} ({name}), torch {torch.__version__}; recipe {recipe.describe()}")

@@ -67,13 +67,19 @@ def accuracy_chart(snap: Snapshot) -> alt.Chart:
     df = pd.DataFrame(
         {"epoch": range(1, len(snap.accuracies) + 1), "test accuracy": snap.accuracies}
     )
+    return _accuracy_lines(df, tooltip=["epoch"])
+
+
+def _accuracy_lines(df: pd.DataFrame, tooltip: list, color=alt.Undefined) -> alt.Chart:
+    """Test accuracy (rows: epoch, test accuracy) per epoch; `color` splits it into lines."""
     return (
         alt.Chart(df, title="Test accuracy after each epoch")
         .mark_line(point=True)
         .encode(
             x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("test accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format=".1%")),
-            tooltip=["epoch", alt.Tooltip("test accuracy:Q", format=".4f")],
+            color=color,
+            tooltip=[*tooltip, alt.Tooltip("test accuracy:Q", format=".4f")],
         )
     )
 
@@ -261,15 +267,7 @@ def accuracies_chart(snaps: list[Snapshot]) -> alt.Chart:
         ],
         columns=["epoch", "test accuracy", "run"],
     )
-    return (
-        alt.Chart(df, title="Test accuracy after each epoch")
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
-            y=alt.Y("test accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format=".1%")),
-            color=alt.Color(
-                "run:N", legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=0)
-            ),
-            tooltip=["run", "epoch", alt.Tooltip("test accuracy:Q", format=".4f")],
-        )
+    color = alt.Color(
+        "run:N", legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=0)
     )
+    return _accuracy_lines(df, tooltip=["run", "epoch"], color=color)

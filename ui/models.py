@@ -103,10 +103,15 @@ def model_caption(name: str) -> str:
     return f"**{plain(name)}** · {acc_text} · {plain(info.recipe.describe())}"
 
 
-def model_label(name: str) -> str:
+def model_label(name: str, files: dict[str, Path] | None = None) -> str:
     """`default (shipped) · 99.18%` from the file's small summary; any value is safe here,
-    since a forged widget value reaches this function too (it is never opened as a path)."""
-    path = model_files().get(name) if isinstance(name, str) else None
+    since a forged widget value reaches this function too (it is never opened as a path).
+
+    `files`: the list the chooser was built from (else read again), so labelling every
+    option does not list the folder once per option.
+    """
+    files = model_files() if files is None else files
+    path = files.get(name) if isinstance(name, str) else None
     if path is None:
         return "unknown model"
     shown = f"{name} (shipped)" if name == DEFAULT_NAME else name
@@ -127,7 +132,11 @@ def model_picker(key: str) -> tuple[Path, Checkpoint | None]:
     names = list(files)
     active = active_model_name()
     choice = st.selectbox(
-        "Model", names, index=names.index(active), format_func=model_label, key=key
+        "Model",
+        names,
+        index=names.index(active),
+        format_func=functools.partial(model_label, files=files),
+        key=key,
     )
     if choice not in files:
         choice = active
