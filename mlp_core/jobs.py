@@ -1,24 +1,25 @@
-"""Training jobs: a run in a background thread, watched by anyone, stopped on request.
+"""Training jobs: a run as everyone sees it, and the loop that trains it wherever it runs.
 
-A web page must stay responsive while a model trains, and the run must outlive
-the page that started it. So a TrainingJob owns a thread that runs the
-Learner; callbacks copy the live numbers into the job under a lock, and any
-caller (a dashboard refreshing once a second, a test) reads a consistent
-snapshot. The thread never touches the UI. A Trainer holds the one job a
-server may run at a time, and the runs it has made.
+A web page must stay responsive while a model trains, and the run must outlive the page
+that started it. So the training happens elsewhere (a worker process, see worker.py, or a
+thread of this process for scripts and tests), and the numbers it makes come back as
+events: `began`, `progressed` (a few times a second, the batches' losses since the last
+time), `epoch_ended`, `publish` (pictures and norms for the live view) and `ended`. A
+`Run` takes those events under a lock and hands any reader (a dashboard refreshing once
+a second, a test) a consistent `Snapshot`. A `TrainingJob` is the loop on the other side:
+it builds the Learner, fits it with a callback that sends the events, saves the model.
 """
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from . import budget
 from .checkpoint import ModelFileError, check_quota, model_filename, save_checkpoint, unused_path
 from .data import Split, load_mnist
-from .devices import resolve_device
 from .errors import UserError
 from .history import LossHistory
 from .insight import WeightWatch
@@ -27,17 +28,19 @@ from .lr_finder import LRFinderResult, lr_find
 from .recipe import Recipe
 from .train import build_learner, training_record
 
+WAITING = ("queued",)
 ACTIVE = ("starting", "running")
-STATUSES = (*ACTIVE, "finished", "stopped", "diverged", "failed")
+ENDED = ("finished", "stopped", "diverged", "failed", "cancelled", "interrupted")
+STATUSES = (*WAITING, *ACTIVE, *ENDED)
 
 
 class JobBusyError(UserError, RuntimeError):
-    """A run is already going: one at a time per server."""
+    """The server cannot take this run or scan now (a queue or finder limit)."""
 
 
 @dataclass
 class Snapshot:
-    """A consistent copy of a job's state, safe to read from any thread."""
+    """A consistent copy of a run's state, safe to read from any thread."""
 
     id: int
     status: str
@@ -56,10 +59,16 @@ class Snapshot:
     out: str | None  # saved model file, once finished
     device: str
     extras: dict = field(default_factory=dict)  # from callbacks: "weights", "weights_step", "norms"
+    owner: str = ""  # who started it (a browser's token hash; "" for scripts)
+    created: float = 0.0  # time.time() when it was queued
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def waiting(self) -> bool:
+        return self.status in WAITING
 
     @property
     def progress(self) -> float:
@@ -73,135 +82,103 @@ class Snapshot:
         return self.elapsed / self.step * (self.total_steps - self.step)
 
 
-class _Watch(Callback):
-    """Copies live numbers into the job, and turns a stop request into a clean stop."""
+class Run:
+    """One run as the server knows it: queued, training somewhere, or ended.
 
-    order = 10
-
-    def __init__(self, job: "TrainingJob"):
-        self.job = job
-
-    def before_fit(self, learn):
-        with self.job._lock:
-            self.job._total_steps = learn.epochs * len(learn.train)
-            self.job._status = "running"
-
-    def after_batch(self, learn):
-        job = self.job
-        with job._lock:
-            job._losses.append(learn.loss)  # bounded: long runs keep averages of neighbours
-            job._step, job._seen = job._step + 1, job._seen + learn.batch_size
-            job._elapsed = learn.seconds
-        if job._stop.is_set():
-            raise CancelFitException  # checked every batch: a stop takes effect within one
-
-    def after_epoch(self, learn):
-        with self.job._lock:
-            self.job._accuracies.append(learn.test_accuracy)
-            self.job._epoch = learn.epochs_done
-
-
-class TrainingJob:
-    """One training run by `recipe` in a daemon thread. `start`, `stop`, `snapshot`."""
-
-    _ids = iter(range(1, 1_000_000))
+    The training side calls the event methods (from its thread, or the thread that reads
+    a worker process's messages); readers call `snapshot`. `listener(run, event, data)`,
+    if given, hears every event after it is applied (the run history writes them down).
+    """
 
     def __init__(
         self,
+        id: int,
         recipe: Recipe,
-        data_dir=None,
-        models_dir="models",
-        data: tuple[Split, Split] | None = None,
-        cbs: list[Callback] = (),
-        eager: bool | None = None,  # build_learner's: None captures the step on CUDA
+        owner: str = "",
+        created: float | None = None,
+        listener: Callable | None = None,
     ):
-        self.id, self.recipe = next(self._ids), recipe
-        self.eager = eager
-        self.data_dir, self.models_dir, self.data = data_dir, Path(models_dir), data
-        self.cbs = list(cbs)
+        self.id, self.recipe, self.owner = id, recipe, owner
+        self.device = recipe.device
+        self.created = time.time() if created is None else created
+        self.listener = listener
         self.extras: dict = {}  # what callbacks publish: "weights" (n, 28, 28), "norms" [...]
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._status, self._message = "starting", "Loading MNIST..."
+        self._done = threading.Event()
+        self._status, self._message = "queued", "Waiting for its turn."
         self._losses = LossHistory()
         self._accuracies: list[float] = []
         self._epoch = self._step = self._seen = self._total_steps = 0
         self._elapsed, self._out = 0.0, None
-        self._thread = threading.Thread(
-            target=self._run, name=f"training-job-{self.id}", daemon=True
-        )
+        self._restore: Callable | None = None  # a past run's curves, read when first shown
+        self._final: float | None = None  # a past run's test accuracy, before its curves
 
-    def start(self) -> "TrainingJob":
-        self._thread.start()
-        return self
+    # -- events, from the training side ---------------------------------------------------
 
-    def stop(self) -> None:
-        """Ask the run to end; it does so after the batch in progress."""
-        self._stop.set()
+    def _tell(self, event: str, data: dict) -> None:
+        if self.listener is not None:
+            self.listener(self, event, data)
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the thread; True if it has ended."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+    def starting(self, message: str = "Loading MNIST...") -> None:
+        with self._lock:
+            self._status, self._message = "starting", message
+        self._tell("starting", {})
+
+    def began(self, total_steps: int) -> None:
+        with self._lock:
+            self._status, self._message = "running", "Training..."
+            self._total_steps = total_steps
+        self._tell("began", {"total_steps": total_steps})
+
+    def progressed(self, losses: list[float], step: int, seen: int, elapsed: float) -> None:
+        """The losses of the batches since the last call; `step` batches done in all."""
+        with self._lock:
+            first = self._step + 1
+            for loss in losses:
+                self._losses.append(loss)  # bounded: long runs keep averages of neighbours
+            self._step, self._seen, self._elapsed = step, seen, elapsed
+        steps = list(range(first, first + len(losses)))
+        self._tell("progressed", {"steps": steps, "losses": list(losses), "step": step,
+                                  "seen": seen, "elapsed": elapsed})  # fmt: skip
+
+    def epoch_ended(self, epoch: int, accuracy: float) -> None:
+        with self._lock:
+            self._accuracies.append(accuracy)
+            self._epoch = epoch
+        self._tell("epoch_ended", {"epoch": epoch, "accuracy": accuracy})
 
     def publish(self, key: str, value) -> None:
         """For callbacks: share a value with readers (they get it in Snapshot.extras)."""
         with self._lock:
             self.extras[key] = value
 
-    def _set(self, status: str, message: str) -> None:
+    def ended(self, status: str, message: str, out: str | None = None) -> None:
+        """The run is over (once: a later call is ignored)."""
         with self._lock:
-            self._status, self._message = status, message
-
-    def _run(self) -> None:
-        learn: Learner | None = None
-        try:
-            train, test = self.data or (
-                load_mnist(True, self.data_dir),
-                load_mnist(False, self.data_dir),
-            )
-            # templates (up to 64, the page shows as many as asked) and norms for the live view
-            watch_weights = WeightWatch(self.publish, n=64)
-            cbs = [_Watch(self), watch_weights, *self.cbs]
-            learn = build_learner(self.recipe, train, test, cbs, eager=self.eager)
-            learn.job = self  # lets callbacks reach the job (publish, stop)
-            self._set("running", "Training...")
-            learn.fit(self.recipe.epochs)
-            if learn.epochs_done == 0:
-                self._set("stopped", "Stopped before the first epoch ended; nothing was saved.")
+            if self._done.is_set():
                 return
-            check_quota(self.models_dir)
-            out = unused_path(self.models_dir / model_filename(self.recipe, learn.test_accuracy))
-            save_checkpoint(out, learn.model, self.recipe, training_record(learn), overwrite=False)
-            with self._lock:
-                self._out = str(out)
-            done = (
-                f"after {learn.epochs_done} of {self.recipe.epochs} epochs" if learn.stopped else ""
-            )
-            status = "stopped" if learn.stopped else "finished"
-            self._set(status, f"Test accuracy: {learn.test_accuracy:.4f} {done}".strip())
-        except DivergedError as e:
-            self._set("diverged", str(e))
-        except torch.cuda.OutOfMemoryError:
-            self._set(
-                "failed",
-                "CUDA ran out of memory: try a smaller batch size or hidden layers, or the CPU.",
-            )
-        except ModelFileError as e:  # e.g. the models folder filled up during the run
-            self._set("failed", str(e))
-        except OSError as e:  # the message would show the server's folders: only say why
-            self._set("failed", f"Saving the model failed: {e.strerror or type(e).__name__}.")
-        except Exception as e:  # any other failure ends this run, never the server
-            self._set("failed", f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
-        finally:
-            del learn  # free the model and the data copy on the device
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            self._status, self._message, self._out = status, message, out
+            self._done.set()
+        self._tell("ended", {"status": status, "message": message, "out": out})
 
-    def snapshot(self) -> Snapshot:
+    # -- readers ----------------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        with self._lock:
+            return self._status
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the run to end; True if it has."""
+        return self._done.wait(timeout)
+
+    def snapshot(self, curves: bool = True) -> Snapshot:
+        """`curves=False`: without losses and pictures (a table of many runs needs none)."""
+        if curves and self._restore is not None:
+            self._restore_curves()
         with self._lock:
             elapsed = self._elapsed
-            loss_steps, losses = self._losses.points()
+            loss_steps, losses = self._losses.points() if curves else ([], [])
             return Snapshot(
                 id=self.id,
                 status=self._status,
@@ -216,90 +193,210 @@ class TrainingJob:
                 losses=losses,
                 loss_steps=loss_steps,
                 accuracies=list(self._accuracies),
-                test_accuracy=self._accuracies[-1] if self._accuracies else None,
+                test_accuracy=self._accuracies[-1] if self._accuracies else self._final,
                 out=self._out,
-                device=self.recipe.device,
-                extras=dict(self.extras),
+                device=self.device,
+                extras=dict(self.extras) if curves else {},
+                owner=self.owner,
+                created=self.created,
             )
 
+    # -- a run from the history of an earlier server ------------------------------------------
 
-class Trainer:
-    """The server's one training slot, and the runs it has made.
+    @classmethod
+    def past(cls, row, curves: Callable, listener: Callable | None = None) -> "Run":
+        """A run read back from the run history (a runstore.RunRow); `curves()` returns its
+        (losses, accuracies) when the run is first shown."""
+        run = cls(row.id, row.recipe, row.owner, row.created, listener)
+        run.device = row.device
+        run._status, run._message, run._out = row.status, row.message, row.out
+        run._epoch, run._step, run._seen = row.epoch, row.step, row.seen
+        run._total_steps, run._elapsed = row.total_steps, row.elapsed
+        run._restore, run._final = curves, row.test_accuracy
+        if row.status in ENDED:
+            run._done.set()
+        return run
 
-    `start` is atomic: two callers at the same moment start one run; the
-    other gets JobBusyError. The learning-rate finder takes the same slot, so
-    neither can run beside the other. Every run is priced first (`budget.check`)
-    and refused with a sentence if it costs more than `limits` allow.
-    """
-
-    def __init__(self, models_dir="models", data_dir=None, limits: budget.Limits | None = None):
-        self.models_dir, self.data_dir = models_dir, data_dir
-        self.limits = limits
-        self._lock = threading.Lock()
-        self._finding = False  # the learning-rate finder holds the slot
-        self.jobs: list[TrainingJob] = []
-
-    @property
-    def current(self) -> TrainingJob | None:
-        """The latest job, running or not."""
-        return self.jobs[-1] if self.jobs else None
-
-    def active(self) -> TrainingJob | None:
-        job = self.current
-        return job if job is not None and job.snapshot().active else None
-
-    def _claim(self) -> None:
-        """Raise JobBusyError unless the slot is free (call with the lock held)."""
-        if self._finding:
-            raise JobBusyError(
-                "The learning-rate finder is running on this server; try again in a few seconds."
-            )
-        if self.active() is not None:
-            raise JobBusyError(
-                "A training run is already going on this server; wait for it to end or stop it."
-            )
-
-    def _train_split(self, data) -> Split:
-        return data[0] if data is not None else load_mnist(True, self.data_dir, download=False)
-
-    def start(self, recipe: Recipe, data=None, cbs: list[Callback] = ()) -> TrainingJob:
-        """Price and start a run; RecipeError (BudgetError), DeviceError, ModelFileError (the
-        models folder is full), DataError or JobBusyError with one sentence if it cannot."""
-        resolve_device(recipe.device)  # a forged or absent device: DeviceError, one sentence
-        n_train = len(self._train_split(data))
-        recipe.validate(n_train)
-        est = budget.check(recipe, n_train, self.limits)
-        check_quota(self.models_dir, adding=est.params * 4)
+    def _restore_curves(self) -> None:
+        curves, self._restore = self._restore, None
+        if curves is None:
+            return
+        losses, accuracies = curves()
         with self._lock:
-            self._claim()
-            job = TrainingJob(recipe, self.data_dir, self.models_dir, data=data, cbs=cbs)
-            self.jobs.append(job)
-            return job.start()
+            for loss in losses:
+                self._losses.append(loss)
+            self._accuracies = list(accuracies)
 
-    def find_lr(self, recipe: Recipe, data=None, **kwargs) -> LRFinderResult:
-        """Run the learning-rate finder on `recipe` in the caller's thread, holding the slot."""
-        resolve_device(recipe.device)
-        train = self._train_split(data)
-        recipe.validate(len(train))
-        budget.check(recipe, len(train), self.limits, steps=kwargs.get("num_it", 200))
-        with self._lock:
-            self._claim()
-            self._finding = True
-        try:
-            # eager on every device: the finder sets a new rate from Python before each batch,
-            # which a captured CUDA step (its rate a tensor inside the graph) would not see
-            return lr_find(build_learner(recipe, train, eager=True), **kwargs)
-        finally:
-            with self._lock:
-                self._finding = False
+
+class _Watch(Callback):
+    """Sends the live numbers to the run's events, a few times a second, and turns a stop
+    request into a clean stop (checked every batch: a stop takes effect within one)."""
+
+    order = 10  # after DivergenceGuard (-10): a diverging loss is never recorded
+
+    def __init__(self, job: "TrainingJob", every: float = 0.1):
+        self.job, self.every = job, every
+
+    def before_fit(self, learn):
+        self.losses, self.step, self.seen, self.last = [], 0, 0, time.monotonic()
+        self.job.sink.began(learn.epochs * len(learn.train))
+
+    def flush(self, learn):
+        if self.losses:
+            self.job.sink.progressed(self.losses, self.step, self.seen, learn.seconds)
+            self.losses, self.last = [], time.monotonic()
+
+    def after_batch(self, learn):
+        self.losses.append(learn.loss)
+        self.step, self.seen = self.step + 1, self.seen + learn.batch_size
+        if self.job._stop.is_set():
+            self.flush(learn)
+            raise CancelFitException
+        if time.monotonic() - self.last >= self.every:
+            self.flush(learn)
+
+    def after_epoch(self, learn):
+        self.flush(learn)
+        self.job.sink.epoch_ended(learn.epochs_done, learn.test_accuracy)
+
+    def after_fit(self, learn):
+        self.flush(learn)
+
+
+Data = tuple[Split, Split]
+
+
+class TrainingJob:
+    """The training loop of one run: build the Learner by `recipe`, fit it while sending
+    the run's events to `sink` (a Run, or a worker's pipe), save the model. `run` does it
+    in the caller's thread; `start` in a daemon thread of its own."""
+
+    _ids = iter(range(1, 1_000_000))
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        data_dir=None,
+        models_dir="models",
+        data: Data | Callable[[], Data] | None = None,
+        cbs: list[Callback] = (),
+        eager: bool | None = None,  # build_learner's: None captures the step on CUDA
+        sink=None,  # a Run, or anything with its event methods; a new Run if None
+    ):
+        self.recipe, self.eager = recipe, eager
+        self.data_dir, self.models_dir, self.data = data_dir, Path(models_dir), data
+        self.cbs = list(cbs)
+        self.sink = sink if sink is not None else Run(next(self._ids), recipe)
+        self.id = getattr(self.sink, "id", None)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "TrainingJob":
+        self._thread = threading.Thread(target=self.run, name=f"training-{self.id}", daemon=True)
+        self._thread.start()
+        return self
 
     def stop(self) -> None:
-        if (job := self.active()) is not None:
+        """Ask the run to end; it does so after the batch in progress."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True if it has ended."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def snapshot(self) -> Snapshot:
+        return self.sink.snapshot()
+
+    def _load(self) -> Data:
+        if callable(self.data):
+            return self.data()
+        return self.data or (load_mnist(True, self.data_dir), load_mnist(False, self.data_dir))
+
+    def run(self) -> None:
+        """Train to the end, stop or failure; the last event sent is always `ended`."""
+        learn: Learner | None = None
+        watch: _Watch | None = None
+        end = ("failed", "The run ended without a word (a bug).", None)
+        try:
+            self.sink.starting()
+            train, test = self._load()
+            # templates (up to 64, the page shows as many as asked) and norms for the live view
+            watch_weights = WeightWatch(self.sink.publish, n=64)
+            watch = _Watch(self)
+            cbs = [watch, watch_weights, *self.cbs]
+            learn = build_learner(self.recipe, train, test, cbs, eager=self.eager)
+            learn.job = self  # lets callbacks reach the job (publish, stop)
+            learn.fit(self.recipe.epochs)
+            if learn.epochs_done == 0:
+                end = ("stopped", "Stopped before the first epoch ended; nothing was saved.", None)
+                return
+            check_quota(self.models_dir)
+            out = unused_path(self.models_dir / model_filename(self.recipe, learn.test_accuracy))
+            save_checkpoint(out, learn.model, self.recipe, training_record(learn), overwrite=False)
+            done = (
+                f"after {learn.epochs_done} of {self.recipe.epochs} epochs" if learn.stopped else ""
+            )
+            status = "stopped" if learn.stopped else "finished"
+            end = (status, f"Test accuracy: {learn.test_accuracy:.4f} {done}".strip(), str(out))
+        except DivergedError as e:
+            end = ("diverged", str(e), None)
+        except torch.cuda.OutOfMemoryError:
+            end = (
+                "failed",
+                "CUDA ran out of memory: try a smaller batch size or hidden layers, or the CPU.",
+                None,
+            )
+        except (ModelFileError, UserError) as e:  # e.g. the models folder filled up, no MNIST
+            end = ("failed", str(e), None)
+        except OSError as e:  # the message would show the server's folders: only say why
+            end = ("failed", f"Saving the model failed: {e.strerror or type(e).__name__}.", None)
+        except Exception as e:  # any other failure ends this run, never the server
+            end = ("failed", f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, None)
+        finally:
+            if watch is not None and learn is not None and hasattr(watch, "losses"):
+                watch.flush(learn)  # the batches recorded before a failure
+            del learn  # free the model and the data copy on the device
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self.sink.ended(*end)
+
+
+def find_lr(recipe: Recipe, data: Data | Callable[[], Data], **kwargs) -> LRFinderResult:
+    """The learning-rate finder on `recipe`'s model, on the training split of `data`.
+
+    Eager on every device: the finder sets a new rate from Python before each batch, which
+    a captured CUDA step (its rate a tensor inside the graph) would not see.
+    """
+    train = (data() if callable(data) else data)[0]
+    return lr_find(build_learner(recipe, train, eager=True), **kwargs)
+
+
+class ThreadWorker:
+    """Trains one device's runs in threads of this process (scripts and tests: callbacks
+    and in-memory data pass as they are). worker.ProcessWorker does the same in a process."""
+
+    def __init__(self, device: str, data_dir=None, models_dir="models"):
+        self.device, self.data_dir, self.models_dir = device, data_dir, models_dir
+        self._jobs: dict[int, TrainingJob] = {}
+
+    def train(self, run: Run, data: Data | None = None, cbs=(), eager=None) -> None:
+        job = TrainingJob(run.recipe, self.data_dir, self.models_dir, data, cbs, eager, sink=run)
+        self._jobs = {i: j for i, j in self._jobs.items() if not j.sink.join(0)}  # live ones
+        self._jobs[run.id] = job
+        job.start()
+
+    def stop(self, run_id: int) -> None:
+        if (job := self._jobs.get(run_id)) is not None:
             job.stop()
 
-    def wait(self, timeout: float = 60.0, poll: float = 0.05) -> Snapshot | None:
-        """Block until the current job ends (for scripts and tests)."""
-        deadline = time.monotonic() + timeout
-        while (job := self.active()) is not None and time.monotonic() < deadline:
-            job.join(poll)
-        return self.current.snapshot() if self.current else None
+    def find_lr(self, recipe: Recipe, data: Data | None = None, **kwargs) -> LRFinderResult:
+        if data is None:
+            data = (load_mnist(True, self.data_dir, download=False), None)
+        return find_lr(recipe, data, **kwargs)
+
+    def close(self) -> None:
+        for job in self._jobs.values():
+            job.stop()

@@ -22,7 +22,8 @@ from mlp_core import (
     usable_devices,
 )
 from mlp_core.graph_step import GraphLearner, StaticStep
-from mlp_core.jobs import Trainer, TrainingJob
+from mlp_core.jobs import TrainingJob
+from mlp_core.trainer import Trainer
 
 pytestmark = [
     pytest.mark.gpu,
@@ -189,8 +190,8 @@ def test_a_capture_that_fails_on_cuda_trains_eagerly(tiny, monkeypatch, caplog):
     assert_close(torch.tensor(rec.losses), torch.tensor(expected.losses), rtol=1e-5, atol=1e-6)
 
 
-def test_job_on_cuda_saves_a_model_that_loads_on_cpu(tiny_mnist, tmp_path):
-    trainer = Trainer(models_dir=tmp_path, data_dir=tiny_mnist)
+def test_a_run_on_cuda_in_a_worker_process_saves_a_model_that_loads_on_cpu(tiny_mnist, tmp_path):
+    trainer = Trainer(models_dir=tmp_path, data_dir=tiny_mnist, worker="process")  # as served
     trainer.start(Recipe(epochs=2, batch_size=50, device="cuda:0"))
     snap = trainer.wait(120)
     assert snap.status == "finished", snap.message
@@ -199,3 +200,4 @@ def test_job_on_cuda_saves_a_model_that_loads_on_cpu(tiny_mnist, tmp_path):
     assert ckpt.test_accuracy == snap.test_accuracy and ckpt.recipe.device == "cuda:0"
     assert ckpt.record["captured"] is True  # trained by the graph, CUDA's default
     assert next(ckpt.model.parameters()).device.type == "cpu"
+    trainer.close()

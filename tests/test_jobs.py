@@ -22,8 +22,10 @@ from mlp_core import (
     usable_devices,
 )
 from mlp_core.checkpoint import ModelFileError
-from mlp_core.jobs import JobBusyError, Trainer
+from mlp_core.errors import UserError
+from mlp_core.jobs import JobBusyError
 from mlp_core.recipe import MAX_HIDDEN_LAYERS
+from mlp_core.trainer import NotYoursError, Trainer
 
 # 600 training images in batches of 60: 10 steps an epoch, a second or less a run
 QUICK = dict(hidden=(32,), batch_size=60, epochs=3, lr=0.01, augment=False)
@@ -77,7 +79,16 @@ def test_a_run_finishes_and_saves_a_model_that_loads(trainer, tmp_path):
     assert list((tmp_path / "models").iterdir()) == [Path(snap.out)]  # no temporary files left
 
 
-def test_snapshots_stay_consistent_while_other_threads_read(trainer, data):
+def test_snapshots_stay_consistent_while_other_threads_read(trainer, data, monkeypatch):
+    from mlp_core.history import LossHistory
+
+    real = LossHistory.append
+
+    def slow_append(self, loss):  # widen the window between "losses grew" and "step grew"
+        real(self, loss)
+        time.sleep(0.0005)
+
+    monkeypatch.setattr(LossHistory, "append", slow_append)
     job = trainer.start(Recipe(**{**QUICK, "batch_size": 8, "epochs": 4}), data=data)
     problems, seen = [], []
 
@@ -186,27 +197,145 @@ def test_an_invalid_recipe_is_refused_before_any_thread_starts(trainer, data):
     assert trainer.jobs == []
 
 
-@pytest.mark.parametrize("round_", range(3))
-def test_two_starts_at_the_same_moment_start_exactly_one_run(trainer, data, round_):
-    barrier = threading.Barrier(2)
-    started, refused = [], []
+def widen(monkeypatch, name: str, seconds: float = 0.05) -> None:
+    """Sleep after Trainer.<name> returns: a check-then-act race window of microseconds
+    becomes `seconds` long, so a missing lock shows in every run of the test."""
+    real = getattr(Trainer, name)
 
-    def start():
+    def slow(self, *args, **kwargs):
+        result = real(self, *args, **kwargs)
+        time.sleep(seconds)
+        return result
+
+    monkeypatch.setattr(Trainer, name, slow)
+
+
+def at_once(n: int, call) -> tuple[list, list]:
+    """Call `call()` from n threads released together: (results, refusal sentences)."""
+    barrier, done, refused = threading.Barrier(n), [], []
+
+    def one():
         barrier.wait()
         try:
-            started.append(trainer.start(Recipe(**QUICK), data=data, cbs=[Slow(0.01)]))
+            done.append(call())
         except JobBusyError as e:
             refused.append(str(e))
 
-    threads = [threading.Thread(target=start) for _ in range(2)]
+    threads = [threading.Thread(target=one) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
-    assert len(started) == 1 and trainer.jobs == started
-    assert refused == [
-        "A training run is already going on this server; wait for it to end or stop it."
-    ]
+    return done, refused
+
+
+def test_two_starts_at_the_same_moment_train_one_and_queue_the_other(trainer, data, monkeypatch):
+    widen(monkeypatch, "_next_for")  # between "the device is free" and taking it
+    loops, busy = [], []  # training loops going now; how many each batch saw
+
+    class Count(Callback):
+        def before_fit(self, learn):
+            loops.append(learn)
+
+        def after_batch(self, learn):
+            busy.append(len(loops))
+
+        def after_fit(self, learn):
+            loops.remove(learn)
+
+    started, refused = at_once(
+        2, lambda: trainer.start(Recipe(**QUICK), data=data, cbs=[Slow(0.01), Count()])
+    )
+    assert len(started) == 2 and not refused
+    assert sorted(j.status == "queued" for j in started) == [False, True]
+    assert trainer.wait(60).status == "finished"
+    assert [j.snapshot().status for j in trainer.jobs] == ["finished", "finished"]
+    assert busy and max(busy) == 1, "two runs trained on one device at once"
+
+
+def test_the_queue_limits_hold_when_many_press_start_together(trainer, data, monkeypatch):
+    trainer.max_waiting_per_owner, trainer.max_waiting = 2, 3
+    first = trainer.start(Recipe(**QUICK), data=data, cbs=[Slow(0.05)], owner="teacher")
+    widen(monkeypatch, "_admit")  # between "there is room" and taking the place
+    queued, refused = at_once(6, lambda: trainer.start(Recipe(**QUICK), data=data, owner="student"))
+    assert len(queued) == 2 and len(refused) == 4
+    assert set(refused) == {
+        "You already have 2 runs waiting, the most one browser may queue; cancel one or "
+        "wait until one starts."
+    }
+    trainer.start(Recipe(**QUICK), data=data, owner="other")  # the server's third place
+    with pytest.raises(JobBusyError, match=r"The queue is full \(3 runs waiting\)"):
+        trainer.start(Recipe(**QUICK), data=data, owner="late")
+    assert [trainer.place(j) for j in trainer.jobs] == [None, 1, 2, 3]
+    assert trainer.starts_in(trainer.jobs[2]) > trainer.starts_in(trainer.jobs[1]) > 0
+    trainer.stop(first.id, owner="teacher")
+    snap = trainer.wait(60)
+    assert [j.status for j in trainer.jobs] == ["stopped", "finished", "finished", "finished"]
+    assert snap.id == trainer.jobs[-1].id
+
+
+def test_runs_queued_on_one_device_train_in_the_order_they_were_queued(trainer, data):
+    order = []
+
+    class Note(Callback):
+        def before_fit(self, learn):
+            order.append(learn.job.id)
+
+    runs = [trainer.start(Recipe(**{**QUICK, "epochs": 1}), data=data, cbs=[Note()])
+            for _ in range(5)]  # fmt: skip
+    trainer.wait(60)
+    assert order == [r.id for r in runs]
+    assert all(r.status == "finished" for r in runs)
+
+
+def test_only_the_browser_that_started_a_run_can_stop_cancel_or_delete_it(trainer, data):
+    mine = trainer.start(Recipe(**QUICK), data=data, cbs=[Slow(0.02)], owner="alice")
+    waiting = trainer.start(Recipe(**QUICK), data=data, owner="alice")
+    for run in (mine, waiting):
+        with pytest.raises(NotYoursError, match=f"Only the browser that started run {run.id}"):
+            trainer.stop(run.id, owner="mallory")
+    trainer.stop(owner="mallory")  # "stop mine" from someone with no runs: nothing happens
+    assert mine.status in ("starting", "running") and waiting.status == "queued"
+    trainer.stop(waiting.id, owner="alice")
+    assert waiting.status == "cancelled"
+    trainer.stop(mine.id, owner="alice")
+    assert mine.join(10) and mine.status == "stopped"
+    with pytest.raises(NotYoursError):
+        trainer.delete(mine.id, owner="mallory")
+    trainer.delete(waiting.id, owner="alice")
+    assert trainer.jobs == [mine]
+
+
+def test_deleting_a_run_deletes_its_model_file_and_nothing_else(trainer, data):
+    keep = trainer.start(Recipe(**QUICK), data=data, owner="a")
+    gone = trainer.start(Recipe(**QUICK), data=data, owner="a")
+    trainer.wait(60)
+    assert Path(gone.snapshot().out).exists()
+    with pytest.raises(UserError, match="has not ended"):
+        trainer.delete(trainer.start(Recipe(**QUICK), data=data, owner="a").id, owner="a")
+    trainer.wait(60)
+    trainer.delete(gone.id, owner="a")
+    assert not Path(gone.snapshot().out).exists() and Path(keep.snapshot().out).exists()
+    assert gone not in trainer.jobs
+
+
+def test_the_divergence_guard_acts_before_any_callback_records_the_loss(trainer, data):
+    from mlp_core.learner import DivergenceGuard
+
+    recorded = []
+
+    class Record(Callback):
+        order = -5  # any callback: even one ordered before the run's own recording
+
+        def after_batch(self, learn):
+            recorded.append(learn.loss)
+
+    trainer.start(Recipe(**{**QUICK, "lr": 1e6}), data=data, cbs=[Record()])
+    snap = trainer.wait(60)
+    assert snap.status == "diverged"
+    assert max(snap.losses, default=0) <= DivergenceGuard.limit
+    assert max(recorded, default=0) <= DivergenceGuard.limit
+    assert all(math.isfinite(x) for x in snap.losses + recorded)
 
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -283,31 +412,28 @@ def test_the_deepest_recipe_saves_under_a_short_name(trainer, data):
     )
 
 
-def test_the_lr_finder_takes_the_training_slot(trainer, data, monkeypatch):
+def test_one_learning_rate_scan_at_a_time_even_beside_a_run(trainer, data, monkeypatch):
     import mlp_core.jobs as jobs
 
-    inside = threading.Event()
-    release = threading.Event()
+    inside, release = threading.Event(), threading.Event()
     real = jobs.lr_find
 
-    def slow_find(learn, **kw):  # hold the slot until the test has tried to start a run
+    def slow_find(learn, **kw):  # hold the scan until the test has tried a second one
         inside.set()
         release.wait(10)
         return real(learn, **kw)
 
     monkeypatch.setattr(jobs, "lr_find", slow_find)
+    run = trainer.start(Recipe(**QUICK), data=data, cbs=[Slow(0.01)])
     found = []
     t = threading.Thread(target=lambda: found.append(trainer.find_lr(Recipe(**QUICK), data)))
     t.start()
     assert inside.wait(10)
-    with pytest.raises(JobBusyError, match="learning-rate finder is running"):
-        trainer.start(Recipe(**QUICK), data=data)
+    with pytest.raises(JobBusyError, match="Another learning-rate scan is running"):
+        trainer.find_lr(Recipe(**QUICK), data)
     release.set()
     t.join(30)
-    assert found and found[0].lrs
-    trainer.start(Recipe(**QUICK), data=data)
-    with pytest.raises(JobBusyError, match="already going"):
-        trainer.find_lr(Recipe(**QUICK), data)
+    assert found and found[0].lrs and run.join(30) and run.status == "finished"
 
 
 def test_a_long_runs_snapshot_stays_small(trainer, data):

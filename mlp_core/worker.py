@@ -1,0 +1,241 @@
+"""Training in a worker process: the web server only submits, reads progress and stops.
+
+Why not a thread of the server? Python runs one thread at a time (the GIL), so a
+training loop in the server's process competes with every page it serves: with eight
+browsers uploading while a run trained on two cores, health checks took up to 1.4 s. And
+a crash in training (a CUDA error, the kernel killing the process for memory) would take
+the whole app down. A worker process has its own interpreter, runs at a lower priority
+(`nice`), and when it dies only its run is lost: the server marks it failed, starts a
+new worker and goes on with the queue.
+
+The worker is started with `spawn` (a fresh interpreter: forking a process that already
+runs threads and torch is unsafe), loads MNIST once and keeps it for every run after.
+Server and worker talk over one pipe, in tuples:
+
+    server -> worker   ("train", run_id, recipe, cbs, eager)   ("stop", run_id)
+                       ("find", request_id, recipe, kwargs)
+    worker -> server   (event, run_id, *args): the Run's events (jobs.py), e.g.
+                       ("progressed", 7, [2.30, 2.28], 2, 128, 0.05); ("found", id, result)
+"""
+
+import itertools
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .data import load_mnist
+from .errors import UserError
+from .jobs import Run, TrainingJob, find_lr
+from .lr_finder import LRFinderResult
+from .recipe import Recipe
+
+NICE = 10  # the worker yields the CPU to the web server when both want it
+DIED = (
+    "The training process stopped unexpectedly (it was killed, perhaps for lack of memory, "
+    "or crashed); this run is lost, the next one starts in a new process."
+)
+
+
+class WorkerDiedError(UserError, RuntimeError):
+    """The worker process ended while the server waited for its answer."""
+
+
+# -- the worker process -----------------------------------------------------------------------
+
+
+class _PipeSink:
+    """A Run's event methods, sent down the pipe (tensors as numpy arrays: plain pickles)."""
+
+    def __init__(self, run_id: int, send: Callable):
+        self.id, self.send = run_id, send
+
+    def __getattr__(self, event: str):
+        def send(*args):
+            args = [a.numpy() if isinstance(a, torch.Tensor) else a for a in args]
+            self.send((event, self.id, *args))
+
+        return send
+
+
+def main(conn, data_dir, models_dir, threads: int) -> None:
+    """The worker: read commands in one thread, train runs one after another in this one."""
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass
+    torch.set_num_threads(threads)
+    lock = threading.Lock()
+
+    def send(message) -> None:
+        with lock:
+            conn.send(message)
+
+    cached: list = []
+
+    def data():
+        """MNIST, read on the first run and kept for every run after."""
+        if not cached:
+            cached.append((load_mnist(True, data_dir), load_mnist(False, data_dir)))
+        return cached[0]
+
+    todo: queue.Queue = queue.Queue()
+    jobs: dict[int, TrainingJob] = {}
+
+    def find(request_id, recipe, kwargs) -> None:
+        try:
+            send(("found", request_id, find_lr(recipe, data, **kwargs)))
+        except UserError as e:
+            send(("found", request_id, UserError(str(e))))
+        except Exception as e:  # the finder fails, never the worker
+            send(("found", request_id, UserError(f"The scan failed: {type(e).__name__}.")))
+
+    def listen() -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):  # the server is gone: so is its worker
+                os._exit(0)
+            kind, key, *rest = message
+            if kind == "train":
+                recipe, cbs, eager = rest
+                sink = _PipeSink(key, send)
+                jobs[key] = TrainingJob(recipe, data_dir, models_dir, data, cbs, eager, sink=sink)
+                todo.put(key)
+            elif kind == "stop" and key in jobs:
+                jobs[key].stop()
+            elif kind == "find":
+                threading.Thread(target=find, args=(key, *rest), daemon=True).start()
+
+    threading.Thread(target=listen, daemon=True).start()
+    while True:
+        run_id = todo.get()
+        jobs[run_id].run()  # sends the run's events, `ended` last
+        del jobs[run_id]
+
+
+# -- the server's side ------------------------------------------------------------------------
+
+
+class ProcessWorker:
+    """One device's worker process, seen from the server: `train`, `stop`, `find_lr`.
+
+    Started on first use; if it dies, the run it was training ends as failed and the
+    next `train` starts a new one. `runs` finds the Run an event is about.
+    """
+
+    def __init__(self, device: str, data_dir=None, models_dir="models", threads: int | None = None):
+        self.device, self.data_dir, self.models_dir = device, data_dir, str(models_dir)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
+        self.threads = threads or max(1, cores - 1)  # a core left for the web server
+        self._lock = threading.Lock()
+        self._proc = None
+        self._conn = None
+        self._runs: dict[int, tuple] = {}  # (run, its process): sent and not yet ended
+        self._found: dict[int, list] = {}  # find_lr requests waiting: [event, answer]
+        self._ids = itertools.count(1)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def _ensure(self):
+        """The live worker's pipe, starting a worker if there is none (hold the lock)."""
+        if self._proc is None or not self._proc.is_alive():
+            ctx = multiprocessing.get_context("spawn")
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(
+                target=main,
+                args=(theirs, self.data_dir, self.models_dir, self.threads),
+                name=f"mlp-worker-{self.device}",
+                daemon=True,
+            )
+            proc.start()
+            theirs.close()
+            self._proc, self._conn = proc, ours
+            threading.Thread(target=self._read, args=(proc, ours), daemon=True).start()
+        return self._conn
+
+    def _send(self, message, run: Run | None = None) -> None:
+        with self._lock:
+            conn = self._ensure()
+            if run is not None:
+                self._runs[run.id] = (run, self._proc)
+            try:
+                conn.send(message)
+            except (OSError, ValueError):  # it died just now: the reader reports the run
+                pass
+
+    def train(self, run: Run, data=None, cbs=(), eager=None) -> None:
+        if data is not None:
+            raise ValueError("a worker process reads MNIST itself: pass data_dir, not data")
+        run.starting("Starting...")
+        self._send(("train", run.id, run.recipe, list(cbs), eager), run)
+
+    def stop(self, run_id: int) -> None:
+        with self._lock:
+            alive = self._conn is not None and self._proc.is_alive()
+        if alive:
+            self._send(("stop", run_id))
+
+    def find_lr(self, recipe: Recipe, data=None, timeout: float = 300, **kwargs) -> LRFinderResult:
+        if data is not None:
+            raise ValueError("a worker process reads MNIST itself: pass data_dir, not data")
+        request_id = next(self._ids)
+        waiting = self._found[request_id] = [threading.Event(), None]
+        self._send(("find", request_id, recipe, kwargs))
+        try:
+            if not waiting[0].wait(timeout):
+                raise UserError("The learning-rate scan took too long; try again.")
+        finally:
+            self._found.pop(request_id, None)
+        if isinstance(waiting[1], Exception):
+            raise waiting[1]
+        return waiting[1]
+
+    def _read(self, proc, conn) -> None:
+        """Apply the worker's events to their runs until it ends; then fail what it held."""
+        while True:
+            try:
+                event, key, *args = conn.recv()
+            except (EOFError, OSError):
+                break
+            if event == "found":
+                if (waiting := self._found.get(key)) is not None:
+                    waiting[1] = args[0]
+                    waiting[0].set()
+                continue
+            run, _ = self._runs.get(key, (None, None))
+            if run is None:
+                continue
+            if event == "publish" and isinstance(args[1], np.ndarray):
+                args[1] = torch.from_numpy(args[1])
+            if event == "ended":
+                with self._lock:
+                    self._runs.pop(key, None)
+            getattr(run, event)(*args)
+        proc.join(5)
+        conn.close()
+        with self._lock:
+            lost = [run for run, p in self._runs.values() if p is proc]
+            for run in lost:
+                del self._runs[run.id]
+            if self._proc is proc:
+                self._proc = self._conn = None
+        for waiting in list(self._found.values()):
+            waiting[1] = WorkerDiedError(DIED.partition(";")[0] + ".")
+            waiting[0].set()
+        for run in lost:
+            run.ended("failed", DIED)
+
+    def close(self) -> None:
+        """End the worker process (its run, if any, ends as failed)."""
+        with self._lock:
+            proc = self._proc
+        if proc is not None and proc.is_alive():
+            proc.terminate()
+            proc.join(5)

@@ -1,0 +1,128 @@
+"""Training in a worker process: live numbers come back, a killed worker fails only its run,
+thirty queued runs finish in order, and the history outlives the trainer.
+
+These spawn real worker processes (as the dashboard does) on tiny synthetic MNIST.
+"""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from pacing import Slow
+
+from mlp_core import Recipe, load_checkpoint
+from mlp_core.trainer import Trainer
+from mlp_core.worker import DIED
+
+QUICK = dict(hidden=(32,), batch_size=60, epochs=3, lr=0.01, augment=False)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@pytest.fixture
+def trainer(tmp_path, tiny_mnist):
+    t = Trainer(tmp_path / "models", tiny_mnist, history=tmp_path / "runs.sqlite", worker="process")
+    yield t
+    t.close()
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_run_in_the_worker_sends_its_live_numbers_and_saves_its_model(trainer):
+    run = trainer.start(Recipe(**QUICK))
+    snap = trainer.wait(120)
+    assert run.join(1) and snap.status == "finished", snap.message
+    assert snap.step == len(snap.losses) == snap.total_steps == 30 and len(snap.accuracies) == 3
+    assert (
+        isinstance(snap.extras["weights"], torch.Tensor) and len(snap.extras["norms"]) == 3 * 2
+    )  # layers
+    assert load_checkpoint(snap.out).recipe == run.recipe
+    worker = trainer._workers["cpu"]
+    assert worker.pid != os.getpid() and worker._proc.is_alive()  # kept for the next run
+
+
+def test_a_worker_killed_mid_run_fails_that_run_and_the_next_one_starts(trainer):
+    doomed = trainer.start(Recipe(**{**QUICK, "epochs": 50}), cbs=[Slow(0.01)])
+    after = trainer.start(Recipe(**QUICK), owner="next")
+    wait_for(lambda: doomed.snapshot().step >= 5)
+    pid = trainer._workers["cpu"].pid
+    os.kill(pid, signal.SIGKILL)
+    assert doomed.join(30)
+    snap = doomed.snapshot()
+    assert snap.status == "failed" and snap.message == DIED and snap.step >= 5
+    assert trainer.wait(120).status == "finished" and after.status == "finished"
+    assert trainer._workers["cpu"].pid != pid  # a new worker took the queue on
+
+
+def test_stop_reaches_the_worker_and_ends_the_run_within_a_few_batches(trainer):
+    run = trainer.start(Recipe(**{**QUICK, "batch_size": 6, "epochs": 5}), cbs=[Slow(0.01)])
+    wait_for(lambda: run.snapshot().step >= 5)
+    trainer.stop(run.id, owner=None)
+    at_request = run.snapshot().step
+    assert run.join(10)
+    snap = run.snapshot()
+    assert snap.status == "stopped" and snap.step < at_request + 20 < 100
+
+
+def test_thirty_browsers_queue_a_run_each_and_all_finish_in_order(trainer, record_property):
+    t0 = time.perf_counter()
+    runs = [trainer.start(Recipe(**{**QUICK, "epochs": 1}), owner=f"browser-{i}")
+            for i in range(30)]  # fmt: skip
+    queued_in = time.perf_counter() - t0
+    places = [trainer.place(r) for r in runs]
+    assert places[0] is None and places[1:] == list(range(1, 30)) or places == list(range(1, 31))
+    worker_mb = []
+    wait_for(lambda: worker_mb.append(rss_mb(trainer._workers["cpu"].pid)) or not trainer.busy(),
+             timeout=300)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    assert [r.status for r in runs] == ["finished"] * 30
+    started = [trainer.store.run(r.id).started for r in runs]
+    assert started == sorted(started), "runs started out of the order they were queued"
+    assert len({r.snapshot().out for r in runs}) == 30  # 30 model files, none overwritten
+    figures = (
+        f"30 queued 1-epoch runs: queued in {queued_in:.2f} s, all finished in {seconds:.1f} s; "
+        f"server {rss_mb(os.getpid()):.0f} MB, worker at most {max(worker_mb):.0f} MB"
+    )
+    print(figures)
+    record_property("figures", figures)
+
+
+def test_the_learning_rate_scan_runs_in_the_worker(trainer):
+    found = trainer.find_lr(Recipe(**QUICK))
+    assert found.lrs and found.suggestion > 0
+    assert trainer._workers["cpu"].pid != os.getpid()
+
+
+def test_the_history_outlives_the_trainer_and_a_run_cut_short_is_interrupted(
+    tmp_path, tiny_mnist, trainer
+):
+    done = trainer.start(Recipe(**QUICK), owner="a")
+    assert done.join(120) and done.status == "finished"
+    cut = trainer.start(Recipe(**{**QUICK, "epochs": 50}), cbs=[Slow(0.01)], owner="a")
+    waiting = trainer.start(Recipe(**QUICK), owner="b")
+    wait_for(lambda: cut.snapshot().step >= 3)
+    # the server dies: nothing closes the history (a new Trainer reads it as it was left)
+    again = Trainer(tmp_path / "models", tiny_mnist, history=tmp_path / "runs.sqlite")
+    by_id = {r.id: r.snapshot() for r in again.jobs}
+    assert list(by_id) == [done.id, cut.id, waiting.id]
+    old = by_id[done.id]
+    assert old.status == "finished" and old.owner == "a" and old.out == done.snapshot().out
+    assert old.losses == done.snapshot().losses and old.accuracies == done.snapshot().accuracies
+    assert by_id[cut.id].status == "interrupted" and "server stopped" in by_id[cut.id].message
+    assert by_id[cut.id].step >= 3
+    assert by_id[waiting.id].status == "cancelled"
+    assert again.start(Recipe(**QUICK), data=None).id == waiting.id + 1  # ids never reused
+    again.close()
