@@ -1,7 +1,8 @@
-"""Train: fill in a recipe, start a run on this server, watch the loss fall, keep the model.
+"""Train: fill in a recipe, queue a run on this server, watch the loss fall, keep the model.
 
-The run itself lives in `ui.trainer()` (mlp_core.jobs): its own thread, shared by every tab.
-This page reads the form, starts, scans or stops, and draws the runs' snapshots.
+The runs live in `ui.trainer()` (mlp_core.trainer): a queue shared by every browser, each
+run trained in a worker process. This page reads the form, queues or scans, and draws the
+runs' snapshots; Stop, Cancel and Delete are this browser's, for its own runs.
 """
 
 import streamlit as st
@@ -11,8 +12,9 @@ from mlp_core.errors import UserError
 
 st.title("Train a network")
 st.markdown(
-    "Pick a recipe and press **Start training**: the network trains on this server, so you "
-    "can leave this page or close the tab and come back. Each point of the loss chart is one "
+    "Pick a recipe and press **Start training**: the network trains on this server (after "
+    "the runs already waiting, if others are training), so you can leave this page or close "
+    "the tab and come back. Each point of the loss chart is one "
     "mini-batch going through steps 2–5 of learning (predict, measure the loss, compute the "
     "gradients, step the weights); the curve growing to the right is step 6, *repeat*. After "
     "each epoch the model is tested on the 10,000 test images it never trains on."
@@ -35,7 +37,9 @@ if asked is not None:
                 found = ui.trainer().find_lr(asked.recipe)  # in the slot: never beside a run
             st.session_state["train_lrfind"] = {"result": found, "recipe": asked.recipe}
         elif asked.action == "start":  # "share" only puts the recipe in the link, below
-            ui.trainer().start(asked.recipe)
+            run = ui.trainer().start(asked.recipe, owner=ui.browser())
+            if run.status == "queued":
+                st.toast(f"Run {run.id} is waiting: {ui.starts_in(run)}.")
             st.rerun()  # redraw the whole app, sidebar included, with the live timers on
     except UserError as e:
         st.error(ui.plain(str(e)), icon=":material/error:")  # it may quote what was typed
@@ -46,22 +50,33 @@ ui.show_lr_finder()
 if missing is None:
     ui.show_augmentation()
 
-active = ui.trainer().active() is not None
+busy = ui.trainer().busy()
 
 
-@st.fragment(run_every=1.0 if active else None)
+@st.fragment(run_every=1.0 if busy else None)
 def live() -> None:
-    """Redrawn every second while a run is active; everything comes from the job's history."""
-    snaps = [job.snapshot() for job in ui.trainer().jobs]
-    if not snaps:
+    """Redrawn every second while runs train or wait; everything comes from their snapshots."""
+    trainer = ui.trainer()
+    if trainer.problem:
+        st.warning(trainer.problem, icon=":material/database:")
+    runs = trainer.jobs
+    if not runs:
         st.info("No run on this server yet: fill in the recipe and press Start training.")
         return
-    if active and not snaps[-1].active:
-        st.rerun()  # the run ended since the page was drawn: redraw once, without the timer
-    ui.show_run(snaps[-1])
+    if busy and not trainer.busy():
+        st.rerun()  # the runs ended since the page was drawn: redraw once, without the timer
+    ui.show_queue(runs)
+    # this browser's run in training, else its next waiting, else its newest not cancelled;
+    # else what trains now; else the newest run
+    mine = [r for r in runs if r.owner == ui.browser()]
+    training = [r for r in runs if r.status in ("starting", "running")]
+    waiting = [r for r in mine if r.status == "queued"][:1]
+    kept = [r for r in mine if r.status != "cancelled"]
+    run = ([r for r in training if r in mine] or waiting or kept or training or runs)[-1]
+    ui.show_run(run.snapshot(), ui.starts_in(run))
     st.divider()
-    ui.show_runs(snaps)
-    ui.show_compare(snaps)
+    ui.show_runs(runs)
+    ui.show_compare(runs)
 
 
 live()

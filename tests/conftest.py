@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -140,9 +141,10 @@ def streamlit_server(env: dict[str, str] | None = None, timeout: float = 60.0):
     ]  # fmt: skip
     # the log goes to a file, not a pipe: a pipe nobody reads fills up and stalls the server
     log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    env = {**os.environ, **(env or {})}
+    if "MLP_HISTORY" not in env:  # a history of its own, never the repository's
+        env["MLP_HISTORY"] = str(Path(tempfile.mkdtemp(prefix="history-")) / "runs.sqlite")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -166,6 +168,42 @@ def streamlit_server(env: dict[str, str] | None = None, timeout: float = 60.0):
             proc.kill()
             proc.wait()
         log.close()
+
+
+class HealthWatch(threading.Thread):
+    """Polls /_stcore/health a few times a second; records the slowest answer and failures."""
+
+    def __init__(self, url: str, every: float = 0.25):
+        super().__init__(daemon=True)
+        self.url, self.every = f"{url}/_stcore/health", every
+        self.latencies: list[float] = []
+        self.when: list[float] = []  # time.monotonic() each check was sent
+        self.failures: list[str] = []
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            began = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as r:
+                    if r.status != 200:
+                        self.failures.append(f"HTTP {r.status}")
+            except OSError as e:
+                self.failures.append(repr(e))
+            self.latencies.append(time.monotonic() - began)
+            self.when.append(began)
+            self.done.wait(self.every)
+
+    def stop(self) -> "HealthWatch":
+        self.done.set()
+        self.join(15)
+        return self
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The q-quantile of `values` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 @pytest.fixture  # one per test: a test that leaves pages or load behind cannot slow the next
@@ -197,6 +235,7 @@ def dashboard_state(tmp_path, monkeypatch):
     cleared here. The server reads MLP_MODELS_DIR when asked (ui.models_dir), never at import.
     """
     monkeypatch.setenv("MLP_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("MLP_HISTORY", str(tmp_path.parent / f"{tmp_path.name}-runs.sqlite"))
     if "ui" in sys.modules:
         import streamlit as st
 
@@ -207,9 +246,7 @@ def dashboard_state(tmp_path, monkeypatch):
 
         import ui
 
-        job = ui.trainer().current
-        ui.trainer().stop()
-        assert job is None or job.join(30)
+        ui.trainer().close()  # stops its runs and its worker processes
         st.cache_resource.clear()
 
 
@@ -235,6 +272,14 @@ def start(at, **fields):
     for name, value in fields.items():
         at.get_by_key(f"train_{name}").set_value(value)
     return at.button(key="train_start").click().run()
+
+
+def wait_until_training(run, steps: int = 2, timeout: float = 60) -> None:
+    """Wait until `run` has trained `steps` batches (its worker process starts first)."""
+    deadline = time.monotonic() + timeout
+    while run.snapshot().step < steps:
+        assert time.monotonic() < deadline, run.snapshot().message
+        time.sleep(0.05)
 
 
 def texts(elements) -> list[str]:

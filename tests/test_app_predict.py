@@ -26,6 +26,7 @@ from conftest import (
     seven_png,
     shown,
     start,
+    wait_until_training,
 )
 from make_bad_corpus import seven
 from mlp_core import load_checkpoint, preprocess
@@ -258,6 +259,7 @@ def test_markup_in_a_file_name_is_shown_as_text():
 def test_predictions_while_a_run_trains_are_the_same_twenty_times(app, report):
     start(app, **LONG)
     job = ui.trainer().current
+    wait_until_training(job)
     app.switch_page("app_pages/predict.py").run()
     app.file_uploader(key="predict_files").set_value(("7.png", seven_png(), "image/png"))
     answers, steps = [], []

@@ -16,8 +16,20 @@ from streamlit.testing.v1 import AppTest
 
 import mlp_core.jobs
 import ui
-from conftest import DASHBOARD, TRAIN, Raise, chart_data, open_page, shown, start, texts
+from conftest import (
+    DASHBOARD,
+    TRAIN,
+    Raise,
+    chart_data,
+    open_page,
+    shown,
+    start,
+    texts,
+    wait_until_training,
+)
 from mlp_core import Recipe, load_checkpoint
+from mlp_core.trainer import NotYoursError
+from ui.server import owner_of
 
 # ~6M weights in batches of 4: an epoch takes many seconds, long enough to act during a run
 SLOW = dict(hidden="2048, 2048", batch_size=4, epochs=3)
@@ -77,14 +89,43 @@ def test_start_returns_at_once_shows_progress_and_stop_ends_the_run(app):
     assert not app.get("progress") and "train_stop" not in [b.key for b in app.button]
 
 
-def test_a_second_start_during_a_run_is_refused(app):
+def test_a_second_start_during_a_run_waits_in_line_and_can_be_cancelled(app):
     start(app, **SLOW)
-    start(app)
-    assert not app.exception
-    assert texts(app.error) == [
-        "A training run is already going on this server; wait for it to end or stop it."
-    ]
-    assert len(ui.trainer().jobs) == 1 and ui.trainer().active() is not None
+    start(app, **QUICK)
+    assert not app.exception and not app.error
+    first, second = ui.trainer().jobs
+    assert first.status in ("starting", "running") and second.status == "queued"
+    wait_until_training(first)
+    app.run()
+    queue = app.dataframe[0].value  # "Training now on this server"
+    assert queue["run"].tolist() == [first.id, second.id]
+    assert re.fullmatch(r"training: \d+%, .+ left", queue["state"][0]), queue["state"][0]
+    assert re.fullmatch(r"waiting: number 1 in line on cpu, starts in about .+", queue["state"][1])
+    assert queue["started by"].tolist() == ["you", "you"]
+    app.button(key=f"train_cancel_{second.id}").click().run()
+    assert not app.exception and second.status == "cancelled"
+    app.button(key="train_stop").click().run()
+    assert first.join(30) and first.status == "stopped"
+
+
+def test_a_second_browser_sees_the_run_but_cannot_stop_or_cancel_it(app):
+    start(app, **SLOW)
+    start(app, **QUICK)
+    first, second = ui.trainer().jobs
+    other = open_page(TRAIN, timeout=30)  # another browser: its own session, its own token
+    assert not other.exception
+    assert other.dataframe[0].value["started by"].tolist() == ["another browser"] * 2
+    keys = [b.key for b in other.button]
+    assert "train_stop" not in keys and not any(k.startswith("train_cancel") for k in keys)
+    # a forged Stop or Cancel (for buttons this browser was never shown) is refused again
+    # by the trainer, which checks the asking browser's token
+    for run in (first, second):
+        with pytest.raises(NotYoursError):
+            ui.trainer().stop(run.id, owner=owner_of(other.session_state["browser_token"]))
+    assert first.status in ("starting", "running") and second.status == "queued"
+    wait_until_training(first)
+    app.run().button(key="train_stop").click().run()  # its own browser can
+    assert first.join(30) and first.status == "stopped"
 
 
 def test_a_finished_run_shows_accuracy_saves_the_model_and_can_become_active(app, tmp_path):
@@ -192,7 +233,12 @@ def test_the_form_and_the_cli_explain_each_field_in_the_same_words(app):
 
 @pytest.fixture
 def crash_next_run(monkeypatch):
-    """crash_next_run(error): the next run the dashboard starts raises `error` mid-epoch."""
+    """crash_next_run(error): the next run the dashboard starts raises `error` mid-epoch.
+
+    The crash is patched into this process, so the dashboard's runs train in threads here
+    (MLP_WORKER=thread) for this test; test_worker.py crashes a real worker process."""
+    monkeypatch.setenv("MLP_WORKER", "thread")
+    ui.trainer.clear()  # the page made one with worker processes; none started yet
 
     def arm(error: BaseException) -> None:
         real = mlp_core.jobs.build_learner
@@ -420,3 +466,47 @@ def test_markup_in_the_hidden_sizes_is_shown_as_text(tiny_mnist, tmp_path, monke
     (error,) = at.error
     assert "\\*\\*bold\\*\\*" in error.value and "]\\(" in error.value
     assert "**bold** ![x](http:" in shown(error.value)
+
+
+# -- the run history -------------------------------------------------------------------------
+
+
+def test_a_damaged_history_file_is_one_sentence_and_training_still_works(tiny_mnist, monkeypatch):
+    import os
+
+    history = Path(os.environ["MLP_HISTORY"])
+    history.write_bytes(b"not a database, " * 512)
+    monkeypatch.setenv("MNIST_ROOT", str(tiny_mnist))
+    app = open_page(TRAIN, timeout=30)
+    (warning,) = texts(app.warning)
+    assert warning.startswith("The run history file is damaged") and "/" not in warning
+    assert "Training still works" in warning
+    start(app, **QUICK)
+    assert not app.exception and ui.trainer().wait(60).status == "finished"
+    app.run()
+    assert app.dataframe[0].value["status"].tolist() == ["finished"]  # kept in memory
+    assert history.read_bytes() == b"not a database, " * 512  # left as it was found
+
+
+def test_a_history_locked_mid_run_is_one_sentence_and_the_run_is_not_lost(app):
+    import os
+    import sqlite3
+
+    ui.trainer().store._db.execute("PRAGMA busy_timeout = 100")
+    start(app, **SLOW)
+    run = ui.trainer().current
+    wait_until_training(run)
+    other = sqlite3.connect(os.environ["MLP_HISTORY"])
+    other.execute("BEGIN EXCLUSIVE")  # another program holds the file
+    try:
+        wait_until_training(run, steps=run.snapshot().step + 20)
+        app.run()
+        (warning,) = texts(app.warning)
+        assert warning.startswith("The run history is locked by another program")
+    finally:
+        other.rollback()
+        other.close()
+    app.button(key="train_stop").click().run()
+    assert run.join(30) and run.status == "stopped"
+    snap = run.snapshot()
+    assert snap.step == len(snap.losses) > 20  # every loss kept for the page

@@ -1,11 +1,11 @@
 """The dashboard's parts, one file per job; pages import this package as `ui`.
 
-server.py      the server's state behind functions: models folder, training slot, uploads
+server.py      the server's state behind functions: models folder, trainer, browser token, uploads
 models.py      the model files a visitor may choose, loaded once, and the chooser
 format.py      user text shown literally, durations, rates, pictures blown up
 charts.py      every Altair chart the pages draw
 recipe_form.py the recipe form, made from Recipe's declarations; returns what was asked
-run_view.py    a run live and finished, and the table of this server's runs
+run_view.py    the queue, a run live and finished, the runs in the history
 finder_view.py the learning-rate finder's curve and suggestion
 augment_view.py what augmentation does to a training picture
 why.py         one picture's answer and "Why this answer?"
@@ -35,14 +35,16 @@ from .models import (
     split_probs,
 )
 from .recipe_form import Submitted, recipe_form, shipped_recipe
-from .run_view import show_run, show_runs
+from .run_view import show_queue, show_run, show_runs, starts_in
 from .server import (
     MAX_FILES_PER_UPLOAD,
     MAX_SESSION_UPLOAD_BYTES,
+    browser,
     keep_only_uploads,
     limit_uploads,
     mnist_missing,
     models_dir,
+    one_at_a_time,
     serve,
     trainer,
 )
@@ -59,6 +61,7 @@ __all__ = [
     "Submitted",
     "active_model_name",
     "active_model_path",
+    "browser",
     "canvas",
     "confusion_chart",
     "enlarge",
@@ -70,6 +73,7 @@ __all__ = [
     "model_files",
     "model_picker",
     "models_dir",
+    "one_at_a_time",
     "plain",
     "prediction_line",
     "probability_chart",
@@ -82,6 +86,7 @@ __all__ = [
     "show_lessons",
     "show_lr_finder",
     "show_prediction",
+    "show_queue",
     "show_run",
     "show_runs",
     "show_steps",
@@ -89,6 +94,7 @@ __all__ = [
     "sidebar",
     "start_from",
     "split_probs",
+    "starts_in",
     "trainer",
     "upscale",
     "write_link",

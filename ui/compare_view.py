@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from mlp_core import Recipe
-from mlp_core.jobs import Snapshot
+from mlp_core.jobs import Run, Snapshot
 
 from .charts import accuracies_chart, runs_chart
 
@@ -33,19 +33,21 @@ def run_name(run_id: int) -> str:
     return f"#{run_id}"
 
 
-def show_compare(snaps: list[Snapshot]) -> None:
+def show_compare(runs: list[Run]) -> None:
     """Pick two runs (the newest two at first): recipes side by side, curves on shared axes."""
-    if len(snaps) < 2:
+    if len(runs) < 2:
         return
     st.subheader("Compare two runs")
-    by_id = {s.id: s for s in snaps}
+    by_id = {r.id: r for r in runs}
     ids = list(reversed(by_id))  # newest first
     left, right = st.columns(2)
     a = left.selectbox("Run", ids, index=1, key="train_compare_a", format_func=lambda i: f"#{i}")
     b = right.selectbox(
         "against", ids, index=0, key="train_compare_b", format_func=lambda i: f"#{i}"
     )
-    a, b = by_id[a], by_id[b]
+    if a not in by_id or b not in by_id:  # a forged choice
+        return
+    a, b = by_id[a].snapshot(), by_id[b].snapshot()  # only these two runs' curves are read
     st.dataframe(recipe_table(a, b), hide_index=True)
     loss, acc = st.columns(2)
     if (chart := runs_chart([a, b])) is not None:  # None until both have losses

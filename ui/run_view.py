@@ -1,7 +1,8 @@
-"""The Train page's view of runs: the current one live (progress, curves, the first layer's
-templates, norms), what a finished one leaves, and every run of this server.
+"""The Train page's view of runs: the queue, one run live (progress, curves, the first
+layer's templates, norms), what a finished one leaves, and every run in the history.
 
-Everything comes from `Snapshot`s of mlp_core.jobs; the only action here is Stop and what a
+Everything comes from `Snapshot`s of mlp_core.jobs; the actions here are Stop, Cancel and
+Delete (each only for this browser's own runs: mlp_core.trainer checks it again) and what a
 finished model offers (make it active, download, save a copy).
 """
 
@@ -10,32 +11,88 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from mlp_core import ModelFileError
+from mlp_core import ModelFileError, UserError
 from mlp_core.checkpoint import check_quota, save_as
 from mlp_core.insight import template_grid
-from mlp_core.jobs import Snapshot
+from mlp_core.jobs import Run, Snapshot
 
 from .charts import accuracy_chart, loss_chart, norms_chart, runs_chart
 from .format import duration, enlarge, plain, shown_path
 from .models import active_model_path, set_active_model
-from .server import models_dir, trainer
+from .server import browser, models_dir, trainer
 
 UNITS_SHOWN = [8, 16, 32, 64]  # choices for the grid of first-layer templates
 
 
-def show_run(snap: Snapshot) -> None:
-    """The current run: its progress or outcome, then its loss and accuracy curves."""
+def act(verb: str, run_id: int) -> bool:
+    """Stop, cancel (both `stop`) or delete run `run_id` as this browser; an error shown."""
+    try:
+        getattr(trainer(), verb)(run_id, owner=browser())
+    except UserError as e:
+        st.error(plain(str(e)), icon=":material/error:")
+        return False
+    return True
+
+
+def who(snap: Snapshot) -> str:
+    return "you" if snap.owner == browser() else "another browser"
+
+
+def starts_in(run: Run) -> str:
+    """'number 2 in line, starts in about 1 min 30 s' for a waiting run."""
+    place, seconds = trainer().place(run), trainer().starts_in(run)
+    if place is None:
+        return ""
+    return f"number {place} in line on {run.device}, starts in about {duration(seconds)}"
+
+
+def show_queue(runs: list[Run]) -> None:
+    """What trains now and what waits, for everyone to see; Cancel on this browser's own."""
+    busy = [r for r in runs if r.status in ("starting", "running", "queued")]
+    if not busy:
+        return
+    st.subheader("Training now on this server")
+    rows = []
+    for run in busy:
+        snap = run.snapshot(curves=False)
+        state = (
+            f"waiting: {starts_in(run)}"
+            if snap.waiting
+            else f"training: {snap.progress:.0%}, {duration(snap.eta)} left"
+        )
+        rows.append({"run": snap.id, "recipe": snap.recipe.describe(), "device": snap.device,
+                     "state": state, "started by": who(snap)})  # fmt: skip
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    mine = [r for r in busy if r.status == "queued" and r.owner == browser()]
+    for run in mine:
+        if st.button(f"Cancel run {run.id}", key=f"train_cancel_{run.id}", icon=":material/close:"):
+            if act("stop", run.id):
+                st.toast(f"Run {run.id} cancelled.")
+                st.rerun()
+
+
+def show_run(snap: Snapshot, place: str = "") -> None:
+    """One run: its place in line, progress or outcome, then its loss and accuracy curves.
+    Stop and Cancel are offered to the browser that started it only."""
+    mine = snap.owner == browser()
     st.subheader(f"Run {snap.id}: {snap.recipe.describe()}")
-    st.caption(f"on {snap.device} · {snap.status}")
+    st.caption(f"on {snap.device} · {snap.status} · started by {who(snap)}")
+    if snap.waiting:
+        st.info(f"Waiting for its turn: {place}.", icon=":material/hourglass_top:")
+        if mine and st.button("Cancel this run", key="train_cancel", icon=":material/close:"):
+            if act("stop", snap.id):
+                st.toast(f"Run {snap.id} cancelled.")
+                st.rerun()
+        return
     if snap.status == "starting":
         st.info(snap.message, icon=":material/hourglass_top:")
     elif snap.active:
         bar, button = st.columns([4, 1], vertical_alignment="bottom")
         epoch = min(snap.epoch + 1, snap.epochs)
         bar.progress(snap.progress, text=f"Epoch {epoch}/{snap.epochs}")
-        if button.button("Stop training", key="train_stop", icon=":material/stop:"):
-            trainer().stop()  # the run ends after the batch in progress
-            st.toast("Stopping after this batch…")
+        if mine and button.button("Stop training", key="train_stop", icon=":material/stop:"):
+            if act("stop", snap.id):  # the run ends after the batch in progress
+                st.toast("Stopping after this batch…")
         c = st.columns(4)
         c[0].metric("Batches", f"{snap.step:,} / {snap.total_steps:,}")
         c[1].metric("Images per second", f"{snap.samples_per_sec:,.0f}")
@@ -67,8 +124,12 @@ def show_outcome(snap: Snapshot) -> None:
             icon=":material/lightbulb:",
         )
         return
-    if snap.status == "failed":
-        st.error(f"The run failed: {plain(snap.message)}", icon=":material/error:")
+    if snap.status in ("failed", "interrupted"):
+        what = "failed" if snap.status == "failed" else "was interrupted"
+        st.error(f"The run {what}: {plain(snap.message)}", icon=":material/error:")
+        return
+    if snap.status == "cancelled":
+        st.info(snap.message, icon=":material/cancel:")
         return
     if snap.out is None:  # stopped before the first epoch ended
         st.info(snap.message, icon=":material/stop_circle:")
@@ -164,9 +225,23 @@ def show_weights(snap: Snapshot) -> None:
     )
 
 
-def show_runs(snaps: list[Snapshot]) -> None:
-    """Every run this server has made, and their loss curves on one chart."""
-    st.subheader("Runs on this server")
+RUNS_SHOWN = ("All runs", "Only mine")
+
+
+def show_runs(runs: list[Run]) -> None:
+    """Every run in the history (or only this browser's), their curves overlaid, and
+    Delete for this browser's ended runs."""
+    st.subheader("Runs")
+    shown = st.segmented_control(
+        "Show", RUNS_SHOWN, default=RUNS_SHOWN[0], key="train_runs_shown",
+        label_visibility="collapsed",
+    )  # fmt: skip
+    snaps = [r.snapshot(curves=False) for r in runs]
+    if shown == RUNS_SHOWN[1]:  # anything else (none picked, or forged) shows all
+        snaps = [s for s in snaps if s.owner == browser()]
+    if not snaps:
+        st.caption("You have not started a run on this server yet.")
+        return
     rows = [
         {
             "run": s.id,
@@ -176,6 +251,7 @@ def show_runs(snaps: list[Snapshot]) -> None:
             "test accuracy": s.test_accuracy,
             "seconds": round(s.elapsed, 1),
             "status": s.status,
+            "by": who(s),
         }
         for s in reversed(snaps)
     ]
@@ -184,11 +260,30 @@ def show_runs(snaps: list[Snapshot]) -> None:
         hide_index=True,
         column_config={"test accuracy": st.column_config.NumberColumn(format="%.4f")},
     )
-    chart = runs_chart(snaps)
+    ids = [s.id for s in reversed(snaps)]  # newest first
+    with_losses = [s.id for s in reversed(snaps) if s.step > 1]
+    picked = st.multiselect(
+        "Overlay the loss curves of", ids, default=with_losses[:3], key="train_overlay",
+        format_func=lambda i: f"#{i}",
+    )  # fmt: skip
+    by_id = {r.id: r for r in runs}
+    chart = runs_chart([by_id[i].snapshot() for i in picked if i in by_id])
     if chart is None:
         st.caption(
-            "Train again with another learning rate or optimizer: the runs' loss curves "
-            "are then drawn here on one chart, to compare."
+            "Pick two runs or more to draw their loss curves on one chart; train again with "
+            "another learning rate or optimizer to have something to compare."
         )
-        return
-    st.altair_chart(chart, width="stretch")
+    else:
+        st.altair_chart(chart, width="stretch")
+    mine = [s.id for s in reversed(snaps) if s.owner == browser() and not s.active and
+            not s.waiting]  # fmt: skip
+    if mine:
+        with st.expander("Delete a run"):
+            run_id = st.selectbox(
+                "Run", mine, key="train_delete_pick", format_func=lambda i: f"#{i}"
+            )
+            st.caption("Deletes the run from the history, and its model file if it saved one.")
+            if st.button("Delete run and model", key="train_delete", icon=":material/delete:"):
+                if run_id in mine and act("delete", run_id):
+                    st.toast(f"Run {run_id} deleted.")
+                    st.rerun()

@@ -9,7 +9,10 @@ configure the server by the environment alone.
 import contextlib
 import ctypes
 import gc
+import hashlib
 import os
+import secrets
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +24,7 @@ from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileMan
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from mlp_core import mnist_available
-from mlp_core.jobs import Trainer
+from mlp_core.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,8 +44,27 @@ def serve() -> None:
     dashboard leaves one core free (the CLI keeps torch's default).
     """
     torch.set_num_threads(max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)) - 1)))
+    # the server's own thread (health checks, websockets, uploads) needs the interpreter for
+    # a moment at a time; while page threads compute, it waits for one to hand it over: at
+    # most this long (Python's default is 5 ms) per handover
+    sys.setswitchinterval(0.001)
+    _spare_the_collector()
     _return_freed_memory_to_the_system()
     start_upload_sweeper()
+
+
+def _spare_the_collector() -> None:
+    """Keep Python's garbage collector from pausing the server for a third of a second.
+
+    A full collection walks every object the process holds, and a server that imported
+    torch, pandas and Streamlit holds millions: with visitors uploading, full collections
+    came every few seconds and each stopped every thread for 200-700 ms (health checks
+    waited up to 0.9 s). What exists once the server is up (modules, the shipped model)
+    lives as long as the server; `gc.freeze` sets it aside, so collections walk only what
+    visitors' pages made since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 MAX_FILES_PER_UPLOAD = 20  # pictures read from one upload
@@ -116,6 +138,23 @@ def start_upload_sweeper() -> threading.Thread | None:
     return thread
 
 
+_HEAVY = threading.Lock()
+
+
+@contextlib.contextmanager
+def one_at_a_time():
+    """Page work that keeps the interpreter busy (reading and classifying a picture, drawing
+    its charts), done by one page thread at a time.
+
+    Python runs one thread at a time. Eight visitors' page threads computing at once leave
+    the server's own thread (health checks, websockets, uploads) queueing behind all eight
+    for every step it takes: health checks took up to 2.5 s. Taking turns costs no speed
+    (the threads could not compute side by side anyway) and keeps the server answering.
+    """
+    with _HEAVY:
+        yield
+
+
 def limit_uploads(files: list) -> tuple[list, str | None]:
     """The uploaded files this page will read, and a sentence if some were dropped.
 
@@ -152,10 +191,43 @@ def keep_only_uploads(files: list) -> None:
             mgr.remove_file(ctx.session_id, file_id)
 
 
+def history_path() -> Path:
+    """The run history's SQLite file (MLP_HISTORY, else runs.sqlite beside the models folder)."""
+    return Path(os.environ.get("MLP_HISTORY", models_dir().parent / "runs.sqlite"))
+
+
 @st.cache_resource
 def trainer() -> Trainer:
-    """The server's one training slot, shared by every session (designed for that)."""
-    return Trainer(models_dir=models_dir())
+    """The server's queue of runs, shared by every session: runs train in a worker process
+    (MLP_WORKER=thread keeps them in this process) and are written to the run history."""
+    kind = "thread" if os.environ.get("MLP_WORKER") == "thread" else "process"
+    return Trainer(models_dir=models_dir(), history=history_path(), worker=kind)
+
+
+def browser() -> str:
+    """This browser's owner token: who may stop, cancel and delete the runs it starts.
+
+    Taken from the browser's XSRF cookie, a random secret the server gave it, which
+    survives reloads and server restarts (only its hash is kept, and never shown); where
+    there is no such cookie (XSRF protection off, tests), a random token for this session.
+    """
+    token = None
+    with contextlib.suppress(Exception):  # absent, forged or unreadable: a session token
+        from streamlit.web.server.starlette.starlette_app_utils import (
+            decode_xsrf_token_string,
+        )
+
+        token, _ = decode_xsrf_token_string(st.context.cookies.get("_streamlit_xsrf") or "")
+    if not token or len(token) < 16:
+        if "browser_token" not in st.session_state:
+            st.session_state["browser_token"] = secrets.token_bytes(16)
+        token = st.session_state["browser_token"]
+    return owner_of(token)
+
+
+def owner_of(token: bytes) -> str:
+    """The owner id a browser's token stands for (a hash: the token itself is never kept)."""
+    return hashlib.sha256(b"mlp-owner:" + token).hexdigest()[:32]
 
 
 def mnist_missing() -> str | None:
