@@ -76,7 +76,7 @@ with upload:
         st.warning(dropped, icon=":material/warning:")
     for row in range(0, len(files), 2):
         for col, f in zip(st.columns(2), files[row : row + 2], strict=False):
-            with col, st.container(border=True):
+            with col, st.container(border=True), ui.one_at_a_time():
                 name = ui.plain(f.name)  # a file name is the sender's text, shown as text
                 try:
                     prep = preprocess(f.getvalue())

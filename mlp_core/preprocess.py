@@ -307,6 +307,18 @@ def _flatten(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return gray * alpha + fill * (1 - alpha)
 
 
+def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x minimising |a x - b|, for a few thousand rows and 6 columns: the 6x6 normal
+    equations (a.T a) x = a.T b. (np.linalg.lstsq holds Python's lock while OpenBLAS's
+    threads fight for busy cores: 6x slower on a loaded machine, and the web server's own
+    thread waited behind it.)"""
+    ata, atb = a.T @ a, a.T @ b
+    try:
+        return np.linalg.solve(ata, atb)
+    except np.linalg.LinAlgError:  # too few background pixels to pin 6 numbers down
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+
+
 def _even_out(gray: np.ndarray) -> np.ndarray:
     """Remove uneven lighting: subtract a smooth surface fitted to the background alone."""
     h, w = gray.shape
@@ -319,7 +331,7 @@ def _even_out(gray: np.ndarray) -> np.ndarray:
         # Fit only the pixels close to the current surface: the background, not the ink.
         spread = 1.4826 * np.median(np.abs(residual))  # robust standard deviation
         keep = np.abs(residual) < max(3 * spread, 0.02)  # (N,)
-        coef = np.linalg.lstsq(terms[keep], sample[keep], rcond=None)[0]  # (6,)
+        coef = _least_squares(terms[keep], sample[keep])  # (6,)
         residual = sample - terms @ coef
     y, x = np.arange(h)[:, None] / max(h, w), np.arange(w)[None, :] / max(h, w)
     surface = coef[0] + coef[1] * x + coef[2] * y + coef[3] * x * x + coef[4] * x * y
