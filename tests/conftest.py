@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -170,33 +169,52 @@ def streamlit_server(env: dict[str, str] | None = None, timeout: float = 60.0):
         log.close()
 
 
-class HealthWatch(threading.Thread):
-    """Polls /_stcore/health a few times a second; records the slowest answer and failures."""
+# The health poller's loop, run in a process of its own: in the test's process its thread
+# would wait for that process's interpreter (busy driving nine browsers) and count the wait
+# as the server's.
+_POLL = """
+import sys, time, urllib.request
+url, every = sys.argv[1], float(sys.argv[2])
+while True:
+    began = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            status = "ok" if r.status == 200 else f"HTTP {r.status}"
+    except OSError as e:
+        status = repr(e).replace(" ", "_")
+    print(began, time.monotonic() - began, status, flush=True)
+    time.sleep(every)
+"""
+
+
+class HealthWatch:
+    """Polls /_stcore/health a few times a second from its own process; `stop` returns it
+    with every check's latency (seconds), start time (time.monotonic) and failures."""
 
     def __init__(self, url: str, every: float = 0.25):
-        super().__init__(daemon=True)
         self.url, self.every = f"{url}/_stcore/health", every
         self.latencies: list[float] = []
-        self.when: list[float] = []  # time.monotonic() each check was sent
+        self.when: list[float] = []  # time.monotonic() each check was sent (one clock for all)
         self.failures: list[str] = []
-        self.done = threading.Event()
 
-    def run(self):
-        while not self.done.is_set():
-            began = time.monotonic()
-            try:
-                with urllib.request.urlopen(self.url, timeout=10) as r:
-                    if r.status != 200:
-                        self.failures.append(f"HTTP {r.status}")
-            except OSError as e:
-                self.failures.append(repr(e))
-            self.latencies.append(time.monotonic() - began)
-            self.when.append(began)
-            self.done.wait(self.every)
+    def start(self) -> "HealthWatch":
+        self._out = tempfile.TemporaryFile(mode="w+")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _POLL, self.url, str(self.every)], stdout=self._out
+        )
+        return self
 
     def stop(self) -> "HealthWatch":
-        self.done.set()
-        self.join(15)
+        self._proc.terminate()
+        self._proc.wait(10)
+        self._out.seek(0)
+        for line in self._out.read().splitlines():
+            began, latency, status = line.split()
+            self.when.append(float(began))
+            self.latencies.append(float(latency))
+            if status != "ok":
+                self.failures.append(status)
+        self._out.close()
         return self
 
 

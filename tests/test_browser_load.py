@@ -233,8 +233,8 @@ def test_eight_users_upload_while_a_run_trains(browser, mnist_root, tmp_path, re
 
     env = {"MNIST_ROOT": str(mnist_root), "MLP_MODELS_DIR": str(tmp_path)}
     with streamlit_server(env) as server:
-        health = HealthWatch(server.url)
-        health.start()
+        health = HealthWatch(server.url).start()
+        started = time.monotonic()
         contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(9)]
         pages = [c.new_page() for c in contexts]
         for page in pages:
@@ -246,7 +246,7 @@ def test_eight_users_upload_while_a_run_trains(browser, mnist_root, tmp_path, re
             users_pages[0].locator(UPLOADER).set_input_files(files=as_files(users[0][:1]))
             users_pages[0].wait_for_function(ANSWERS, arg=1, polling="raf")
             first = rss_mb(server.pid)
-            phases = {"warm-up": health.when[0] if health.when else 0.0}
+            phases = {"warm-up": started}
             # and the Train page: its first visit reads MNIST into memory, once per server
             trainer.goto(f"{server.url}/train")
             expect(trainer.get_by_text("No run on this server yet")).to_be_visible()

@@ -61,8 +61,16 @@ def _spare_the_collector() -> None:
     came every few seconds and each stopped every thread for 200-700 ms (health checks
     waited up to 0.9 s). What exists once the server is up (modules, the shipped model)
     lives as long as the server; `gc.freeze` sets it aside, so collections walk only what
-    visitors' pages made since.
+    visitors' pages made since. When visitors leave, the sweeper collects everything.
     """
+    gc.collect()
+    gc.freeze()
+
+
+def _collect_all() -> None:
+    """A full collection, frozen objects included (the first visitors' sessions began
+    before the freeze), then freeze what is left: once per departure, never per page run."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 
@@ -124,7 +132,7 @@ def _sweep_departed_uploads_forever() -> None:
                 for session_id in departed:
                     mgr.remove_session_files(session_id)
             if expired or departed:
-                gc.collect()  # a session's objects refer to each other: free them now
+                _collect_all()  # a session's objects refer to each other: free them now
                 _trim_heap()
 
 
