@@ -74,7 +74,7 @@ class Trainer:
             os.environ.get("MLP_MAX_WAITING_PER_BROWSER", MAX_WAITING_PER_OWNER)
         )
         self.max_waiting = max_waiting or int(os.environ.get("MLP_MAX_WAITING", MAX_WAITING))
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered when a run ends while it is held
         self._workers: dict[str, object] = {}
         self._training: dict[str, Run] = {}  # device -> the run it trains now
         self._launch_args: dict[int, tuple] = {}  # run id -> (data, cbs), until it starts
@@ -285,13 +285,12 @@ class Trainer:
             if run_id is None and owner is not None and run.owner != owner:
                 continue
             self._check_owner(run, owner, "stop")
-            with self._lock:
+            with self._lock:  # while it is held, no device can take this run
                 status = run.status
                 if status in WAITING:
                     self._launch_args.pop(run.id, None)
-            if status in WAITING:
-                run.ended("cancelled", "Cancelled before it started.")
-            elif status in ACTIVE:
+                    run.ended("cancelled", "Cancelled before it started.")
+            if status in ACTIVE:
                 self._worker(run.device).stop(run.id)
 
     def delete(self, run_id: int, owner: str | None = None) -> None:

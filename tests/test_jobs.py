@@ -452,3 +452,28 @@ def test_a_device_this_machine_lacks_is_one_sentence_and_starts_nothing(trainer,
     with pytest.raises(DeviceError, match="not"):
         trainer.find_lr(Recipe(**QUICK, device=device), data)
     assert trainer.jobs == []
+
+
+def test_a_run_cancelled_while_its_device_frees_up_is_never_trained(trainer, data, monkeypatch):
+    from mlp_core.jobs import Run
+
+    real = Run.ended
+
+    def slow_cancel(self, status, *args):  # widen the window inside the cancel
+        if status == "cancelled":
+            time.sleep(0.3)
+        real(self, status, *args)
+
+    monkeypatch.setattr(Run, "ended", slow_cancel)
+    first = trainer.start(Recipe(**QUICK), data=data, cbs=[Slow(0.01)], owner="a")
+    second = trainer.start(Recipe(**QUICK), data=data, owner="a")
+    wait_for(lambda: first.snapshot().step >= 2)
+    cancel = threading.Thread(target=trainer.stop, args=(second.id, "a"))
+    cancel.start()
+    time.sleep(0.05)  # the cancel is under way: now the device frees up
+    trainer.stop(first.id, owner="a")
+    cancel.join(10)
+    assert first.join(10) and first.status == "stopped"
+    assert second.status == "cancelled"
+    assert trainer.wait(10) and not trainer.busy(), "the device was left taken"
+    assert second.snapshot().step == 0, "a cancelled run trained"
