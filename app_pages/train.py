@@ -55,7 +55,7 @@ busy = ui.trainer().busy()
 
 @st.fragment(run_every=1.0 if busy else None)
 def live() -> None:
-    """Redrawn every second while runs train or wait; everything comes from their snapshots."""
+    """The queue and one run, redrawn every second while runs train or wait."""
     trainer = ui.trainer()
     if trainer.problem:
         st.warning(trainer.problem, icon=":material/database:")
@@ -74,9 +74,13 @@ def live() -> None:
     kept = [r for r in mine if r.status != "cancelled"]
     run = ([r for r in training if r in mine] or waiting or kept or training or runs)[-1]
     ui.show_run(run.snapshot(), ui.starts_in(run))
-    st.divider()
-    ui.show_runs(runs)
-    ui.show_compare(runs)
 
 
 live()
+# the history is drawn with the page, not every second: redrawing its tables and charts
+# each second in every open tab kept the server busy (the live part reruns the page when
+# the runs end, and the history with it)
+if runs := ui.trainer().jobs:
+    st.divider()
+    ui.show_runs(runs)
+    ui.show_compare(runs)
