@@ -34,7 +34,7 @@ if asked is not None:
         st.session_state["train_recipe"] = asked.recipe  # the form shows it when you return
         if asked.action == "find":
             with st.spinner("Trying learning rates from 1e-6 to 10…"):
-                found = ui.trainer().find_lr(asked.recipe)  # in the slot: never beside a run
+                found = ui.trainer().find_lr(asked.recipe)  # in the worker; one scan at a time
             st.session_state["train_lrfind"] = {"result": found, "recipe": asked.recipe}
         elif asked.action == "start":  # "share" only puts the recipe in the link, below
             run = ui.trainer().start(asked.recipe, owner=ui.browser())

@@ -1,4 +1,4 @@
-"""The server's own state, behind functions: the models folder, the training slot, threads,
+"""The server's own state, behind functions: the models folder, the trainer, threads,
 and the memory that uploads hold.
 
 Nothing is read or set at import: `serve()` (called by dashboard.py on every run, once in
