@@ -255,7 +255,8 @@ def test_two_starts_at_the_same_moment_train_one_and_queue_the_other(trainer, da
 
 def test_the_queue_limits_hold_when_many_press_start_together(trainer, data, monkeypatch):
     trainer.max_waiting_per_owner, trainer.max_waiting = 2, 3
-    first = trainer.start(Recipe(**QUICK), data=data, cbs=[Slow(0.05)], owner="teacher")
+    long = Recipe(**{**QUICK, "epochs": 50})  # trains until the test stops it
+    first = trainer.start(long, data=data, cbs=[Slow(0.05)], owner="teacher")
     widen(monkeypatch, "_admit")  # between "there is room" and taking the place
     queued, refused = at_once(6, lambda: trainer.start(Recipe(**QUICK), data=data, owner="student"))
     assert len(queued) == 2 and len(refused) == 4
@@ -289,7 +290,8 @@ def test_runs_queued_on_one_device_train_in_the_order_they_were_queued(trainer, 
 
 
 def test_only_the_browser_that_started_a_run_can_stop_cancel_or_delete_it(trainer, data):
-    mine = trainer.start(Recipe(**QUICK), data=data, cbs=[Slow(0.02)], owner="alice")
+    long = Recipe(**{**QUICK, "epochs": 50})  # trains until the test stops it
+    mine = trainer.start(long, data=data, cbs=[Slow(0.02)], owner="alice")
     waiting = trainer.start(Recipe(**QUICK), data=data, owner="alice")
     for run in (mine, waiting):
         with pytest.raises(NotYoursError, match=f"Only the browser that started run {run.id}"):
@@ -465,7 +467,7 @@ def test_a_run_cancelled_while_its_device_frees_up_is_never_trained(trainer, dat
         real(self, status, *args)
 
     monkeypatch.setattr(Run, "ended", slow_cancel)
-    first = trainer.start(Recipe(**QUICK), data=data, cbs=[Slow(0.01)], owner="a")
+    first = trainer.start(Recipe(**{**QUICK, "epochs": 50}), data=data, cbs=[Slow(0.01)], owner="a")
     second = trainer.start(Recipe(**QUICK), data=data, owner="a")
     wait_for(lambda: first.snapshot().step >= 2)
     cancel = threading.Thread(target=trainer.stop, args=(second.id, "a"))
