@@ -3,11 +3,12 @@
 A web page must stay responsive while a model trains, and the run must outlive the page
 that started it. So the training happens elsewhere (a worker process, see worker.py, or a
 thread of this process for scripts and tests), and the numbers it makes come back as
-events: `began`, `progressed` (a few times a second, the batches' losses since the last
-time), `epoch_ended`, `publish` (pictures and norms for the live view) and `ended`. A
-`Run` takes those events under a lock and hands any reader (a dashboard refreshing once
-a second, a test) a consistent `Snapshot`. A `TrainingJob` is the loop on the other side:
-it builds the Learner, fits it with a callback that sends the events, saves the model.
+events: `began`, `progressed` (the losses since the last one: every batch, or a few times
+a second from a worker process), `epoch_ended`, `publish` (pictures and norms for the live
+view) and `ended`. A `Run` takes those events under a lock and hands any reader (a
+dashboard refreshing once a second, a test) a consistent `Snapshot`. A `TrainingJob` is
+the loop on the other side: it builds the Learner, fits it with a callback that sends the
+events, saves the model.
 """
 
 import threading
@@ -229,12 +230,12 @@ class Run:
 
 
 class _Watch(Callback):
-    """Sends the live numbers to the run's events, a few times a second, and turns a stop
+    """Sends the live numbers to the run's events (every `every` seconds), and turns a stop
     request into a clean stop (checked every batch: a stop takes effect within one)."""
 
     order = 10  # after DivergenceGuard (-10): a diverging loss is never recorded
 
-    def __init__(self, job: "TrainingJob", every: float = 0.1):
+    def __init__(self, job: "TrainingJob", every: float = 0.0):
         self.job, self.every = job, every
 
     def before_fit(self, learn):
@@ -282,10 +283,11 @@ class TrainingJob:
         cbs: list[Callback] = (),
         eager: bool | None = None,  # build_learner's: None captures the step on CUDA
         sink=None,  # a Run, or anything with its event methods; a new Run if None
+        report_every: float = 0.0,  # seconds between `progressed` events; 0: every batch
     ):
         self.recipe, self.eager = recipe, eager
         self.data_dir, self.models_dir, self.data = data_dir, Path(models_dir), data
-        self.cbs = list(cbs)
+        self.cbs, self.report_every = list(cbs), report_every
         self.sink = sink if sink is not None else Run(next(self._ids), recipe)
         self.id = getattr(self.sink, "id", None)
         self._stop = threading.Event()
@@ -325,7 +327,7 @@ class TrainingJob:
             train, test = self._load()
             # templates (up to 64, the page shows as many as asked) and norms for the live view
             watch_weights = WeightWatch(self.sink.publish, n=64)
-            watch = _Watch(self)
+            watch = _Watch(self, self.report_every)
             cbs = [watch, watch_weights, *self.cbs]
             learn = build_learner(self.recipe, train, test, cbs, eager=self.eager)
             learn.job = self  # lets callbacks reach the job (publish, stop)

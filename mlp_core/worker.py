@@ -35,6 +35,7 @@ from .lr_finder import LRFinderResult
 from .recipe import Recipe
 
 NICE = 10  # the worker yields the CPU to the web server when both want it
+REPORT_EVERY = 0.1  # seconds between progress messages: one pickle per batch would cost more
 DIED = (
     "The training process stopped unexpectedly (it was killed, perhaps for lack of memory, "
     "or crashed); this run is lost, the next one starts in a new process."
@@ -104,7 +105,10 @@ def main(conn, data_dir, models_dir, threads: int) -> None:
             if kind == "train":
                 recipe, cbs, eager = rest
                 sink = _PipeSink(key, send)
-                jobs[key] = TrainingJob(recipe, data_dir, models_dir, data, cbs, eager, sink=sink)
+                jobs[key] = TrainingJob(
+                    recipe, data_dir, models_dir, data, cbs, eager, sink=sink,
+                    report_every=REPORT_EVERY,
+                )  # fmt: skip
                 todo.put(key)
             elif kind == "stop" and key in jobs:
                 jobs[key].stop()

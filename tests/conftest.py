@@ -292,12 +292,36 @@ def start(at, **fields):
     return at.button(key="train_start").click().run()
 
 
+def wait_for(condition, timeout: float = 60.0, poll: float = 0.02) -> None:
+    """Wait until condition() is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(poll)
+
+
 def wait_until_training(run, steps: int = 2, timeout: float = 60) -> None:
     """Wait until `run` has trained `steps` batches (its worker process starts first)."""
     deadline = time.monotonic() + timeout
     while run.snapshot().step < steps:
         assert time.monotonic() < deadline, run.snapshot().message
         time.sleep(0.05)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB, from /proc (psutil is not needed)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def assert_draws_follow_the_seed(a: list, b: list, c: list) -> None:
+    """a, b: the draws of three steps from seed 0, twice; c: from seed 1."""
+    assert not torch.equal(a[0], a[1]) and not torch.equal(a[1], a[2])  # new draws each step
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)  # same seed, same draws
+    assert not torch.equal(a[0], c[0])
 
 
 def texts(elements) -> list[str]:

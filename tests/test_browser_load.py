@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from conftest import HealthWatch, png, quantile, streamlit_server
+from conftest import HealthWatch, png, quantile, rss_mb, streamlit_server
 from digit_pictures import find_fonts
 from mlp_core import load_checkpoint, preprocess
 from mlp_core.metrics import predict_probs
@@ -38,14 +38,6 @@ ONE_ANSWER = """digit => {
 REMOVE = "name => document.querySelector(`button[aria-label='Remove ${name}']`).click()"
 
 pytestmark = pytest.mark.browser
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MB, from /proc (psutil is not needed)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def slowest(health: HealthWatch, phases: dict[str, float], n: int = 5) -> str:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from conftest import assert_draws_follow_the_seed
 from mlp_core import (
     Callback,
     OneCycle,
@@ -130,10 +131,7 @@ def test_augmentation_in_the_graph_draws_anew_each_replay_and_repeats_with_the_s
         return batches
 
     a, b, c = replays(0), replays(0), replays(1)
-    assert not torch.equal(a[0], a[1]) and not torch.equal(a[1], a[2])  # new numbers per replay
-    for x, y in zip(a, b):
-        assert torch.equal(x, y)  # same seed, same numbers
-    assert not torch.equal(a[0], c[0])
+    assert_draws_follow_the_seed(a, b, c)
 
 
 def test_captured_steps_never_wait_for_the_gpu(tiny):

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from conftest import assert_draws_follow_the_seed
 from mlp_core import (
     Callback,
     DivergedError,
@@ -208,10 +209,7 @@ def test_augmentation_draws_anew_each_step_and_repeats_with_the_seed(data):
         return seen
 
     a, b, c = batches_seen(0), batches_seen(0), batches_seen(1)
-    assert not torch.equal(a[0], a[1]) and not torch.equal(a[1], a[2])  # new draws each step
-    for x, y in zip(a, b):
-        assert torch.equal(x, y)  # same seed, same draws
-    assert not torch.equal(a[0], c[0])
+    assert_draws_follow_the_seed(a, b, c)
 
 
 def test_eager_path_is_the_plain_learner_with_python_numbers(data):

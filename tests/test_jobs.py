@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from pacing import Slow
 
-from conftest import Raise
+from conftest import Raise, wait_for
 from mlp_core import (
     Callback,
     DeviceError,
@@ -42,23 +43,6 @@ def trainer(tmp_path, tiny_mnist):
     yield t
     t.stop()  # never leave a run going into the next test
     assert t.current is None or t.current.join(30)
-
-
-class Slow(Callback):
-    """Make every batch take a while, so a test can act in the middle of an epoch."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-
-    def after_batch(self, learn):
-        time.sleep(self.seconds)
-
-
-def wait_for(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_a_run_finishes_and_saves_a_model_that_loads(trainer, tmp_path):

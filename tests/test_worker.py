@@ -7,12 +7,12 @@ These spawn real worker processes (as the dashboard does) on tiny synthetic MNIS
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import torch
 from pacing import Slow
 
+from conftest import rss_mb, wait_for
 from mlp_core import Recipe, load_checkpoint
 from mlp_core.trainer import Trainer
 from mlp_core.worker import DIED
@@ -20,25 +20,11 @@ from mlp_core.worker import DIED
 QUICK = dict(hidden=(32,), batch_size=60, epochs=3, lr=0.01, augment=False)
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 @pytest.fixture
 def trainer(tmp_path, tiny_mnist):
     t = Trainer(tmp_path / "models", tiny_mnist, history=tmp_path / "runs.sqlite", worker="process")
     yield t
     t.close()
-
-
-def wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_a_run_in_the_worker_sends_its_live_numbers_and_saves_its_model(trainer):

@@ -219,6 +219,8 @@ def browser() -> str:
     survives reloads and server restarts (only its hash is kept, and never shown); where
     there is no such cookie (XSRF protection off, tests), a random token for this session.
     """
+    if "browser_owner" in st.session_state:  # the cookie is the session's from its start
+        return st.session_state["browser_owner"]
     token = None
     with contextlib.suppress(Exception):  # absent, forged or unreadable: a session token
         from streamlit.web.server.starlette.starlette_app_utils import (
@@ -230,7 +232,8 @@ def browser() -> str:
         if "browser_token" not in st.session_state:
             st.session_state["browser_token"] = secrets.token_bytes(16)
         token = st.session_state["browser_token"]
-    return owner_of(token)
+    owner = st.session_state["browser_owner"] = owner_of(token)
+    return owner
 
 
 def owner_of(token: bytes) -> str:
