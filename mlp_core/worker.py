@@ -4,9 +4,9 @@ Why not a thread of the server? Python runs one thread at a time (the GIL), so a
 training loop in the server's process competes with every page it serves: with eight
 browsers uploading while a run trained on two cores, health checks took up to 1.4 s. And
 a crash in training (a CUDA error, the kernel killing the process for memory) would take
-the whole app down. A worker process has its own interpreter, runs at a lower priority
-(`nice`), and when it dies only its run is lost: the server marks it failed, starts a
-new worker and goes on with the queue.
+the whole app down. A worker process has its own interpreter, runs as a background job
+(`nice` 10, in a session of its own), and when it dies only its run is lost: the server
+marks it failed, starts a new worker and goes on with the queue.
 
 The worker is started with `spawn` (a fresh interpreter: forking a process that already
 runs threads and torch is unsafe), loads MNIST once and keeps it for every run after.
@@ -18,12 +18,14 @@ Server and worker talk over one pipe, in tuples:
                        ("progressed", 7, [2.30, 2.28], 2, 128, 0.05); ("found", id, result)
 """
 
+import contextlib
 import itertools
 import multiprocessing
 import os
 import queue
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -63,12 +65,27 @@ class _PipeSink:
         return send
 
 
+def _step_aside() -> None:
+    """Run as a background job: behind the web server, and behind the rest of the machine.
+
+    `nice` ranks processes within one session only: Linux first shares the CPUs fairly
+    between sessions (autogroups, on by default), so a worker at nice 10 in the server's
+    session still spent that session's share, and the server waited whenever other
+    programs were busy too. A session of its own at the same low priority leaves the
+    server's share to the server. (The worker no longer gets the terminal's Ctrl-C: it
+    ends when the server's end of the pipe closes.)
+    """
+    with contextlib.suppress(OSError):
+        os.setsid()
+    with contextlib.suppress(OSError):  # no such file where autogroups are off
+        Path("/proc/self/autogroup").write_text(str(NICE))
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
+
+
 def main(conn, data_dir, models_dir, threads: int) -> None:
     """The worker: read commands in one thread, train runs one after another in this one."""
-    try:
-        os.nice(NICE)
-    except OSError:
-        pass
+    _step_aside()
     torch.set_num_threads(threads)
     lock = threading.Lock()
 

@@ -224,17 +224,30 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-@pytest.fixture  # one per test: a test that leaves pages or load behind cannot slow the next
-def browser():
+def _chromium(executable: str):
     """Headless Debian Chromium driven by Playwright (never `playwright install`)."""
     need(Path(CHROMIUM).exists() or bool(shutil.which("chromium")), "chromium not installed")
     sync_api = pytest.importorskip("playwright.sync_api") if not CI else None
     if sync_api is None:
         from playwright import sync_api
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture  # one per test: a test that leaves pages or load behind cannot slow the next
+def browser():
+    """Chromium, as every browser test uses it."""
+    yield from _chromium(CHROMIUM)
+
+
+@pytest.fixture
+def visitors_browser():
+    """Chromium at the lowest priority, standing in for visitors' browsers on their own
+    machines: the load test measures the server, not how the server and nine Chromiums
+    share two cores (see chromium_elsewhere.sh)."""
+    yield from _chromium(str(REPO / "tests" / "chromium_elsewhere.sh"))
 
 
 # -- the dashboard under AppTest ---------------------------------------------------------------

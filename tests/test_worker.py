@@ -15,7 +15,7 @@ from pacing import Slow
 from conftest import rss_mb, wait_for
 from mlp_core import Recipe, load_checkpoint
 from mlp_core.trainer import Trainer
-from mlp_core.worker import DIED
+from mlp_core.worker import DIED, NICE
 
 QUICK = dict(hidden=(32,), batch_size=60, epochs=3, lr=0.01, augment=False)
 
@@ -51,6 +51,20 @@ def test_a_worker_killed_mid_run_fails_that_run_and_the_next_one_starts(trainer)
     assert snap.status == "failed" and snap.message == DIED and snap.step >= 5
     assert trainer.wait(120).status == "finished" and after.status == "finished"
     assert trainer._workers["cpu"].pid != pid  # a new worker took the queue on
+
+
+def test_the_worker_is_a_background_job_in_a_session_of_its_own(trainer):
+    """Its own session (Linux shares the CPUs between sessions first) at nice 10, so the
+    server's share of the CPUs stays the server's while a run trains."""
+    run = trainer.start(Recipe(**QUICK))
+    assert run.join(120) and run.status == "finished"
+    pid = trainer._workers["cpu"].pid
+    assert os.getsid(pid) == pid != os.getsid(0)
+    assert os.getpriority(os.PRIO_PROCESS, pid) >= NICE + os.getpriority(os.PRIO_PROCESS, 0)
+    autogroup = f"/proc/{pid}/autogroup"
+    if os.path.exists(autogroup):  # autogroups on: that session at nice 10 too
+        with open(autogroup) as f:
+            assert f.read().split()[-1] == str(NICE)
 
 
 def test_stop_reaches_the_worker_and_ends_the_run_within_a_few_batches(trainer):
