@@ -62,7 +62,8 @@ def show_queue(runs: list[Run]) -> None:
         )
         rows.append({"run": snap.id, "recipe": snap.recipe.describe(), "device": snap.device,
                      "state": state, "started by": who(snap)})  # fmt: skip
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    wide = st.column_config.TextColumn(width="large")  # "waiting: number 2 in line on cpu..."
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={"state": wide})
     mine = [r for r in busy if r.status == "queued" and r.owner == browser()]
     for run in mine:
         if st.button(f"Cancel run {run.id}", key=f"train_cancel_{run.id}", icon=":material/close:"):
