@@ -244,9 +244,9 @@ def browser():
 
 @pytest.fixture
 def visitors_browser():
-    """Chromium at the lowest priority, standing in for visitors' browsers on their own
-    machines: the load test measures the server, not how the server and nine Chromiums
-    share two cores (see chromium_elsewhere.sh)."""
+    """Chromium at the training worker's low priority, standing in for visitors' browsers
+    on their own machines: the load test measures the server, not how the server and nine
+    Chromiums share two cores (see chromium_elsewhere.sh)."""
     yield from _chromium(str(REPO / "tests" / "chromium_elsewhere.sh"))
 
 
