@@ -9,6 +9,7 @@ import streamlit as st
 
 import ui
 from mlp_core.errors import UserError
+from mlp_core.jobs import ACTIVE, WAITING
 
 st.title("Train a network")
 st.markdown(
@@ -69,8 +70,8 @@ def live() -> None:
     # this browser's run in training, else its next waiting, else its newest not cancelled;
     # else what trains now; else the newest run
     mine = [r for r in runs if r.owner == ui.browser()]
-    training = [r for r in runs if r.status in ("starting", "running")]
-    waiting = [r for r in mine if r.status == "queued"][:1]
+    training = [r for r in runs if r.status in ACTIVE]
+    waiting = [r for r in mine if r.status in WAITING][:1]
     kept = [r for r in mine if r.status != "cancelled"]
     run = ([r for r in training if r in mine] or waiting or kept or training or runs)[-1]
     ui.show_run(run.snapshot(), ui.starts_in(run))

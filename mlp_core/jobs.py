@@ -105,7 +105,8 @@ class Run:
         self.listener = listener
         self.extras: dict = {}  # what callbacks publish: "weights" (n, 28, 28), "norms" [...]
         self._lock = threading.Lock()
-        self._done = threading.Event()
+        self._done = threading.Event()  # set once `ended` has been heard
+        self._over = False  # `ended` was called
         self._status, self._message = "queued", "Waiting for its turn."
         self._losses = LossHistory()
         self._accuracies: list[float] = []
@@ -154,13 +155,17 @@ class Run:
             self.extras[key] = value
 
     def ended(self, status: str, message: str, out: str | None = None) -> None:
-        """The run is over (once: a later call is ignored)."""
+        """The run is over (once: a later call is ignored). `join` returns after the
+        listener has heard it: the run is written down and its device free again."""
         with self._lock:
-            if self._done.is_set():
+            if self._over:
                 return
+            self._over = True
             self._status, self._message, self._out = status, message, out
+        try:
+            self._tell("ended", {"status": status, "message": message, "out": out})
+        finally:
             self._done.set()
-        self._tell("ended", {"status": status, "message": message, "out": out})
 
     # -- readers ----------------------------------------------------------------------------
 
@@ -215,6 +220,7 @@ class Run:
         run._total_steps, run._elapsed = row.total_steps, row.elapsed
         run._restore, run._final = curves, row.test_accuracy
         if row.status in ENDED:
+            run._over = True
             run._done.set()
         return run
 
@@ -330,7 +336,7 @@ class TrainingJob:
             watch = _Watch(self, self.report_every)
             cbs = [watch, watch_weights, *self.cbs]
             learn = build_learner(self.recipe, train, test, cbs, eager=self.eager)
-            learn.job = self  # lets callbacks reach the job (publish, stop)
+            learn.job = self  # lets callbacks reach the job (its id, stop)
             learn.fit(self.recipe.epochs)
             if learn.epochs_done == 0:
                 end = ("stopped", "Stopped before the first epoch ended; nothing was saved.", None)

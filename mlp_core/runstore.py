@@ -25,7 +25,6 @@ from .errors import UserError
 from .recipe import Recipe
 
 SCHEMA_VERSION = 1
-TERMINAL = ("finished", "stopped", "diverged", "failed", "cancelled", "interrupted")
 
 INTERRUPTED = "The server stopped while this run was training; its model was not saved."
 CANCELLED = "Cancelled: the server restarted before this run started."
@@ -76,7 +75,7 @@ class RunRow:
     owner: str  # a hash of the browser token that started it ("" for scripts)
     recipe: Recipe
     device: str
-    status: str  # queued, starting, running, or one of TERMINAL
+    status: str  # queued, starting, running, or one of jobs.ENDED
     message: str
     created: float  # time.time() when queued
     started: float | None

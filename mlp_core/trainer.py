@@ -202,11 +202,15 @@ class Trainer:
                 "cancel one or wait until one starts."
             )
 
+    def _line(self, device: str) -> list[Run]:
+        """The runs waiting for `device`, oldest first (call with the lock held)."""
+        return [r for r in self.runs if r.device == device and r.status in WAITING]
+
     def _next_for(self, device: str) -> Run | None:
         """The run `device` should start now: the oldest waiting, if the device is free."""
         if device in self._training:
             return None
-        return next((r for r in self.runs if r.device == device and r.status in WAITING), None)
+        return next(iter(self._line(device)), None)
 
     def _dispatch(self, device: str) -> None:
         """Start the next run on `device` if it is free (call with the lock held)."""
@@ -247,20 +251,20 @@ class Trainer:
     def place(self, run: Run) -> int | None:
         """1 if `run` is next on its device, 2 after that...; None if it is not waiting."""
         with self._lock:
-            line = [r for r in self.runs if r.device == run.device and r.status in WAITING]
+            line = self._line(run.device)
         return line.index(run) + 1 if run in line else None
 
     def starts_in(self, run: Run) -> float | None:
         """Seconds until `run` should start: what its device's current run has left, plus
         the estimated training time of every run ahead of it (budget.estimate)."""
         with self._lock:
-            line = [r for r in self.runs if r.device == run.device and r.status in WAITING]
+            line = self._line(run.device)
             training = self._training.get(run.device)
         if run not in line:
             return None
         seconds = 0.0
         if training is not None:
-            snap = training.snapshot()
+            snap = training.snapshot(curves=False)  # its eta: no curves needed
             left = snap.eta if snap.eta is not None else self._estimates.get(training.id, 0.0)
             seconds += left
         for ahead in line[: line.index(run)]:

@@ -142,6 +142,12 @@ def main(conn, data_dir, models_dir, threads: int) -> None:
 # -- the server's side ------------------------------------------------------------------------
 
 
+def _reads_its_own(data) -> None:
+    """A worker process reads MNIST from data_dir itself: in-memory data cannot be sent."""
+    if data is not None:
+        raise ValueError("a worker process reads MNIST itself: pass data_dir, not data")
+
+
 class ProcessWorker:
     """One device's worker process, seen from the server: `train`, `stop`, `find_lr`.
 
@@ -192,8 +198,7 @@ class ProcessWorker:
                 pass
 
     def train(self, run: Run, data=None, cbs=(), eager=None) -> None:
-        if data is not None:
-            raise ValueError("a worker process reads MNIST itself: pass data_dir, not data")
+        _reads_its_own(data)
         run.starting("Starting...")
         self._send(("train", run.id, run.recipe, list(cbs), eager), run)
 
@@ -204,8 +209,7 @@ class ProcessWorker:
             self._send(("stop", run_id))
 
     def find_lr(self, recipe: Recipe, data=None, timeout: float = 300, **kwargs) -> LRFinderResult:
-        if data is not None:
-            raise ValueError("a worker process reads MNIST itself: pass data_dir, not data")
+        _reads_its_own(data)
         request_id = next(self._ids)
         waiting = self._found[request_id] = [threading.Event(), None]
         self._send(("find", request_id, recipe, kwargs))

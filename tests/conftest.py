@@ -204,6 +204,12 @@ class HealthWatch:
         )
         return self
 
+    def __enter__(self) -> "HealthWatch":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def stop(self) -> "HealthWatch":
         self._proc.terminate()
         self._proc.wait(10)
@@ -305,20 +311,18 @@ def start(at, **fields):
     return at.button(key="train_start").click().run()
 
 
-def wait_for(condition, timeout: float = 60.0, poll: float = 0.02) -> None:
-    """Wait until condition() is true; fail after `timeout` seconds."""
+def wait_for(condition, timeout: float = 60.0, poll: float = 0.02, why=lambda: "timed out"):
+    """Wait until condition() is true; fail after `timeout` seconds, saying why()."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, why()
         time.sleep(poll)
 
 
 def wait_until_training(run, steps: int = 2, timeout: float = 60) -> None:
     """Wait until `run` has trained `steps` batches (its worker process starts first)."""
-    deadline = time.monotonic() + timeout
-    while run.snapshot().step < steps:
-        assert time.monotonic() < deadline, run.snapshot().message
-        time.sleep(0.05)
+    wait_for(lambda: run.snapshot(curves=False).step >= steps, timeout, poll=0.05,
+             why=lambda: run.snapshot(curves=False).message)  # fmt: skip
 
 
 def rss_mb(pid: int) -> float:

@@ -238,7 +238,8 @@ def crash_next_run(monkeypatch):
     The crash is patched into this process, so the dashboard's runs train in threads here
     (MLP_WORKER=thread) for this test; test_worker.py crashes a real worker process."""
     monkeypatch.setenv("MLP_WORKER", "thread")
-    ui.trainer.clear()  # the page made one with worker processes; none started yet
+    ui.trainer().close()  # the page made one with worker processes; none started yet
+    ui.trainer.clear()
 
     def arm(error: BaseException) -> None:
         real = mlp_core.jobs.build_learner
@@ -270,7 +271,7 @@ def test_a_crash_in_the_run_fails_it_with_its_sentence_and_the_app_keeps_serving
     crash_next_run(error)
     start(app, **QUICK)
     snap = ui.trainer().wait(60)
-    assert snap.status == "failed" and ui.trainer().active() is None  # the slot is free
+    assert snap.status == "failed" and ui.trainer().active() is None  # the device is free
     app.run()
     assert not app.exception
     assert texts(app.error) == [sentence]

@@ -55,29 +55,27 @@ def test_a_killed_worker_fails_one_run_and_a_restart_keeps_the_history(
     context = browser.new_context(viewport={"width": 1200, "height": 1600})
     try:
         with streamlit_server(env) as server:
-            health = HealthWatch(server.url, every=0.1)
-            health.start()
-            page = context.new_page()
-            page.set_default_timeout(WAIT)
-            page.goto(f"{server.url}/train")
-            fill(page, epochs=500)  # a run that lasts: run 1
-            expect(page.get_by_role("button", name="Stop training")).to_be_visible(timeout=WAIT)
-            fill(page, epochs=1)  # run 2 waits behind it
-            expect(page.get_by_text(re.compile(r"waiting: number 1 in line"))).to_be_attached(
-                timeout=WAIT
-            )
-            (worker,) = worker_pids(server.pid)
-            os.kill(worker, signal.SIGKILL)
-            killed = time.monotonic()
-            # run 2 trains in a new worker and finishes; run 1 is listed as failed
-            expect(page.get_by_text(re.compile(r"^Test accuracy: \d\.\d{4}$"))).to_be_visible(
-                timeout=WAIT
-            )
-            next_done = time.monotonic() - killed
-            assert worker_pids(server.pid) not in ([], [worker])
-            fill(page, epochs=500)  # run 3: training when the server stops
-            expect(page.get_by_role("button", name="Stop training")).to_be_visible(timeout=WAIT)
-            health.stop()
+            with HealthWatch(server.url, every=0.1) as health:
+                page = context.new_page()
+                page.set_default_timeout(WAIT)
+                page.goto(f"{server.url}/train")
+                fill(page, epochs=500)  # a run that lasts: run 1
+                expect(page.get_by_role("button", name="Stop training")).to_be_visible(timeout=WAIT)
+                fill(page, epochs=1)  # run 2 waits behind it
+                expect(page.get_by_text(re.compile(r"waiting: number 1 in line"))).to_be_attached(
+                    timeout=WAIT
+                )
+                (worker,) = worker_pids(server.pid)
+                os.kill(worker, signal.SIGKILL)
+                killed = time.monotonic()
+                # run 2 trains in a new worker and finishes; run 1 is listed as failed
+                expect(page.get_by_text(re.compile(r"^Test accuracy: \d\.\d{4}$"))).to_be_visible(
+                    timeout=WAIT
+                )
+                next_done = time.monotonic() - killed
+                assert worker_pids(server.pid) not in ([], [worker])
+                fill(page, epochs=500)  # run 3: training when the server stops
+                expect(page.get_by_role("button", name="Stop training")).to_be_visible(timeout=WAIT)
         # the server is gone mid-run; a new one on the same history
         with streamlit_server(env) as server:
             page = context.new_page()  # the same browser: its cookie, its runs

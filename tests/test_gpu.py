@@ -190,12 +190,14 @@ def test_a_capture_that_fails_on_cuda_trains_eagerly(tiny, monkeypatch, caplog):
 
 def test_a_run_on_cuda_in_a_worker_process_saves_a_model_that_loads_on_cpu(tiny_mnist, tmp_path):
     trainer = Trainer(models_dir=tmp_path, data_dir=tiny_mnist, worker="process")  # as served
-    trainer.start(Recipe(epochs=2, batch_size=50, device="cuda:0"))
-    snap = trainer.wait(120)
+    try:
+        trainer.start(Recipe(epochs=2, batch_size=50, device="cuda:0"))
+        snap = trainer.wait(120)
+    finally:
+        trainer.close()
     assert snap.status == "finished", snap.message
     assert snap.step == len(snap.losses) == snap.total_steps and "weights" in snap.extras
     ckpt = load_checkpoint(snap.out)
     assert ckpt.test_accuracy == snap.test_accuracy and ckpt.recipe.device == "cuda:0"
     assert ckpt.record["captured"] is True  # trained by the graph, CUDA's default
     assert next(ckpt.model.parameters()).device.type == "cpu"
-    trainer.close()

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from mlp_core.jobs import ENDED as TERMINAL
 from mlp_core.recipe import Recipe
 from mlp_core.runstore import (
     SCHEMA_VERSION,
-    TERMINAL,
     HistoryError,
     RunRow,
     RunStore,

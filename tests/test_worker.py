@@ -12,7 +12,7 @@ import pytest
 import torch
 from pacing import Slow
 
-from conftest import rss_mb, wait_for
+from conftest import rss_mb, wait_for, wait_until_training
 from mlp_core import Recipe, load_checkpoint
 from mlp_core.trainer import Trainer
 from mlp_core.worker import DIED, NICE
@@ -43,7 +43,7 @@ def test_a_run_in_the_worker_sends_its_live_numbers_and_saves_its_model(trainer)
 def test_a_worker_killed_mid_run_fails_that_run_and_the_next_one_starts(trainer):
     doomed = trainer.start(Recipe(**{**QUICK, "epochs": 50}), cbs=[Slow(0.01)])
     after = trainer.start(Recipe(**QUICK), owner="next")
-    wait_for(lambda: doomed.snapshot().step >= 5)
+    wait_until_training(doomed, 5)
     pid = trainer._workers["cpu"].pid
     os.kill(pid, signal.SIGKILL)
     assert doomed.join(30)
@@ -71,7 +71,7 @@ def test_the_worker_is_a_background_job_in_a_session_of_its_own(trainer):
 
 def test_stop_reaches_the_worker_and_ends_the_run_within_a_few_batches(trainer):
     run = trainer.start(Recipe(**{**QUICK, "batch_size": 6, "epochs": 5}), cbs=[Slow(0.01)])
-    wait_for(lambda: run.snapshot().step >= 5)
+    wait_until_training(run, 5)
     trainer.stop(run.id, owner=None)
     at_request = run.snapshot().step
     assert run.join(10)
@@ -105,7 +105,8 @@ def test_thirty_browsers_queue_a_run_each_and_all_finish_in_order(trainer, recor
 def test_the_learning_rate_scan_runs_in_the_worker(trainer):
     found = trainer.find_lr(Recipe(**QUICK))
     assert found.lrs and found.suggestion > 0
-    assert trainer._workers["cpu"].pid != os.getpid()
+    worker = trainer._workers["cpu"]
+    assert worker.pid is not None and worker.pid != os.getpid() and worker._proc.is_alive()
 
 
 def test_the_history_outlives_the_trainer_and_a_run_cut_short_is_interrupted(
@@ -115,7 +116,7 @@ def test_the_history_outlives_the_trainer_and_a_run_cut_short_is_interrupted(
     assert done.join(120) and done.status == "finished"
     cut = trainer.start(Recipe(**{**QUICK, "epochs": 50}), cbs=[Slow(0.01)], owner="a")
     waiting = trainer.start(Recipe(**QUICK), owner="b")
-    wait_for(lambda: cut.snapshot().step >= 3)
+    wait_until_training(cut, 3)
     # the server dies: nothing closes the history (a new Trainer reads it as it was left)
     again = Trainer(tmp_path / "models", tiny_mnist, history=tmp_path / "runs.sqlite")
     by_id = {r.id: r.snapshot() for r in again.jobs}

@@ -16,7 +16,7 @@ from .format import short
 
 SMOOTHING = 50  # the moving average spans ~50 batches, or 2% of a short run
 MAX_POINTS = 1500  # points per curve sent to the browser; more only slows the chart down
-MAX_COMPARED = 8  # earlier runs overlaid on the comparison chart, newest first
+MAX_COMPARED = 8  # runs overlaid on one loss chart at most (the last ones given)
 STRIP_HEIGHT = 44  # pixels: a row of markers above a 30-pixel strip of cells
 
 
@@ -85,8 +85,8 @@ def _accuracy_lines(df: pd.DataFrame, tooltip: list, color=alt.Undefined) -> alt
 
 
 def runs_chart(snaps: list[Snapshot]) -> alt.Chart | None:
-    """The smoothed loss of the newest runs (at most MAX_COMPARED) against epochs, one line
-    each; None with fewer than two runs to compare."""
+    """The smoothed loss of the runs given (the last MAX_COMPARED with losses) against
+    epochs, one line each; None with fewer than two runs to compare."""
     curves = []
     for s in [s for s in reversed(snaps) if len(s.losses) > 1][:MAX_COMPARED]:
         per_epoch = s.total_steps / s.epochs if s.total_steps else len(s.losses)

@@ -1,4 +1,4 @@
-"""Two runs of this server side by side: their recipes, differences marked, and their curves."""
+"""Two runs from the history side by side: their recipes, differences marked, and their curves."""
 
 from dataclasses import fields
 
@@ -9,6 +9,7 @@ from mlp_core import Recipe
 from mlp_core.jobs import Run, Snapshot
 
 from .charts import accuracies_chart, runs_chart
+from .format import run_name
 
 DIFFERS = "◀ differs"
 
@@ -29,10 +30,6 @@ def recipe_table(a: Snapshot, b: Snapshot) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_name(run_id: int) -> str:
-    return f"#{run_id}"
-
-
 def show_compare(runs: list[Run]) -> None:
     """Pick two runs (the newest two at first): recipes side by side, curves on shared axes."""
     if len(runs) < 2:
@@ -41,10 +38,8 @@ def show_compare(runs: list[Run]) -> None:
     by_id = {r.id: r for r in runs}
     ids = list(reversed(by_id))  # newest first
     left, right = st.columns(2)
-    a = left.selectbox("Run", ids, index=1, key="train_compare_a", format_func=lambda i: f"#{i}")
-    b = right.selectbox(
-        "against", ids, index=0, key="train_compare_b", format_func=lambda i: f"#{i}"
-    )
+    a = left.selectbox("Run", ids, index=1, key="train_compare_a", format_func=run_name)
+    b = right.selectbox("against", ids, index=0, key="train_compare_b", format_func=run_name)
     if a not in by_id or b not in by_id:  # a forged choice
         return
     a, b = by_id[a].snapshot(), by_id[b].snapshot()  # only these two runs' curves are read

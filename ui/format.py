@@ -61,3 +61,8 @@ def enlarge(rgb: np.ndarray, factor: int) -> Image.Image:
     """An (h, w, 3) uint8 picture blown up `factor` times with hard pixel edges."""
     h, w = rgb.shape[:2]
     return Image.fromarray(rgb).resize((w * factor, h * factor), Image.Resampling.NEAREST)
+
+
+def run_name(run_id: int) -> str:
+    """How a run is named in pickers: "#7"."""
+    return f"#{run_id}"

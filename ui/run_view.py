@@ -1,9 +1,10 @@
 """The Train page's view of runs: the queue, one run live (progress, curves, the first
 layer's templates, norms), what a finished one leaves, and every run in the history.
 
-Everything comes from `Snapshot`s of mlp_core.jobs; the actions here are Stop, Cancel and
-Delete (each only for this browser's own runs: mlp_core.trainer checks it again) and what a
-finished model offers (make it active, download, save a copy).
+Everything comes from the trainer's `Run`s and their `Snapshot`s (mlp_core.jobs); the
+actions here are Stop, Cancel and Delete (each only for this browser's own runs:
+mlp_core.trainer checks it again) and what a finished model offers (make it active,
+download, save a copy).
 """
 
 from pathlib import Path
@@ -14,10 +15,10 @@ import streamlit as st
 from mlp_core import ModelFileError, UserError
 from mlp_core.checkpoint import check_quota, save_as
 from mlp_core.insight import template_grid
-from mlp_core.jobs import Run, Snapshot
+from mlp_core.jobs import ACTIVE, ENDED, WAITING, Run, Snapshot
 
 from .charts import accuracy_chart, loss_chart, norms_chart, runs_chart
-from .format import duration, enlarge, plain, shown_path
+from .format import duration, enlarge, plain, run_name, shown_path
 from .models import active_model_path, set_active_model
 from .server import browser, models_dir, trainer
 
@@ -39,16 +40,16 @@ def who(snap: Snapshot) -> str:
 
 
 def starts_in(run: Run) -> str:
-    """'number 2 in line, starts in about 1 min 30 s' for a waiting run."""
-    place, seconds = trainer().place(run), trainer().starts_in(run)
-    if place is None:
+    """'number 2 in line on cpu, starts in about 1 min 30 s' for a waiting run; else ""."""
+    if (place := trainer().place(run)) is None:
         return ""
+    seconds = trainer().starts_in(run) or 0.0
     return f"number {place} in line on {run.device}, starts in about {duration(seconds)}"
 
 
 def show_queue(runs: list[Run]) -> None:
     """What trains now and what waits, for everyone to see; Cancel on this browser's own."""
-    busy = [r for r in runs if r.status in ("starting", "running", "queued")]
+    busy = [r for r in runs if r.status in (*ACTIVE, *WAITING)]
     if not busy:
         return
     st.subheader("Training now on this server")
@@ -64,12 +65,16 @@ def show_queue(runs: list[Run]) -> None:
                      "state": state, "started by": who(snap)})  # fmt: skip
     wide = st.column_config.TextColumn(width="large")  # "waiting: number 2 in line on cpu..."
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={"state": wide})
-    mine = [r for r in busy if r.status == "queued" and r.owner == browser()]
+    mine = [r for r in busy if r.status in WAITING and r.owner == browser()]
     for run in mine:
-        if st.button(f"Cancel run {run.id}", key=f"train_cancel_{run.id}", icon=":material/close:"):
-            if act("stop", run.id):
-                st.toast(f"Run {run.id} cancelled.")
-                st.rerun()
+        cancel_button(run.id, f"Cancel run {run.id}", key=f"train_cancel_{run.id}")
+
+
+def cancel_button(run_id: int, label: str, key: str) -> None:
+    """Cancel a waiting run of this browser's (the trainer checks both again)."""
+    if st.button(label, key=key, icon=":material/close:") and act("stop", run_id):
+        st.toast(f"Run {run_id} cancelled.")
+        st.rerun()
 
 
 def show_run(snap: Snapshot, place: str = "") -> None:
@@ -80,10 +85,8 @@ def show_run(snap: Snapshot, place: str = "") -> None:
     st.caption(f"on {snap.device} · {snap.status} · started by {who(snap)}")
     if snap.waiting:
         st.info(f"Waiting for its turn: {place}.", icon=":material/hourglass_top:")
-        if mine and st.button("Cancel this run", key="train_cancel", icon=":material/close:"):
-            if act("stop", snap.id):
-                st.toast(f"Run {snap.id} cancelled.")
-                st.rerun()
+        if mine:
+            cancel_button(snap.id, "Cancel this run", key="train_cancel")
         return
     if snap.status == "starting":
         st.info(snap.message, icon=":material/hourglass_top:")
@@ -265,7 +268,7 @@ def show_runs(runs: list[Run]) -> None:
     with_losses = [s.id for s in reversed(snaps) if s.step > 1]
     picked = st.multiselect(
         "Overlay the loss curves of", ids, default=with_losses[:3], key="train_overlay",
-        format_func=lambda i: f"#{i}",
+        format_func=run_name,
     )  # fmt: skip
     by_id = {r.id: r for r in runs}
     chart = runs_chart([by_id[i].snapshot() for i in picked if i in by_id])
@@ -276,13 +279,10 @@ def show_runs(runs: list[Run]) -> None:
         )
     else:
         st.altair_chart(chart, width="stretch")
-    mine = [s.id for s in reversed(snaps) if s.owner == browser() and not s.active and
-            not s.waiting]  # fmt: skip
+    mine = [s.id for s in reversed(snaps) if s.owner == browser() and s.status in ENDED]
     if mine:
         with st.expander("Delete a run"):
-            run_id = st.selectbox(
-                "Run", mine, key="train_delete_pick", format_func=lambda i: f"#{i}"
-            )
+            run_id = st.selectbox("Run", mine, key="train_delete_pick", format_func=run_name)
             st.caption("Deletes the run from the history, and its model file if it saved one.")
             if st.button("Delete run and model", key="train_delete", icon=":material/delete:"):
                 if run_id in mine and act("delete", run_id):

@@ -48,12 +48,12 @@ def serve() -> None:
     # a moment at a time; while page threads compute, it waits for one to hand it over: at
     # most this long (Python's default is 5 ms) per handover
     sys.setswitchinterval(0.001)
-    _spare_the_collector()
+    _collect_all()
     _return_freed_memory_to_the_system()
     start_upload_sweeper()
 
 
-def _spare_the_collector() -> None:
+def _collect_all() -> None:
     """Keep Python's garbage collector from pausing the server for a third of a second.
 
     A full collection walks every object the process holds, and a server that imported
@@ -61,15 +61,10 @@ def _spare_the_collector() -> None:
     came every few seconds and each stopped every thread for 200-700 ms (health checks
     waited up to 0.9 s). What exists once the server is up (modules, the shipped model)
     lives as long as the server; `gc.freeze` sets it aside, so collections walk only what
-    visitors' pages made since. When visitors leave, the sweeper collects everything.
+    visitors' pages made since. This collects everything, frozen objects included (the
+    first visitors' sessions began before the first freeze), then freezes what is left: at
+    start-up, and when visitors leave (the sweeper), never per page run.
     """
-    gc.collect()
-    gc.freeze()
-
-
-def _collect_all() -> None:
-    """A full collection, frozen objects included (the first visitors' sessions began
-    before the freeze), then freeze what is left: once per departure, never per page run."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()

@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from mlp_core.jobs import ACTIVE
+
 from .models import active_model_name, model_caption
 from .server import browser, start_upload_sweeper, trainer
 
@@ -16,11 +18,13 @@ def sidebar(page) -> None:
         # Drawn with the page, not refreshed by a timer: a fragment ticking every second on
         # every page made Streamlit drop the output of long page runs (eight users uploading
         # pictures while a run trained were left with some answers missing, for good).
-        runs = [r for r in trainer().jobs if r.status in ("starting", "running")]
+        if page.url_path == "train":
+            return
+        runs = [r for r in trainer().jobs if r.status in ACTIVE]
         mine = [r for r in runs if r.owner == browser()]
-        snap = (mine or runs)[-1].snapshot(curves=False) if runs else None
-        if snap is not None and page.url_path != "train":
-            st.markdown("**Training**" if snap.owner != browser() else "**Training your run**")
+        if runs:
+            snap = (mine or runs)[-1].snapshot(curves=False)
+            st.markdown("**Training your run**" if mine else "**Training**")
             epoch = f"Epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs}"
             st.progress(snap.progress, text=f"{epoch} when this page opened")
             st.page_link("app_pages/train.py", label="Follow it live", icon=":material/monitoring:")
