@@ -63,8 +63,11 @@ def show_queue(runs: list[Run]) -> None:
         )
         rows.append({"run": snap.id, "recipe": snap.recipe.describe(), "device": snap.device,
                      "state": state, "started by": who(snap)})  # fmt: skip
-    wide = st.column_config.TextColumn(width="large")  # "waiting: number 2 in line on cpu..."
-    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={"state": wide})
+    widths = {  # "waiting: number 2 in line on cpu, starts in about 1 min 30 s" and its owner
+        "state": st.column_config.TextColumn(width=360),
+        "started by": st.column_config.TextColumn(width=115),
+    }
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=widths)
     mine = [r for r in busy if r.status in WAITING and r.owner == browser()]
     for run in mine:
         cancel_button(run.id, f"Cancel run {run.id}", key=f"train_cancel_{run.id}")
