@@ -256,11 +256,14 @@ class _Watch(Callback):
     def after_batch(self, learn):
         self.losses.append(learn.loss)
         self.step, self.seen = self.step + 1, self.seen + learn.batch_size
+        if time.monotonic() - self.last >= self.every:
+            self.flush(learn)
+        # checked after the flush: a stop requested after a reader saw step s ends at s + 1
+        # at the latest (checked before it, a stop landing between the check and the flush
+        # would run one batch more)
         if self.job._stop.is_set():
             self.flush(learn)
             raise CancelFitException
-        if time.monotonic() - self.last >= self.every:
-            self.flush(learn)
 
     def after_epoch(self, learn):
         self.flush(learn)

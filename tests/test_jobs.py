@@ -442,9 +442,11 @@ def test_a_run_cancelled_while_its_device_frees_up_is_never_trained(trainer, dat
     from mlp_core.jobs import Run
 
     real = Run.ended
+    cancelling = threading.Event()
 
     def slow_cancel(self, status, *args):  # widen the window inside the cancel
         if status == "cancelled":
+            cancelling.set()
             time.sleep(0.3)
         real(self, status, *args)
 
@@ -454,7 +456,7 @@ def test_a_run_cancelled_while_its_device_frees_up_is_never_trained(trainer, dat
     wait_until_training(first, 2)
     cancel = threading.Thread(target=trainer.stop, args=(second.id, "a"))
     cancel.start()
-    time.sleep(0.05)  # the cancel is under way: now the device frees up
+    assert cancelling.wait(10)  # the cancel is under way: now the device frees up
     trainer.stop(first.id, owner="a")
     cancel.join(10)
     assert first.join(10) and first.status == "stopped"

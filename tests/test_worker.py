@@ -70,7 +70,10 @@ def test_the_worker_is_a_background_job_in_a_session_of_its_own(trainer):
 
 
 def test_stop_reaches_the_worker_and_ends_the_run_within_a_few_batches(trainer):
-    run = trainer.start(Recipe(**{**QUICK, "batch_size": 6, "epochs": 5}), cbs=[Slow(0.01)])
+    # The step seen here is the worker's report of up to 0.1 s ago, and the stop takes a trip
+    # down the pipe: batches of at least 50 ms (whatever the CPU) make both a few batches.
+    # That the loop itself stops within one batch is test_jobs.py's.
+    run = trainer.start(Recipe(**{**QUICK, "batch_size": 6, "epochs": 5}), cbs=[Slow(0.05)])
     wait_until_training(run, 5)
     trainer.stop(run.id, owner=None)
     at_request = run.snapshot().step
