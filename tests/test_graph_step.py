@@ -47,10 +47,25 @@ class Record(Callback):
         self.seconds.append(learn.seconds)
 
 
-def losses_of(recipe: Recipe, data, eager: bool) -> tuple[Learner, list[float]]:
+def losses_of(recipe: Recipe, data, eager: bool, cbs=()) -> tuple[Learner, list[float]]:
     rec = Record()
-    learn = build_learner(recipe, *data, [rec], eager=eager).fit(recipe.epochs)
+    learn = build_learner(recipe, *data, [rec, *cbs], eager=eager).fit(recipe.epochs)
     return learn, rec.losses
+
+
+class Nudge(Callback):
+    """Moves every starting weight by one float32 ulp: the smallest change float32 can make."""
+
+    order = -100
+
+    def before_fit(self, learn):
+        with torch.no_grad():
+            for p in learn.model.parameters():
+                p.copy_(torch.nextafter(p, torch.full_like(p, math.inf)))
+
+
+def largest_gap(a, b) -> float:
+    return max(float((x.detach() - y.detach()).abs().max()) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("schedule", ["constant", "onecycle"])
@@ -65,9 +80,20 @@ def test_static_step_gives_the_eager_loops_losses_for_50_steps(data, optimizer, 
     assert type(eager) is Learner and isinstance(static, GraphLearner) and not static.captured
     assert len(eager_losses) == len(static_losses) == 50
     assert eager_losses[-1] < 0.5 * eager_losses[0]  # it learned: the comparison is not of noise
-    assert_close(torch.tensor(static_losses), torch.tensor(eager_losses), rtol=1e-5, atol=1e-6)
-    for a, b in zip(eager.model.parameters(), static.model.parameters()):
-        assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # The static step does the same arithmetic in another order (foreach updates, a rate
+    # tensor), so float32 rounds it differently, and 50 steps of training carry a rounding
+    # forward. The yardstick: how far the eager loop itself drifts when its starting weights
+    # move by one ulp. Within 10x of that the two are the same computation; a real difference
+    # (a rate one step late, a missing decay) is thousands of times larger.
+    nudged, nudged_losses = losses_of(recipe, data, eager=True, cbs=[Nudge()])
+    eps = torch.finfo(torch.float32).eps
+    as_one = lambda losses: [torch.tensor(losses)]
+    floor = largest_gap(as_one(nudged_losses), as_one(eager_losses))
+    gap = largest_gap(as_one(static_losses), as_one(eager_losses))
+    assert gap <= 10 * max(floor, eps), (gap, floor)
+    floor = largest_gap(nudged.model.parameters(), eager.model.parameters())
+    gap = largest_gap(static.model.parameters(), eager.model.parameters())
+    assert gap <= 10 * max(floor, eps), (gap, floor)
 
 
 def test_one_cycle_rate_on_the_device_is_lr_at_step_by_step(data):
