@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import gc
 import hashlib
+import logging
 import os
 import secrets
 import sys
@@ -100,6 +101,72 @@ def _return_freed_memory_to_the_system() -> None:
 SWEEP_SECONDS = 5.0  # how often uploads of departed browsers are looked for
 
 
+# -- the parts of Streamlit that have no public API, and that this server relies on ----------
+# Pinned in requirements.txt; tests/test_streamlit_internals.py checks each on that version
+# and what it does for us. If an upgrade renames one, the server says so once in its log
+# (the uploads of departed browsers would stay in memory; every reload would be a new owner).
+
+
+def _decode_xsrf_cookie(value: str) -> bytes | None:
+    """The random secret in Streamlit's XSRF cookie (None if absent or unreadable)."""
+    from streamlit.web.server.starlette.starlette_app_utils import decode_xsrf_token_string
+
+    token, _ = decode_xsrf_token_string(value)
+    return token
+
+
+def _expired_sessions(runtime: Runtime) -> list:
+    """Sessions kept past their TTL, taken out of Streamlit's storage (to be shut down)."""
+    return runtime._session_mgr._session_storage._cache.expire()
+
+
+def _live_session_ids(runtime: Runtime) -> set[str]:
+    return {info.session.id for info in runtime._session_mgr.list_sessions()}
+
+
+def missing_internals(runtime: Runtime | None = None) -> list[str]:
+    """The private Streamlit parts above that this version lacks (empty when all are there).
+
+    Without a runtime (AppTest, tests), checks the classes a server would use.
+    """
+    from streamlit.runtime.memory_session_storage import MemorySessionStorage
+    from streamlit.web.server.starlette import starlette_app_utils
+
+    missing = []
+    if not callable(getattr(starlette_app_utils, "decode_xsrf_token_string", None)):
+        missing.append("starlette_app_utils.decode_xsrf_token_string")
+    storage = MemorySessionStorage()
+    if runtime is not None:
+        storage = getattr(getattr(runtime, "_session_mgr", None), "_session_storage", None)
+        if storage is None:
+            missing.append("Runtime._session_mgr._session_storage")
+    if storage is not None and not callable(
+        getattr(getattr(storage, "_cache", None), "expire", None)
+    ):
+        missing.append("MemorySessionStorage._cache.expire")
+    for name in ("file_storage", "remove_session_files", "remove_file"):
+        if not hasattr(MemoryUploadedFileManager("/_stcore/upload_file"), name):
+            missing.append(f"MemoryUploadedFileManager.{name}")
+    return missing
+
+
+_WARNED = threading.Event()
+
+
+def warn_of_missing_internals(runtime: Runtime | None = None) -> list[str]:
+    """Log one warning, once per server, naming any private Streamlit part that is missing."""
+    missing = missing_internals(runtime)
+    if missing and not _WARNED.is_set():
+        _WARNED.set()
+        logging.getLogger(__name__).warning(
+            "This Streamlit version lacks %s: uploads of departed browsers may stay in "
+            "memory, and a reload may count as a new browser. Install the pinned version "
+            "(requirements.txt).",
+            ", ".join(missing),
+        )
+    return missing
+
+
 def _sweep_departed_uploads_forever() -> None:
     """Free the uploaded files of sessions that no longer exist, every SWEEP_SECONDS.
 
@@ -110,19 +177,19 @@ def _sweep_departed_uploads_forever() -> None:
     and frees any upload whose session is gone. (It reads Streamlit's session storage,
     which has no public API for this; any failure here is ignored.)
     """
+    warn_of_missing_internals(Runtime.instance())
     while True:
         time.sleep(SWEEP_SECONDS)
         with contextlib.suppress(Exception):  # never let housekeeping take the server down
             runtime = Runtime.instance()
             # sessions past their TTL: closed properly (state, uploads), not merely forgotten
-            stored = runtime._session_mgr._session_storage._cache
-            expired = stored.expire()
+            expired = _expired_sessions(runtime)
             for _, info in expired:
                 info.session.shutdown()
             mgr = runtime.uploaded_file_mgr
             departed = []
             if isinstance(mgr, MemoryUploadedFileManager):
-                live = {info.session.id for info in runtime._session_mgr.list_sessions()}
+                live = _live_session_ids(runtime)
                 departed = [sid for sid in list(mgr.file_storage) if sid not in live]
                 for session_id in departed:
                     mgr.remove_session_files(session_id)
@@ -217,12 +284,11 @@ def browser() -> str:
     if "browser_owner" in st.session_state:  # the cookie is the session's from its start
         return st.session_state["browser_owner"]
     token = None
+    cookie = st.context.cookies.get("_streamlit_xsrf")
+    if cookie:
+        warn_of_missing_internals()
     with contextlib.suppress(Exception):  # absent, forged or unreadable: a session token
-        from streamlit.web.server.starlette.starlette_app_utils import (
-            decode_xsrf_token_string,
-        )
-
-        token, _ = decode_xsrf_token_string(st.context.cookies.get("_streamlit_xsrf") or "")
+        token = _decode_xsrf_cookie(cookie or "")
     if not token or len(token) < 16:
         if "browser_token" not in st.session_state:
             st.session_state["browser_token"] = secrets.token_bytes(16)
