@@ -5,6 +5,7 @@ instead of skipping: CI must run everything.
 """
 
 import contextlib
+import gc
 import io
 import os
 import re
@@ -263,6 +264,25 @@ TRAIN, SAMPLES, PREDICT = "app_pages/train.py", "app_pages/samples.py", "app_pag
 
 
 @pytest.fixture(autouse=True)
+def process_settings():
+    """What a test changes of this process's settings is undone after it, so a test runs the
+    same alone and in the suite: AppTests run ui.serve() here (torch's threads, the
+    interpreter's switch interval, frozen garbage), lessons set torch's threads."""
+    threads, interop, interval = (
+        torch.get_num_threads(),
+        torch.get_num_interop_threads(),
+        sys.getswitchinterval(),
+    )
+    frozen = gc.get_freeze_count()
+    yield
+    torch.set_num_threads(threads)
+    sys.setswitchinterval(interval)
+    if frozen == 0 and gc.get_freeze_count():
+        gc.unfreeze()
+    assert torch.get_num_interop_threads() == interop  # cannot be set back: never set it
+
+
+@pytest.fixture(autouse=True)
 def dashboard_state(tmp_path, monkeypatch):
     """Each test's dashboard saves and lists models in its own tmp_path and starts with no
     cached trainer or model; any run it started is stopped and joined at the end.
@@ -281,9 +301,10 @@ def dashboard_state(tmp_path, monkeypatch):
     if "ui" in sys.modules:
         import streamlit as st
 
-        import ui
+        from mlp_core import trainer
 
-        ui.trainer().close()  # stops its runs and its worker processes
+        for made in list(trainer._LIVE):  # a trainer the test's pages made (none if unused)
+            made.close()  # stops its runs and its worker processes
         st.cache_resource.clear()
 
 
