@@ -146,14 +146,15 @@ LESSONS = (
         "training image shifted by up to 2 pixels and turned by up to 10 degrees, anew every "
         "epoch). On MNIST's test split, whose digits are centred and upright like the "
         "training ones, the two runs stay within 1 point of each other. On pictures unlike "
-        "MNIST's the augmented run reads more: more of 200 rendered phone photos of printed "
-        "digits, and at least 4 points more of 200 such photos tilted by 15 to 25 degrees, "
-        "further than any training image was turned.",
+        "MNIST's the augmented run reads more: at least 3 points more of 200 rendered phone "
+        "photos of printed digits tilted by 15 to 25 degrees, further than any training "
+        "image was turned.",
         Claim("matches", 0.01, images=60_000, epochs=8), replace(BEST, epochs=8),
         "augmentation on",
         also=(
-            Claim("trails", 0.005, images=60_000, epochs=8, on="photos"),  # 1 photo in 200
-            Claim("trails", 0.04, images=60_000, epochs=8, on="tilted photos"),
+            # seeds 0-3: 5, 8, 5.5 and 6 points more (on upright photos 0 to 2 points: a claim
+            # about those would hold for some seeds and not others, so none is made)
+            Claim("trails", 0.03, images=60_000, epochs=8, on="tilted photos"),
         ),
     ),
 )  # fmt: skip
