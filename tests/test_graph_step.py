@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from conftest import assert_draws_follow_the_seed
+from conftest import assert_draws_follow_the_seed, wait_for
 from mlp_core import (
     Callback,
     DivergedError,
@@ -184,25 +184,26 @@ def test_guard_stops_a_diverging_run_at_the_read_that_shows_it(data, optimizer):
     assert learn.static_step.steps - learn.step < READ_EVERY_STEPS
 
 
-def test_stop_ends_a_static_step_job_within_a_quarter_second(tiny_mnist, tmp_path):
+def test_stop_ends_a_static_step_job_at_the_next_loss_read(tiny_mnist, tmp_path):
     ended = {}
 
     class End(Callback):
         def after_fit(self, learn):
-            ended["at"], ended["learner"] = time.perf_counter(), learn
+            ended["learner"] = learn
 
     recipe = Recipe(hidden=(16,), batch_size=20, epochs=1000, augment=False)
     job = TrainingJob(recipe, tiny_mnist, tmp_path, cbs=[End()], eager=False).start()
-    deadline = time.monotonic() + 30
-    while job.snapshot().step < 100:  # well into the run
-        assert time.monotonic() < deadline, "the run did not start"
-        time.sleep(0.01)
-    asked = time.perf_counter()
+    wait_for(lambda: job.snapshot().step >= 100, timeout=30, why=lambda: "the run did not start")
     job.stop()
+    at_request = job.snapshot().step
     assert job.join(10)
-    snap = job.snapshot()
-    assert snap.status == "stopped" and isinstance(ended["learner"], GraphLearner)
-    assert ended["at"] - asked < 0.25
+    snap, learn = job.snapshot(), ended["learner"]
+    assert snap.status == "stopped" and isinstance(learn, GraphLearner)
+    # acted on at the first loss the host reads after the request (steps counted, not timed:
+    # the reads come every 64 steps or 0.1 s of device work), and the device had run ahead
+    # of the host by less than one read's worth of steps
+    assert snap.step <= at_request + 1
+    assert 0 <= learn.static_step.steps - learn.step < READ_EVERY_STEPS
     assert len(snap.losses) == snap.step < snap.total_steps
 
 
