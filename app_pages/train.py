@@ -1,6 +1,6 @@
 """Train: fill in a recipe, queue a run on this server, watch the loss fall, keep the model.
 
-The runs live in `ui.trainer()` (mlp_core.trainer): a queue shared by every browser, each
+The runs live in `ui.trainer()` (mlp_core.service.trainer): a queue shared by every browser, each
 run trained in a worker process. This page reads the form, queues or scans, and draws the
 runs' snapshots; Stop, Cancel and Delete are this browser's, for its own runs.
 """
@@ -9,7 +9,7 @@ import streamlit as st
 
 import ui
 from mlp_core.errors import UserError
-from mlp_core.jobs import ACTIVE, WAITING
+from mlp_core.service.jobs import ACTIVE, WAITING
 
 st.title("Train a network")
 st.markdown(

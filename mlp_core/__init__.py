@@ -17,9 +17,9 @@ from .learner import Callback, CancelFitException, DivergedError, Learner, OneCy
 from .lr_finder import LRFinder, lr_find
 from .model import DigitClassifier
 from .optim import SGD, Adam, BasicOptim, make_optimizer
-from .preprocess import ImageError, Preprocessed, preprocess
 from .recipe import Recipe, RecipeError
 from .train import build_learner, train, training_record
+from .vision.digits import ImageError, Preprocessed, preprocess
 
 __all__ = [
     "Adam",

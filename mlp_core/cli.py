@@ -13,13 +13,13 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from . import budget
 from .checkpoint import ModelFileError, load_checkpoint, model_filename, save_checkpoint
 from .data import load_mnist
 from .devices import resolve_device
 from .errors import UserError
 from .learner import Callback
 from .recipe import Recipe
+from .service import budget
 
 
 class CliError(UserError):
@@ -247,8 +247,8 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .metrics import predict_probs
-    from .numbers import verdict
-    from .preprocess import ImageError, preprocess
+    from .vision.digits import ImageError, preprocess
+    from .vision.numbers import verdict
 
     model = load_checkpoint(args.model).model
     if args.number:
@@ -280,8 +280,8 @@ def one_line(text: str) -> str:
 
 def predict_numbers(model, files: list[str], as_json: bool) -> int:
     """`predict --number`: per file the number and a line per digit, or one error line."""
-    from .numbers import read_number
-    from .preprocess import ImageError
+    from .vision.digits import ImageError
+    from .vision.numbers import read_number
 
     results, ok = [], True
     for name in files:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .history import Smoother
 from .learner import Callback, CancelFitException, DivergenceGuard, Learner, OneCycle
+from .service.history import Smoother
 
 
 @dataclass

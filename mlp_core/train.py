@@ -8,7 +8,7 @@ import torch
 from .augment import random_affine
 from .data import Batches, Split, load_mnist
 from .devices import resolve_device
-from .graph_step import GraphLearner, can_capture
+from .fast.graph_step import GraphLearner, can_capture
 from .learner import Callback, Learner, OneCycle
 from .model import DigitClassifier
 from .optim import make_optimizer

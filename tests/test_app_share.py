@@ -8,8 +8,8 @@ from streamlit.testing.v1 import AppTest
 import ui
 from conftest import DASHBOARD, TRAIN, texts
 from mlp_core import Recipe
-from mlp_core.lessons import BY_KEY, LESSONS
 from mlp_core.recipe import LINKED, to_query
+from mlp_core.teach.lessons import BY_KEY, LESSONS
 from ui.recipe_form import parse_hidden
 
 ODD = Recipe(

@@ -14,7 +14,7 @@ import torch
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df as arrow_to_pandas
 from streamlit.testing.v1 import AppTest
 
-import mlp_core.jobs
+import mlp_core.service.jobs
 import ui
 from conftest import (
     DASHBOARD,
@@ -28,7 +28,7 @@ from conftest import (
     wait_until_training,
 )
 from mlp_core import Recipe, load_checkpoint
-from mlp_core.trainer import NotYoursError
+from mlp_core.service.trainer import NotYoursError
 from ui.server import owner_of
 
 # ~6M weights in batches of 4: an epoch takes many seconds, long enough to act during a run
@@ -242,13 +242,13 @@ def crash_next_run(monkeypatch):
     ui.trainer.clear()
 
     def arm(error: BaseException) -> None:
-        real = mlp_core.jobs.build_learner
+        real = mlp_core.service.jobs.build_learner
 
         def build(recipe, train, test=None, cbs=(), **kw):
-            monkeypatch.setattr(mlp_core.jobs, "build_learner", real)  # this run only
+            monkeypatch.setattr(mlp_core.service.jobs, "build_learner", real)  # this run only
             return real(recipe, train, test, [*cbs, Raise(error)], **kw)
 
-        monkeypatch.setattr(mlp_core.jobs, "build_learner", build)
+        monkeypatch.setattr(mlp_core.service.jobs, "build_learner", build)
 
     return arm
 

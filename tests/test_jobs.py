@@ -1,6 +1,6 @@
 """Training jobs: a run in its own thread that anyone can watch, stop, or see fail cleanly.
 
-No Streamlit here: these drive mlp_core.jobs directly on tiny synthetic MNIST.
+No Streamlit here: these drive mlp_core.service.jobs directly on tiny synthetic MNIST.
 """
 
 import math
@@ -24,9 +24,9 @@ from mlp_core import (
 )
 from mlp_core.checkpoint import ModelFileError
 from mlp_core.errors import UserError
-from mlp_core.jobs import JobBusyError
 from mlp_core.recipe import MAX_HIDDEN_LAYERS
-from mlp_core.trainer import NotYoursError, Trainer
+from mlp_core.service.jobs import JobBusyError
+from mlp_core.service.trainer import NotYoursError, Trainer
 
 # 600 training images in batches of 60: 10 steps an epoch, a second or less a run
 QUICK = dict(hidden=(32,), batch_size=60, epochs=3, lr=0.01, augment=False)
@@ -63,7 +63,7 @@ def test_a_run_finishes_and_saves_a_model_that_loads(trainer, tmp_path):
 
 
 def test_snapshots_stay_consistent_while_other_threads_read(trainer, data, monkeypatch):
-    from mlp_core.history import LossHistory
+    from mlp_core.service.history import LossHistory
 
     real = LossHistory.append
 
@@ -397,7 +397,7 @@ def test_the_deepest_recipe_saves_under_a_short_name(trainer, data):
 
 
 def test_one_learning_rate_scan_at_a_time_even_beside_a_run(trainer, data, monkeypatch):
-    import mlp_core.jobs as jobs
+    import mlp_core.service.jobs as jobs
 
     inside, release = threading.Event(), threading.Event()
     real = jobs.lr_find
@@ -439,7 +439,7 @@ def test_a_device_this_machine_lacks_is_one_sentence_and_starts_nothing(trainer,
 
 
 def test_a_run_cancelled_while_its_device_frees_up_is_never_trained(trainer, data, monkeypatch):
-    from mlp_core.jobs import Run
+    from mlp_core.service.jobs import Run
 
     real = Run.ended
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from mlp_core.jobs import ENDED as TERMINAL
 from mlp_core.recipe import Recipe
-from mlp_core.runstore import (
+from mlp_core.service.jobs import ENDED as TERMINAL
+from mlp_core.service.runstore import (
     SCHEMA_VERSION,
     HistoryError,
     RunRow,

@@ -14,8 +14,8 @@ from pacing import Slow
 
 from conftest import rss_mb, wait_for, wait_until_training
 from mlp_core import Recipe, load_checkpoint
-from mlp_core.trainer import Trainer
-from mlp_core.worker import DIED, NICE
+from mlp_core.service.trainer import Trainer
+from mlp_core.service.worker import DIED, NICE
 
 QUICK = dict(hidden=(32,), batch_size=60, epochs=3, lr=0.01, augment=False)
 

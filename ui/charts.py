@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mlp_core.history import smooth
-from mlp_core.jobs import Snapshot
 from mlp_core.lr_finder import LRFinderResult
+from mlp_core.service.history import smooth
+from mlp_core.service.jobs import Snapshot
 
 from .format import short
 

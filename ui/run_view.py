@@ -1,9 +1,9 @@
 """The Train page's view of runs: the queue, one run live (progress, curves, the first
 layer's templates, norms), what a finished one leaves, and every run in the history.
 
-Everything comes from the trainer's `Run`s and their `Snapshot`s (mlp_core.jobs); the
+Everything comes from the trainer's `Run`s and their `Snapshot`s (mlp_core.service.jobs); the
 actions here are Stop, Cancel and Delete (each only for this browser's own runs:
-mlp_core.trainer checks it again) and what a finished model offers (make it active,
+mlp_core.service.trainer checks it again) and what a finished model offers (make it active,
 download, save a copy).
 """
 
@@ -15,7 +15,7 @@ import streamlit as st
 from mlp_core import ModelFileError, UserError
 from mlp_core.checkpoint import check_quota, save_as
 from mlp_core.insight import template_grid
-from mlp_core.jobs import ACTIVE, ENDED, WAITING, Run, Snapshot
+from mlp_core.service.jobs import ACTIVE, ENDED, WAITING, Run, Snapshot
 
 from .charts import accuracy_chart, loss_chart, norms_chart, runs_chart
 from .format import duration, enlarge, plain, run_name, shown_path

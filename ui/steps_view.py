@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from mlp_core.lessons import LESSONS
-from mlp_core.steps import STEPS, source
+from mlp_core.teach.lessons import LESSONS
+from mlp_core.teach.steps import STEPS, source
 
 
 def show_steps() -> None:

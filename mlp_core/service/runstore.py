@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .errors import UserError
-from .recipe import Recipe
+from ..errors import UserError
+from ..recipe import Recipe
 
 SCHEMA_VERSION = 1
 

@@ -19,14 +19,14 @@ import time
 import weakref
 from pathlib import Path
 
+from ..checkpoint import check_quota
+from ..data import load_mnist
+from ..devices import resolve_device
+from ..errors import UserError
+from ..lr_finder import LRFinderResult
+from ..recipe import Recipe
 from . import budget
-from .checkpoint import check_quota
-from .data import load_mnist
-from .devices import resolve_device
-from .errors import UserError
 from .jobs import ACTIVE, ENDED, WAITING, JobBusyError, Run, Snapshot, ThreadWorker
-from .lr_finder import LRFinderResult
-from .recipe import Recipe
 from .runstore import HistoryError, RunStore
 
 MAX_WAITING_PER_OWNER = 3  # runs one browser may have in line (MLP_MAX_WAITING_PER_BROWSER)

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import UserError
-from .files import read_regular_file
+from ..errors import UserError
+from ..files import read_regular_file
 from .ink import Components, components, digit_pieces, noisy, stroke_width
 
 MAX_FILE_BYTES = 50 * 2**20  # a picture file read from disk (uploads are capped lower)

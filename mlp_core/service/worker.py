@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import load_mnist
-from .errors import UserError
+from ..data import load_mnist
+from ..errors import UserError
+from ..lr_finder import LRFinderResult
+from ..recipe import Recipe
 from .jobs import Run, TrainingJob, find_lr
-from .lr_finder import LRFinderResult
-from .recipe import Recipe
 
 NICE = 10  # the worker yields the CPU to the web server when both want it
 REPORT_EVERY = 0.1  # seconds between progress messages: one pickle per batch would cost more

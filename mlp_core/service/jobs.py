@@ -19,15 +19,15 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import ModelFileError, check_quota, model_filename, save_checkpoint, unused_path
-from .data import Split, load_mnist
-from .errors import UserError
+from ..checkpoint import ModelFileError, check_quota, model_filename, save_checkpoint, unused_path
+from ..data import Split, load_mnist
+from ..errors import UserError
+from ..insight import WeightWatch
+from ..learner import Callback, CancelFitException, DivergedError, Learner
+from ..lr_finder import LRFinderResult, lr_find
+from ..recipe import Recipe
+from ..train import build_learner, training_record
 from .history import LossHistory
-from .insight import WeightWatch
-from .learner import Callback, CancelFitException, DivergedError, Learner
-from .lr_finder import LRFinderResult, lr_find
-from .recipe import Recipe
-from .train import build_learner, training_record
 
 WAITING = ("queued",)
 ACTIVE = ("starting", "running")

@@ -52,8 +52,8 @@ import time
 
 import torch
 
-from .data import to_float
-from .learner import CancelFitException, Learner, OneCycle
+from ..data import to_float
+from ..learner import CancelFitException, Learner, OneCycle
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .ink import Components, digit_pieces, noisy
-from .metrics import predict_probs
-from .preprocess import (
+from ..metrics import predict_probs
+from .digits import (
     NO_DIGIT_MARKS,
     NOISE,
     ImageError,
@@ -39,6 +38,7 @@ from .preprocess import (
     stretch,
     to_mnist,
 )
+from .ink import Components, digit_pieces, noisy
 
 MAX_DIGITS = 12  # a longer row of marks is text, noise or a texture, not a number
 UNSURE = 0.75  # below this top probability, an answer names its runner-up

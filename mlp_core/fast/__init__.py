@@ -1,0 +1,1 @@
+"""The speed path: the training step captured as a CUDA graph."""

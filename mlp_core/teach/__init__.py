@@ -1,0 +1,1 @@
+"""Teaching with the library: the seven steps of learning and the lessons' recipes."""
