@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mlp_core import BasicOptim, Callback, DigitClassifier, Recipe, build_learner, load_mnist
 from mlp_core.data import data_root, mnist_available
+from mlp_core.fast import GraphLearner  # noqa: F401  (importing it enables eager=False)
 
 
 def notebook_epochs(root: str, device: torch.device, epochs: int) -> list[float]:

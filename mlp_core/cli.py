@@ -201,6 +201,7 @@ def cmd_train(args) -> int:
     budget.check(recipe, MNIST_TRAIN, budget.CLI_LIMITS)  # what cannot fit in memory, refused
     # the default name holds the accuracy, unknown yet; 0.0 gives a name of the same length
     check_out(Path(args.out) if args.out else default_out(recipe, 0.0))
+    from . import fast  # noqa: F401  (plugs the captured CUDA step into training)
     from .train import train
 
     cbs = [] if args.json else [ProgressBar()]

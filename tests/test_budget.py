@@ -101,7 +101,7 @@ def test_the_loss_history_keeps_every_loss_below_its_cap():
 def test_the_smoother_is_the_bias_corrected_moving_average_pandas_computes():
     import pandas as pd
 
-    from mlp_core.service.history import smooth
+    from mlp_core.lr_finder import smooth
 
     values = [float((i * 7919) % 13) for i in range(300)]
     expected = pd.Series(values).ewm(alpha=0.1, adjust=True).mean().tolist()

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mlp_core.lr_finder import LRFinderResult
-from mlp_core.service.history import smooth
+from mlp_core.lr_finder import LRFinderResult, smooth
 from mlp_core.service.jobs import Snapshot
 
 from .format import short

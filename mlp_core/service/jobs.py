@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .. import fast  # noqa: F401  (plugs the captured CUDA step into build_learner)
 from ..checkpoint import ModelFileError, check_quota, model_filename, save_checkpoint, unused_path
 from ..data import Split, load_mnist
 from ..errors import UserError
