@@ -3,7 +3,8 @@
 import streamlit as st
 
 import ui
-from mlp_core.vision.digits import ACCEPTED_FORMATS, MAX_PIXELS, ImageError, preprocess
+from mlp_core.vision.decode import ACCEPTED_FORMATS, MAX_PIXELS, ImageError
+from mlp_core.vision.digits import preprocess
 from mlp_core.vision.numbers import Number, read_number, verdict
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]

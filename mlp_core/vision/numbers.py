@@ -28,10 +28,10 @@ import torch
 from PIL import Image
 
 from ..metrics import predict_probs
+from .decode import ImageError
 from .digits import (
     NO_DIGIT_MARKS,
     NOISE,
-    ImageError,
     Preprocessed,
     find_ink,
     grow,
