@@ -6,7 +6,6 @@ from .checkpoint import (
     Checkpoint,
     ModelFileError,
     load_checkpoint,
-    safe_model_path,
     save_checkpoint,
 )
 from .data import Batches, DataError, Split, load_mnist, mnist_available
@@ -55,7 +54,6 @@ __all__ = [
     "mnist_available",
     "preprocess",
     "resolve_device",
-    "safe_model_path",
     "save_checkpoint",
     "train",
     "training_record",

@@ -13,13 +13,14 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from .checkpoint import ModelFileError, load_checkpoint, model_filename, save_checkpoint
+from .checkpoint import ModelFileError, load_checkpoint, save_checkpoint
 from .data import load_mnist
 from .devices import resolve_device
 from .errors import UserError
 from .learner import Callback
 from .recipe import Recipe
 from .service import budget
+from .service.models_folder import model_filename
 
 
 class CliError(UserError):

@@ -5,10 +5,10 @@ import time
 import pytest
 
 from mlp_core import Recipe
-from mlp_core.checkpoint import model_filename
 from mlp_core.recipe import MAX_HIDDEN_LAYERS, RecipeError
 from mlp_core.service.budget import CLI_LIMITS, BudgetError, Limits, check, estimate
 from mlp_core.service.history import LossHistory
+from mlp_core.service.models_folder import model_filename
 
 N = 60_000
 

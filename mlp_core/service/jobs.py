@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .. import fast  # noqa: F401  (plugs the captured CUDA step into build_learner)
-from ..checkpoint import ModelFileError, check_quota, model_filename, save_checkpoint, unused_path
+from ..checkpoint import ModelFileError, save_checkpoint
 from ..data import Split, load_mnist
 from ..errors import UserError
 from ..insight import WeightWatch
@@ -29,6 +29,7 @@ from ..lr_finder import LRFinderResult, lr_find
 from ..recipe import Recipe
 from ..train import build_learner, training_record
 from .history import LossHistory
+from .models_folder import check_quota, model_filename, unused_path
 
 WAITING = ("queued",)
 ACTIVE = ("starting", "running")

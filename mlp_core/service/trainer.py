@@ -19,7 +19,6 @@ import time
 import weakref
 from pathlib import Path
 
-from ..checkpoint import check_quota
 from ..data import load_mnist
 from ..devices import resolve_device
 from ..errors import UserError
@@ -27,6 +26,7 @@ from ..lr_finder import LRFinderResult
 from ..recipe import Recipe
 from . import budget
 from .jobs import ACTIVE, ENDED, WAITING, JobBusyError, Run, Snapshot, ThreadWorker
+from .models_folder import check_quota
 from .runstore import HistoryError, RunStore
 
 MAX_WAITING_PER_OWNER = 3  # runs one browser may have in line (MLP_MAX_WAITING_PER_BROWSER)
