@@ -3,9 +3,15 @@
 import streamlit as st
 
 import ui
-from mlp_core.vision.decode import ACCEPTED_FORMATS, MAX_PIXELS, ImageError
-from mlp_core.vision.digits import preprocess
-from mlp_core.vision.numbers import Number, read_number, verdict
+from mlp_core.vision import (
+    ACCEPTED_FORMATS,
+    MAX_PIXELS,
+    ImageError,
+    Number,
+    preprocess,
+    read_number,
+    verdict,
+)
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
 DRAW_HINT = "Draw a digit on the black square: one digit, as large as the square allows."

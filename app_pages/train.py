@@ -9,7 +9,7 @@ import streamlit as st
 
 import ui
 from mlp_core.errors import UserError
-from mlp_core.service.jobs import ACTIVE, WAITING
+from mlp_core.service import ACTIVE, WAITING
 
 st.title("Train a network")
 st.markdown(

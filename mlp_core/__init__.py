@@ -18,7 +18,6 @@ from .model import DigitClassifier
 from .optim import SGD, Adam, BasicOptim, make_optimizer
 from .recipe import Recipe, RecipeError
 from .train import build_learner, train, training_record
-from .vision.digits import ImageError, Preprocessed, preprocess
 
 __all__ = [
     "Adam",
@@ -32,13 +31,11 @@ __all__ = [
     "DigitClassifier",
     "DivergedError",
     "Flatten",
-    "ImageError",
     "Learner",
     "LRFinder",
     "Linear",
     "ModelFileError",
     "OneCycle",
-    "Preprocessed",
     "ReLU",
     "Recipe",
     "RecipeError",
@@ -52,7 +49,6 @@ __all__ = [
     "lr_find",
     "make_optimizer",
     "mnist_available",
-    "preprocess",
     "resolve_device",
     "save_checkpoint",
     "train",

@@ -249,8 +249,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .metrics import predict_probs
-    from .vision.digits import ImageError, preprocess
-    from .vision.numbers import verdict
+    from .vision import ImageError, preprocess, verdict
 
     model = load_checkpoint(args.model).model
     if args.number:
@@ -282,8 +281,7 @@ def one_line(text: str) -> str:
 
 def predict_numbers(model, files: list[str], as_json: bool) -> int:
     """`predict --number`: per file the number and a line per digit, or one error line."""
-    from .vision.digits import ImageError
-    from .vision.numbers import read_number
+    from .vision import ImageError, read_number
 
     results, ok = [], True
     for name in files:

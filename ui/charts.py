@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from mlp_core.lr_finder import LRFinderResult, smooth
-from mlp_core.service.jobs import Snapshot
+from mlp_core.service import Snapshot
 
 from .format import short
 

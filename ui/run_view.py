@@ -14,8 +14,7 @@ import streamlit as st
 
 from mlp_core import ModelFileError, UserError
 from mlp_core.insight import template_grid
-from mlp_core.service.jobs import ACTIVE, ENDED, WAITING, Run, Snapshot
-from mlp_core.service.models_folder import check_quota, save_as
+from mlp_core.service import ACTIVE, ENDED, WAITING, Run, Snapshot, check_quota, save_as
 
 from .charts import accuracy_chart, loss_chart, norms_chart, runs_chart
 from .format import duration, enlarge, plain, run_name, shown_path

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mlp_core.service.jobs import ACTIVE
+from mlp_core.service import ACTIVE
 
 from .models import active_model_name, model_caption
 from .server import browser, start_upload_sweeper, trainer

@@ -1,1 +1,22 @@
-"""The training service: runs queued per device, trained by workers, written to a history."""
+"""The training service: runs queued per device, trained by workers, written to a history.
+
+What the dashboard uses: a `Trainer` (the queue, owners, limits, the history) whose runs
+are `Run`s read as `Snapshot`s; the models folder's `check_quota` and `save_as`.
+"""
+
+from .jobs import ACTIVE, ENDED, WAITING, JobBusyError, Run, Snapshot
+from .models_folder import check_quota, save_as
+from .trainer import NotYoursError, Trainer
+
+__all__ = [
+    "ACTIVE",
+    "ENDED",
+    "WAITING",
+    "JobBusyError",
+    "NotYoursError",
+    "Run",
+    "Snapshot",
+    "Trainer",
+    "check_quota",
+    "save_as",
+]
