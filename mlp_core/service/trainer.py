@@ -2,11 +2,12 @@
 
 A class on one server: thirty students press Start within a minute. Each run is priced
 first (budget.py) and put in line; each device trains one run at a time, the oldest
-waiting first, in a worker (worker.py: a process of its own; jobs.ThreadWorker: a thread,
-for scripts and tests). Every run belongs to the browser that started it (an opaque
+waiting first, in a worker (worker.py: ProcessWorker, a process of its own; ThreadWorker, a
+thread, for scripts and tests). Every run belongs to the browser that started it (an opaque
 `owner` token): only that browser may stop, cancel or delete it, and each browser may
-have only a few runs waiting. With a history (runstore.py) every run is written down as
-it trains, and read back when the server starts again.
+have only a few runs waiting. With a history (recorder.py, a listener of every run's
+events, writing to runstore.py) every run is written down as it trains, and read back
+when the server starts again.
 
 Every check-then-act (is there room in the queue? is the device free?) happens under one
 lock: two browsers pressing Start at the same moment cannot both take a free device.
@@ -25,9 +26,12 @@ from ..errors import UserError
 from ..lr_finder import LRFinderResult
 from ..recipe import Recipe
 from . import budget
-from .jobs import ACTIVE, ENDED, WAITING, JobBusyError, Run, Snapshot, ThreadWorker
+from .events import Ended, Event
+from .jobs import ACTIVE, ENDED, WAITING, JobBusyError, Run, Snapshot
 from .models_folder import check_quota
-from .runstore import HistoryError, RunStore
+from .recorder import HistoryRecorder
+from .runstore import RunStore
+from .worker import ProcessWorker, ThreadWorker, Worker
 
 MAX_WAITING_PER_OWNER = 3  # runs one browser may have in line (MLP_MAX_WAITING_PER_BROWSER)
 MAX_WAITING = 50  # runs in line on the whole server (MLP_MAX_WAITING)
@@ -41,7 +45,7 @@ def _server_exits() -> None:
     """The server is stopping: its runs are cut short, not failed. Nothing more is written
     (the next start reads runs left "running" as interrupted), then the workers end."""
     for trainer in list(_LIVE):
-        trainer._closing = True
+        trainer._closing = trainer.history.closing = True
         for worker in list(trainer._workers.values()):
             worker.close()
 
@@ -75,74 +79,33 @@ class Trainer:
         )
         self.max_waiting = max_waiting or int(os.environ.get("MLP_MAX_WAITING", MAX_WAITING))
         self._lock = threading.RLock()  # re-entered when a run ends while it is held
-        self._workers: dict[str, object] = {}
+        self._workers: dict[str, Worker] = {}
         self._training: dict[str, Run] = {}  # device -> the run it trains now
         self._launch_args: dict[int, tuple] = {}  # run id -> (data, cbs), until it starts
         self._estimates: dict[int, float] = {}  # run id -> estimated seconds of training
         self._finding = False
-        self._closing = False  # the server is exiting: write and start nothing more
-        self.problem: str | None = None  # a sentence when the history cannot be kept
-        self.store: RunStore | None = None
-        self.runs: list[Run] = []
-        if history is not None:
-            self._open_history(Path(history))
+        self._closing = False  # the server is exiting: start nothing more
+        self.history = HistoryRecorder(history)  # writes every run's events down
+        self._listeners = (self.history, self._heard)  # written down, then the device freed
+        self.runs: list[Run] = [
+            Run.past(row, self.history.curves(row.id), self._listeners)
+            for row in self.history.past_runs()
+        ]
         self._next_id = max((r.id for r in self.runs), default=0) + 1
         _LIVE.add(self)
 
-    # -- the history ------------------------------------------------------------------------
+    @property
+    def problem(self) -> str | None:
+        """A sentence when the history cannot be kept (training goes on)."""
+        return self.history.problem
 
-    def _open_history(self, path: Path) -> None:
-        try:
-            self.store = RunStore(path)
-            self.store.after_restart()
-            rows = self.store.runs()
-        except HistoryError as e:
-            self.store, self.problem = None, self._history_sentence(e)
-            return
-        for row in rows:
-            self.runs.append(Run.past(row, self._curves(row.id), self._heard))
+    @property
+    def store(self) -> RunStore | None:
+        return self.history.store
 
-    def _curves(self, run_id: int):
-        def read():
-            try:
-                return self.store.losses(run_id)[1], self.store.accuracies(run_id)
-            except HistoryError as e:
-                self.problem = self._history_sentence(e)
-                return [], []
-
-        return read
-
-    @staticmethod
-    def _history_sentence(e: HistoryError) -> str:
-        return f"{e} Training still works; runs not written down are shown until the server stops."
-
-    def _write(self, method: str, *args, **kwargs):
-        """One write to the history; a failure becomes `problem`, never a failed run."""
-        if self.store is None or self._closing:
-            return None
-        try:
-            return getattr(self.store, method)(*args, **kwargs)
-        except HistoryError as e:
-            self.problem = self._history_sentence(e)
-            return None
-
-    def _heard(self, run: Run, event: str, data: dict) -> None:
-        """A run's event: write it down; when a run ends, its device takes the next."""
-        now = time.time()
-        if event == "starting":
-            self._write("update_run", run.id, status="starting", started=now)
-        elif event == "began":
-            self._write("update_run", run.id, status="running", total_steps=data["total_steps"])
-        elif event == "progressed":
-            self._write("add_losses", run.id, data["steps"], data["losses"])
-            self._write("update_run", run.id, step=data["step"], seen=data["seen"],
-                        elapsed=data["elapsed"])  # fmt: skip
-        elif event == "epoch_ended":
-            self._write("add_accuracy", run.id, data["epoch"], data["accuracy"])
-            self._write("update_run", run.id, epoch=data["epoch"], test_accuracy=data["accuracy"])
-        elif event == "ended":
-            self._write("update_run", run.id, status=data["status"], message=data["message"],
-                        out=data["out"], ended=now)  # fmt: skip
+    def _heard(self, run: Run, event: Event) -> None:
+        """A run's event, after the history's: when a run ends, its device takes the next."""
+        if isinstance(event, Ended):
             with self._lock:
                 if self._training.get(run.device) is run:
                     del self._training[run.device]
@@ -151,14 +114,10 @@ class Trainer:
 
     # -- starting, queueing, dispatching ------------------------------------------------------
 
-    def _worker(self, device: str):
+    def _worker(self, device: str) -> Worker:
         if device not in self._workers:
-            if self.worker_kind == "process":
-                from .worker import ProcessWorker  # spawns processes: only where asked for
-
-                self._workers[device] = ProcessWorker(device, self.data_dir, self.models_dir)
-            else:
-                self._workers[device] = ThreadWorker(device, self.data_dir, self.models_dir)
+            kind = ProcessWorker if self.worker_kind == "process" else ThreadWorker
+            self._workers[device] = kind(device, self.data_dir, self.models_dir)
         return self._workers[device]
 
     def _n_train(self, data) -> int:
@@ -177,9 +136,9 @@ class Trainer:
         check_quota(self.models_dir, adding=est.params * 4)
         with self._lock:
             self._admit(owner)
-            run_id = self._write("add_run", recipe, device, owner) or self._next_id
+            run_id = self.history.add_run(recipe, device, owner) or self._next_id
             self._next_id = max(self._next_id, run_id + 1)
-            run = Run(run_id, recipe, owner, listener=self._heard)
+            run = Run(run_id, recipe, owner, listeners=self._listeners)
             run.device = device
             self._launch_args[run.id] = (data, list(cbs), eager)
             self._estimates[run.id] = est.seconds
@@ -311,7 +270,7 @@ class Trainer:
             inside = path.resolve().parent == self.models_dir.resolve()
             if inside and path.suffix == ".pt" and path.is_file():
                 path.unlink()
-        self._write("delete_run", run.id)
+        self.history.delete_run(run.id)
         with self._lock:
             self.runs.remove(run)
 
@@ -350,5 +309,4 @@ class Trainer:
             run.join(30)
         for worker in list(self._workers.values()):
             worker.close()
-        if self.store is not None:
-            self.store.close()
+        self.history.close()
