@@ -110,7 +110,7 @@ def drawn(number: str, step: int = 200) -> Image.Image:
 
 def test_pieces_of_one_digit_are_joined(model):
     img = drawn("457")
-    from mlp_core.vision.ink import components
+    from mlp_core.vision.pieces import components
 
     assert len(components(np.asarray(img) > 127)) == 6  # two pieces per digit
     got = read_number(model, img)
@@ -142,7 +142,7 @@ def test_specks_a_frame_a_ruled_line_and_a_page_edge_are_not_digits(model):
 @pytest.mark.parametrize("number", ["12", "90", "1999", "2026", "3845"])
 def test_touching_digits_are_cut_apart(model, number):
     cover = printed_number(number, gap=-0.05)  # each glyph overlaps the next by 5% of a size
-    from mlp_core.vision.ink import components
+    from mlp_core.vision.pieces import components
 
     assert len(components(cover > 0.5)) < len(number)  # some digits do touch
     got = read_number(model, (cover * 255).round().astype(np.uint8))

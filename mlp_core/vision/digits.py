@@ -7,7 +7,7 @@ picture (a canvas drawing, a phone photo of paper, a screenshot) is none of that
 
     decode (decode.py: first frame, EXIF orientation) -> grey in [0, 1] -> flatten transparency ->
     even out the lighting -> polarity (ink light, background dark) -> the ink's connected
-    pieces (ink.py); a shadow along the border lifted -> without specks, page edges, lines
+    pieces (pieces.py); a shadow along the border lifted -> without specks, page edges, lines
     and frames -> contrast (ink 1, background 0) -> crop to the ink -> stroke width towards
     MNIST's -> scale its larger side to 20 px -> move its centre of mass to pixel (14, 14)
 
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .decode import ImageError, decode
-from .ink import Components, components, digit_pieces, noisy, stroke_width
+from .pieces import Components, components, digit_pieces, noisy, stroke_width
 
 _MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of full scale to count
 _DIGIT_SIDE, _FRAME_SIDE = 20, 28  # MNIST: the digit's larger side is 20 px, in a 28 px frame
@@ -47,8 +47,10 @@ class Preprocessed:
 
 
 @dataclass(frozen=True)
-class Ink:
-    """A picture's ink, found but not yet stretched: the steps `preprocess` and `numbers` share."""
+class InkMap:
+    """Where a picture's ink is, found but not yet stretched: the steps `preprocess` and
+    `numbers` share. ("Ink" is the marks themselves; here are their grey levels, mask and
+    pieces.)"""
 
     gray: np.ndarray  # (H, W) float32 in [0, 1], the ink lighter than the background
     mask: np.ndarray  # (H, W) bool: Otsu's ink class
@@ -73,7 +75,7 @@ def preprocess(
     return to_mnist(x, mask, bridge=len(keep) > 1)
 
 
-def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> Ink:
+def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> InkMap:
     """Decode, flatten, even out the lighting, set the polarity, split the ink into pieces."""
     gray, alpha = decode(source)  # (H, W) each, in [0, 1]; alpha is None when opaque
     if alpha is not None:
@@ -83,13 +85,13 @@ def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> In
     runs = np.count_nonzero(mask[:, 1:] & ~mask[:, :-1]) + np.count_nonzero(mask[:, 0])
     if runs > _MAX_RUNS * mask.shape[0]:  # a row of digits crosses a few dozen strokes at most
         raise ImageError(NOISE)
-    ink = Ink(gray, mask, components(mask))
+    ink = InkMap(gray, mask, components(mask))
     # a large piece along the border: a shadow, perhaps (or a table, or noise: left as is)
     if _shaded(ink.parts) and not noisy(ink.parts, digit_pieces(ink.parts, mask.shape)):
         lifted = np.clip(gray - _background(gray), 0, 1)  # (H, W)
         light = lifted >= _threshold(lifted)  # the ink is light already: no polarity to set
         if light.any():
-            again = Ink(lifted, light, components(light))
+            again = InkMap(lifted, light, components(light))
             if _shaded(again.parts) < _shaded(ink.parts) and not _blob(again.parts):
                 return again
     return ink
@@ -130,7 +132,7 @@ def _background(gray: np.ndarray) -> np.ndarray:
     return F.interpolate(smooth, size=(h, w), mode="bilinear")[0, 0].numpy()  # (H, W)
 
 
-def stretch(ink: Ink, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def stretch(ink: InkMap, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Background 0, typical ink of the pieces `keep` 1, every other piece erased.
 
     Returns the stretched picture and the kept pieces' mask, both (H, W).
