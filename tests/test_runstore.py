@@ -10,7 +10,6 @@ import time
 import pytest
 
 from mlp_core.recipe import Recipe
-from mlp_core.service.jobs import ENDED as TERMINAL
 from mlp_core.service.runstore import (
     SCHEMA_VERSION,
     HistoryError,
@@ -18,6 +17,7 @@ from mlp_core.service.runstore import (
     RunStore,
     history_error,
 )
+from mlp_core.service.status import ENDED as TERMINAL
 
 
 def one_sentence(e: HistoryError) -> str:

@@ -107,7 +107,7 @@ def test_thirty_browsers_queue_a_run_each_and_all_finish_in_order(trainer, recor
 
 
 def test_the_learning_rate_scan_runs_in_the_worker(trainer):
-    found = trainer.find_lr(Recipe(**QUICK))
+    found = trainer.lr_find(Recipe(**QUICK))
     assert found.lrs and found.suggestion > 0
     worker = trainer._workers["cpu"]
     assert worker.pid is not None and worker.pid != os.getpid() and worker._proc.is_alive()
@@ -123,7 +123,7 @@ def test_the_history_outlives_the_trainer_and_a_run_cut_short_is_interrupted(
     wait_until_training(cut, 3)
     # the server dies: nothing closes the history (a new Trainer reads it as it was left)
     again = Trainer(tmp_path / "models", tiny_mnist, history=tmp_path / "runs.sqlite")
-    by_id = {r.id: r.snapshot() for r in again.jobs}
+    by_id = {r.id: r.snapshot() for r in again.runs}
     assert list(by_id) == [done.id, cut.id, waiting.id]
     old = by_id[done.id]
     assert old.status == "finished" and old.owner == "a" and old.out == done.snapshot().out

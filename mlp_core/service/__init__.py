@@ -4,8 +4,9 @@ What the dashboard uses: a `Trainer` (the queue, owners, limits, the history) wh
 are `Run`s read as `Snapshot`s; the models folder's `check_quota` and `save_as`.
 """
 
-from .jobs import ACTIVE, ENDED, WAITING, JobBusyError, Run, Snapshot
+from .jobs import JobBusyError, Run, Snapshot
 from .models_folder import check_quota, save_as
+from .status import ACTIVE, ENDED, WAITING, RunStatus
 from .trainer import NotYoursError, Trainer
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "JobBusyError",
     "NotYoursError",
     "Run",
+    "RunStatus",
     "Snapshot",
     "Trainer",
     "check_quota",

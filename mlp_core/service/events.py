@@ -3,7 +3,7 @@ a worker process send each other. A fixed set of typed messages, checked on rece
 anything else that arrives from a pipe is refused with a logged sentence, never called.
 
     job -> run            Starting, Began, Progressed, EpochEnded, Published, Ended
-    server -> worker      Train, Stop, FindLR
+    server -> worker      Train, Stop, LRFind
     worker -> server      RunEvent (one of the job's events, for run `run_id`), Found
 """
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..recipe import Recipe
+from .status import RunStatus
 
 # -- a run's events, in the order a job sends them (Published any time, Ended last) ----------
 
@@ -52,7 +53,7 @@ class Published:
 
 @dataclass(frozen=True)
 class Ended:
-    status: str  # a RunStatus that ends a run
+    status: RunStatus  # one of status.ENDED
     message: str
     out: str | None = None  # the saved model file, if any
 
@@ -77,7 +78,7 @@ class Stop:
 
 
 @dataclass(frozen=True)
-class FindLR:
+class LRFind:
     request_id: int
     recipe: Recipe
     kwargs: dict

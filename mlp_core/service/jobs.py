@@ -32,11 +32,7 @@ from ..train import build_learner, training_record
 from .events import Began, Ended, EpochEnded, Event, Progressed, Published, Starting
 from .history import LossHistory
 from .models_folder import check_quota, model_filename, unused_path
-
-WAITING = ("queued",)
-ACTIVE = ("starting", "running")
-ENDED = ("finished", "stopped", "diverged", "failed", "cancelled", "interrupted")
-STATUSES = (*WAITING, *ACTIVE, *ENDED)
+from .status import ACTIVE, ENDED, WAITING, RunStatus
 
 
 class JobBusyError(UserError, RuntimeError):
@@ -48,7 +44,7 @@ class Snapshot:
     """A consistent copy of a run's state, safe to read from any thread."""
 
     id: int
-    status: str
+    status: RunStatus
     message: str
     recipe: Recipe
     epoch: int  # epochs completed
@@ -112,7 +108,7 @@ class Run:
         self._lock = threading.Lock()
         self._done = threading.Event()  # set once Ended has been heard
         self._over = False  # Ended was applied
-        self._status, self._message = "queued", "Waiting for its turn."
+        self._status, self._message = RunStatus.QUEUED, "Waiting for its turn."
         self._losses = LossHistory()
         self._accuracies: list[float] = []
         self._epoch = self._step = self._seen = self._total_steps = 0
@@ -146,12 +142,12 @@ class Run:
 
     def starting(self, message: str = "Loading MNIST...") -> None:
         with self._lock:
-            self._status, self._message = "starting", message
+            self._status, self._message = RunStatus.STARTING, message
         self._tell(Starting(message))
 
     def began(self, total_steps: int) -> None:
         with self._lock:
-            self._status, self._message = "running", "Training..."
+            self._status, self._message = RunStatus.RUNNING, "Training..."
             self._total_steps = total_steps
         self._tell(Began(total_steps))
 
@@ -174,14 +170,14 @@ class Run:
         with self._lock:
             self.extras[key] = value
 
-    def ended(self, status: str, message: str, out: str | None = None) -> None:
+    def ended(self, status: RunStatus, message: str, out: str | None = None) -> None:
         """The run is over (once: a later call is ignored). `join` returns after the
         listeners have heard it: the run is written down and its device free again."""
         with self._lock:
             if self._over:
                 return
             self._over = True
-            self._status, self._message, self._out = status, message, out
+            self._status, self._message, self._out = RunStatus(status), message, out
         try:
             self._tell(Ended(status, message, out))
         finally:
@@ -190,7 +186,7 @@ class Run:
     # -- readers ----------------------------------------------------------------------------
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         with self._lock:
             return self._status
 
@@ -235,7 +231,7 @@ class Run:
         (losses, accuracies) when the run is first shown."""
         run = cls(row.id, row.recipe, row.owner, row.created, listeners)
         run.device = row.device
-        run._status, run._message, run._out = row.status, row.message, row.out
+        run._status, run._message, run._out = RunStatus(row.status), row.message, row.out
         run._epoch, run._step, run._seen = row.epoch, row.step, row.seen
         run._total_steps, run._elapsed = row.total_steps, row.elapsed
         run._restore, run._final = curves, row.test_accuracy
@@ -352,7 +348,7 @@ class TrainingJob:
         """Train to the end, stop or failure; the last event emitted is always Ended."""
         learn: Learner | None = None
         watch: _Watch | None = None
-        end = ("failed", "The run ended without a word (a bug).", None)
+        end = (RunStatus.FAILED, "The run ended without a word (a bug).", None)
         try:
             self.emit(Starting())
             train, test = self._load()
@@ -363,7 +359,11 @@ class TrainingJob:
             learn = build_learner(self.recipe, train, test, cbs, eager=self.eager)
             learn.fit(self.recipe.epochs)
             if learn.epochs_done == 0:
-                end = ("stopped", "Stopped before the first epoch ended; nothing was saved.", None)
+                end = (
+                    RunStatus.STOPPED,
+                    "Stopped before the first epoch ended; nothing was saved.",
+                    None,
+                )
                 return
             check_quota(self.models_dir)
             out = unused_path(self.models_dir / model_filename(self.recipe, learn.test_accuracy))
@@ -371,22 +371,30 @@ class TrainingJob:
             done = (
                 f"after {learn.epochs_done} of {self.recipe.epochs} epochs" if learn.stopped else ""
             )
-            status = "stopped" if learn.stopped else "finished"
+            status = RunStatus.STOPPED if learn.stopped else RunStatus.FINISHED
             end = (status, f"Test accuracy: {learn.test_accuracy:.4f} {done}".strip(), str(out))
         except DivergedError as e:
-            end = ("diverged", str(e), None)
+            end = (RunStatus.DIVERGED, str(e), None)
         except torch.cuda.OutOfMemoryError:
             end = (
-                "failed",
+                RunStatus.FAILED,
                 "CUDA ran out of memory: try a smaller batch size or hidden layers, or the CPU.",
                 None,
             )
         except (ModelFileError, UserError) as e:  # e.g. the models folder filled up, no MNIST
-            end = ("failed", str(e), None)
+            end = (RunStatus.FAILED, str(e), None)
         except OSError as e:  # the message would show the server's folders: only say why
-            end = ("failed", f"Saving the model failed: {e.strerror or type(e).__name__}.", None)
+            end = (
+                RunStatus.FAILED,
+                f"Saving the model failed: {e.strerror or type(e).__name__}.",
+                None,
+            )
         except Exception as e:  # any other failure ends this run, never the server
-            end = ("failed", f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, None)
+            end = (
+                RunStatus.FAILED,
+                f"{type(e).__name__}: {e}" if str(e) else type(e).__name__,
+                None,
+            )
         finally:
             if watch is not None and learn is not None and hasattr(watch, "losses"):
                 watch.flush(learn)  # the batches recorded before a failure
@@ -396,7 +404,7 @@ class TrainingJob:
             self.emit(Ended(*end))
 
 
-def find_lr(recipe: Recipe, data: Data | Callable[[], Data], **kwargs) -> LRFinderResult:
+def lr_find_for(recipe: Recipe, data: Data | Callable[[], Data], **kwargs) -> LRFinderResult:
     """The learning-rate finder on `recipe`'s model, on the training split of `data`.
 
     Eager on every device: the finder sets a new rate from Python before each batch, which

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..recipe import Recipe
 from .events import Began, Ended, EpochEnded, Event, Progressed, Starting
 from .runstore import HistoryError, RunRow, RunStore
+from .status import RunStatus
 
 
 class HistoryRecorder:
@@ -75,9 +76,9 @@ class HistoryRecorder:
         """A run's event (a Run's listener): write it down."""
         match event:
             case Starting():
-                self._write("update_run", run.id, status="starting", started=time.time())
+                self._write("update_run", run.id, status=RunStatus.STARTING, started=time.time())
             case Began(total_steps):
-                self._write("update_run", run.id, status="running", total_steps=total_steps)
+                self._write("update_run", run.id, status=RunStatus.RUNNING, total_steps=total_steps)
             case Progressed(losses, step, seen, elapsed):
                 self._write("add_losses", run.id, list(event.steps), losses)
                 self._write("update_run", run.id, step=step, seen=seen, elapsed=elapsed)

@@ -27,10 +27,11 @@ from ..lr_finder import LRFinderResult
 from ..recipe import Recipe
 from . import budget
 from .events import Ended, Event
-from .jobs import ACTIVE, ENDED, WAITING, JobBusyError, Run, Snapshot
+from .jobs import JobBusyError, Run, Snapshot
 from .models_folder import check_quota
 from .recorder import HistoryRecorder
 from .runstore import RunStore
+from .status import ACTIVE, ENDED, WAITING, RunStatus
 from .worker import ProcessWorker, ThreadWorker, Worker
 
 MAX_WAITING_PER_OWNER = 3  # runs one browser may have in line (MLP_MAX_WAITING_PER_BROWSER)
@@ -59,7 +60,8 @@ class Trainer:
 
     `start` prices a run and queues it (JobBusyError if the queue is full); `stop` stops
     or cancels; `delete` forgets an ended run and its model file; `runs` are all runs,
-    oldest first. `worker` is "process" (the server) or "thread" (scripts, tests).
+    oldest first, and `training()` those training now. `worker` is "process" (the server)
+    or "thread" (scripts, tests).
     """
 
     def __init__(
@@ -87,11 +89,11 @@ class Trainer:
         self._closing = False  # the server is exiting: start nothing more
         self.history = HistoryRecorder(history)  # writes every run's events down
         self._listeners = (self.history, self._heard)  # written down, then the device freed
-        self.runs: list[Run] = [
+        self._runs: list[Run] = [
             Run.past(row, self.history.curves(row.id), self._listeners)
             for row in self.history.past_runs()
         ]
-        self._next_id = max((r.id for r in self.runs), default=0) + 1
+        self._next_id = max((r.id for r in self._runs), default=0) + 1
         _LIVE.add(self)
 
     @property
@@ -142,13 +144,13 @@ class Trainer:
             run.device = device
             self._launch_args[run.id] = (data, list(cbs), eager)
             self._estimates[run.id] = est.seconds
-            self.runs.append(run)
+            self._runs.append(run)
             self._dispatch(device)
         return run
 
     def _admit(self, owner: str) -> None:
         """Raise JobBusyError if the queue has no room for one more of `owner`'s runs."""
-        waiting = [r for r in self.runs if r.status in WAITING]
+        waiting = [r for r in self._runs if r.status in WAITING]
         if len(waiting) >= self.max_waiting:
             raise JobBusyError(
                 f"The queue is full ({len(waiting)} runs waiting); try again when some have "
@@ -163,7 +165,7 @@ class Trainer:
 
     def _line(self, device: str) -> list[Run]:
         """The runs waiting for `device`, oldest first (call with the lock held)."""
-        return [r for r in self.runs if r.device == device and r.status in WAITING]
+        return [r for r in self._runs if r.device == device and r.status in WAITING]
 
     def _next_for(self, device: str) -> Run | None:
         """The run `device` should start now: the oldest waiting, if the device is free."""
@@ -182,30 +184,30 @@ class Trainer:
     # -- what a page asks -------------------------------------------------------------------
 
     @property
-    def jobs(self) -> list[Run]:
+    def runs(self) -> list[Run]:
         """This server's runs, oldest first (a copy)."""
         with self._lock:
-            return list(self.runs)
+            return list(self._runs)
 
     @property
     def current(self) -> Run | None:
         """The newest run, whatever its state."""
         with self._lock:
-            return self.runs[-1] if self.runs else None
+            return self._runs[-1] if self._runs else None
 
-    def active(self) -> Run | None:
-        """A run that is training now, if any (the first device's)."""
+    def training(self) -> list[Run]:
+        """The runs training now, one per busy device."""
         with self._lock:
-            return next(iter(self._training.values()), None)
+            return list(self._training.values())
 
     def busy(self) -> bool:
         """Whether any run is training or waiting."""
         with self._lock:
-            return bool(self._training) or any(r.status in WAITING for r in self.runs)
+            return bool(self._training) or any(r.status in WAITING for r in self._runs)
 
     def get(self, run_id: int) -> Run | None:
         with self._lock:
-            return next((r for r in self.runs if r.id == run_id), None)
+            return next((r for r in self._runs if r.id == run_id), None)
 
     def place(self, run: Run) -> int | None:
         """1 if `run` is next on its device, 2 after that...; None if it is not waiting."""
@@ -243,7 +245,7 @@ class Trainer:
         None only from the server's own code. Without `run_id`: every run of `owner`.
         """
         with self._lock:
-            runs = [r for r in self.runs if run_id is None or r.id == run_id]
+            runs = [r for r in self._runs if run_id is None or r.id == run_id]
         for run in runs:
             if run_id is None and owner is not None and run.owner != owner:
                 continue
@@ -252,7 +254,7 @@ class Trainer:
                 status = run.status
                 if status in WAITING:
                     self._launch_args.pop(run.id, None)
-                    run.ended("cancelled", "Cancelled before it started.")
+                    run.ended(RunStatus.CANCELLED, "Cancelled before it started.")
             if status in ACTIVE:
                 self._worker(run.device).stop(run.id)
 
@@ -272,9 +274,9 @@ class Trainer:
                 path.unlink()
         self.history.delete_run(run.id)
         with self._lock:
-            self.runs.remove(run)
+            self._runs.remove(run)
 
-    def find_lr(self, recipe: Recipe, data=None, **kwargs) -> LRFinderResult:
+    def lr_find(self, recipe: Recipe, data=None, **kwargs) -> LRFinderResult:
         """The learning-rate finder on `recipe`, in `recipe`'s device's worker, one scan at a
         time on the server (JobBusyError for a second); blocks until it is done."""
         device = str(resolve_device(recipe.device))
@@ -290,7 +292,7 @@ class Trainer:
             self._finding = True
             worker = self._worker(device)
         try:
-            return worker.find_lr(recipe, data, **kwargs)
+            return worker.lr_find(recipe, data, **kwargs)
         finally:
             with self._lock:
                 self._finding = False
@@ -305,7 +307,7 @@ class Trainer:
     def close(self) -> None:
         """Cancel what waits, stop what trains, end the workers (a server shutting down)."""
         self.stop()
-        for run in self.jobs:
+        for run in self.runs:
             run.join(30)
         for worker in list(self._workers.values()):
             worker.close()

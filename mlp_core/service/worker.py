@@ -15,7 +15,7 @@ runs threads and torch is unsafe), loads MNIST once and keeps it for every run a
 Server and worker talk over one pipe in the typed messages of events.py:
 
     server -> worker   Train(run_id, recipe, cbs, eager), Stop(run_id),
-                       FindLR(request_id, recipe, kwargs)
+                       LRFind(request_id, recipe, kwargs)
     worker -> server   RunEvent(run_id, event): one of the run's events, e.g.
                        RunEvent(7, Progressed([2.30, 2.28], 2, 128, 0.05)); Found(id, result)
 
@@ -44,14 +44,15 @@ from .events import (
     EVENTS,
     Ended,
     Event,
-    FindLR,
     Found,
+    LRFind,
     Published,
     RunEvent,
     Stop,
     Train,
 )
-from .jobs import Data, Run, TrainingJob, find_lr
+from .jobs import Data, Run, TrainingJob, lr_find_for
+from .status import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Worker(Protocol):
     def stop(self, run_id: int) -> None:
         """Ask the run to end after its batch in progress."""
 
-    def find_lr(self, recipe: Recipe, data: Data | None = None, **kwargs) -> LRFinderResult:
+    def lr_find(self, recipe: Recipe, data: Data | None = None, **kwargs) -> LRFinderResult:
         """The learning-rate finder on `recipe`; blocks until it is done."""
 
     def close(self) -> None:
@@ -106,10 +107,10 @@ class ThreadWorker:
         if (job := self._jobs.get(run_id)) is not None:
             job.stop()
 
-    def find_lr(self, recipe: Recipe, data: Data | None = None, **kwargs) -> LRFinderResult:
+    def lr_find(self, recipe: Recipe, data: Data | None = None, **kwargs) -> LRFinderResult:
         if data is None:
             data = (load_mnist(True, self.data_dir, download=False), None)
-        return find_lr(recipe, data, **kwargs)
+        return lr_find_for(recipe, data, **kwargs)
 
     def close(self) -> None:
         for job in self._jobs.values():
@@ -167,7 +168,7 @@ def main(conn, data_dir, models_dir, threads: int) -> None:
 
     def find(request_id, recipe, kwargs) -> None:
         try:
-            send(Found(request_id, find_lr(recipe, data, **kwargs)))
+            send(Found(request_id, lr_find_for(recipe, data, **kwargs)))
         except UserError as e:
             send(Found(request_id, UserError(str(e))))
         except Exception as e:  # the finder fails, never the worker
@@ -189,7 +190,7 @@ def main(conn, data_dir, models_dir, threads: int) -> None:
                     todo.put(run_id)
                 case Stop(run_id) if run_id in jobs:
                     jobs[run_id].stop()
-                case FindLR(request_id, recipe, kwargs):
+                case LRFind(request_id, recipe, kwargs):
                     args = (request_id, recipe, kwargs)
                     threading.Thread(target=find, args=args, daemon=True).start()
                 case Stop():
@@ -216,7 +217,7 @@ def _reads_its_own(data) -> None:
 
 
 class ProcessWorker:
-    """One device's worker process, seen from the server: `train`, `stop`, `find_lr`.
+    """One device's worker process, seen from the server: `train`, `stop`, `lr_find`.
 
     Started on first use; if it dies, the run it was training ends as failed and the
     next `train` starts a new one. `runs` finds the Run an event is about.
@@ -230,7 +231,7 @@ class ProcessWorker:
         self._proc = None
         self._conn = None
         self._runs: dict[int, tuple] = {}  # (run, its process): sent and not yet ended
-        self._found: dict[int, list] = {}  # find_lr requests waiting: [event, answer]
+        self._found: dict[int, list] = {}  # lr_find requests waiting: [event, answer]
         self._ids = itertools.count(1)
 
     @property
@@ -275,11 +276,11 @@ class ProcessWorker:
         if alive:
             self._send(Stop(run_id))
 
-    def find_lr(self, recipe: Recipe, data=None, timeout: float = 300, **kwargs) -> LRFinderResult:
+    def lr_find(self, recipe: Recipe, data=None, timeout: float = 300, **kwargs) -> LRFinderResult:
         _reads_its_own(data)
         request_id = next(self._ids)
         waiting = self._found[request_id] = [threading.Event(), None]
-        self._send(FindLR(request_id, recipe, kwargs))
+        self._send(LRFind(request_id, recipe, kwargs))
         try:
             if not waiting[0].wait(timeout):
                 raise UserError("The learning-rate scan took too long; try again.")
@@ -309,7 +310,7 @@ class ProcessWorker:
             waiting[1] = WorkerDiedError(DIED.partition(";")[0] + ".")
             waiting[0].set()
         for run in lost:
-            run.ended("failed", DIED)
+            run.ended(RunStatus.FAILED, DIED)
 
     def _receive(self, message) -> None:
         """Apply one message from the worker: a run's event, or a scan's answer. Anything
