@@ -5,7 +5,7 @@ batch 64, num_workers=1, BasicOptim lr 0.01, 784-256-64-10 with randn * 0.1,
 validating on the test split after each epoch as its Learner.fit does.
 mlp_core: the same model, optimizer and recipe, augmentation off as in the
 notebook, with the whole split on the device as one uint8 tensor: the eager
-Learner.fit and, on CUDA, also the step captured as a CUDA graph (graph_step.py).
+Learner.fit and, on CUDA, also the step captured as a CUDA graph (mlp_core/fast/graph_step.py).
 
     python bench/bench_epoch.py [--device cuda] [--epochs 3] [--data-dir DIR] [--json]
 """
