@@ -19,8 +19,7 @@ from .devices import resolve_device
 from .errors import UserError
 from .learner import Callback
 from .recipe import Recipe
-from .service import budget
-from .service.models_folder import model_filename
+from .service import budget, model_filename
 
 
 class CliError(UserError):

@@ -1,11 +1,13 @@
 """The training service: runs queued per device, trained by workers, written to a history.
 
 What the dashboard uses: a `Trainer` (the queue, owners, limits, the history) whose runs
-are `Run`s read as `Snapshot`s; the models folder's `check_quota` and `save_as`.
+are `Run`s read as `Snapshot`s; the models folder's `check_quota` and `save_as`. The CLI
+also prices runs with `budget` and names model files with `model_filename`.
 """
 
+from . import budget
 from .jobs import JobBusyError, Run, Snapshot
-from .models_folder import check_quota, save_as
+from .models_folder import check_quota, model_filename, save_as
 from .status import ACTIVE, ENDED, WAITING, RunStatus
 from .trainer import NotYoursError, Trainer
 
@@ -19,6 +21,8 @@ __all__ = [
     "RunStatus",
     "Snapshot",
     "Trainer",
+    "budget",
     "check_quota",
+    "model_filename",
     "save_as",
 ]
