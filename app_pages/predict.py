@@ -3,8 +3,15 @@
 import streamlit as st
 
 import ui
-from mlp_core.numbers import Number, read_number, verdict
-from mlp_core.preprocess import ACCEPTED_FORMATS, MAX_PIXELS, ImageError, preprocess
+from mlp_core.vision import (
+    ACCEPTED_FORMATS,
+    MAX_PIXELS,
+    ImageError,
+    Number,
+    preprocess,
+    read_number,
+    verdict,
+)
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
 DRAW_HINT = "Draw a digit on the black square: one digit, as large as the square allows."

@@ -13,13 +13,13 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from . import budget
-from .checkpoint import ModelFileError, load_checkpoint, model_filename, save_checkpoint
+from .checkpoint import ModelFileError, load_checkpoint, save_checkpoint
 from .data import load_mnist
 from .devices import resolve_device
 from .errors import UserError
 from .learner import Callback
 from .recipe import Recipe
+from .service import budget, model_filename
 
 
 class CliError(UserError):
@@ -201,6 +201,7 @@ def cmd_train(args) -> int:
     budget.check(recipe, MNIST_TRAIN, budget.CLI_LIMITS)  # what cannot fit in memory, refused
     # the default name holds the accuracy, unknown yet; 0.0 gives a name of the same length
     check_out(Path(args.out) if args.out else default_out(recipe, 0.0))
+    from . import fast  # noqa: F401  (plugs the captured CUDA step into training)
     from .train import train
 
     cbs = [] if args.json else [ProgressBar()]
@@ -247,8 +248,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .metrics import predict_probs
-    from .numbers import verdict
-    from .preprocess import ImageError, preprocess
+    from .vision import ImageError, preprocess, verdict
 
     model = load_checkpoint(args.model).model
     if args.number:
@@ -280,8 +280,7 @@ def one_line(text: str) -> str:
 
 def predict_numbers(model, files: list[str], as_json: bool) -> int:
     """`predict --number`: per file the number and a line per digit, or one error line."""
-    from .numbers import read_number
-    from .preprocess import ImageError
+    from .vision import ImageError, read_number
 
     results, ok = [], True
     for name in files:

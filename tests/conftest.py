@@ -302,7 +302,7 @@ def dashboard_state(tmp_path, monkeypatch):
     if "ui" in sys.modules:
         import streamlit as st
 
-        from mlp_core import trainer
+        from mlp_core.service import trainer
 
         for made in list(trainer._LIVE):  # a trainer the test's pages made (none if unused)
             made.close()  # stops its runs and its worker processes

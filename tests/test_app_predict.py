@@ -29,9 +29,10 @@ from conftest import (
     wait_until_training,
 )
 from make_bad_corpus import seven
-from mlp_core import load_checkpoint, preprocess
+from mlp_core import load_checkpoint
 from mlp_core.insight import activations, top_units
 from mlp_core.metrics import predict_probs
+from mlp_core.vision import preprocess
 
 LONG = dict(hidden="2048, 2048", batch_size=4, epochs=20)  # long enough to act during it
 SHIPPED_LABEL = f"default (shipped) · {load_checkpoint(ui.DEFAULT_MODEL).test_accuracy:.2%}"

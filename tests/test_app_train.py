@@ -14,7 +14,7 @@ import torch
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df as arrow_to_pandas
 from streamlit.testing.v1 import AppTest
 
-import mlp_core.jobs
+import mlp_core.service.jobs
 import ui
 from conftest import (
     DASHBOARD,
@@ -28,7 +28,7 @@ from conftest import (
     wait_until_training,
 )
 from mlp_core import Recipe, load_checkpoint
-from mlp_core.trainer import NotYoursError
+from mlp_core.service.trainer import NotYoursError
 from ui.server import owner_of
 
 # ~6M weights in batches of 4: an epoch takes many seconds, long enough to act during a run
@@ -90,7 +90,7 @@ def test_a_second_start_during_a_run_waits_in_line_and_can_be_cancelled(app):
     start(app, **SLOW)
     start(app, **QUICK)
     assert not app.exception and not app.error
-    first, second = ui.trainer().jobs
+    first, second = ui.trainer().runs
     assert first.status in ("starting", "running") and second.status == "queued"
     wait_until_training(first)
     app.run()
@@ -108,7 +108,7 @@ def test_a_second_start_during_a_run_waits_in_line_and_can_be_cancelled(app):
 def test_a_second_browser_sees_the_run_but_cannot_stop_or_cancel_it(app):
     start(app, **SLOW)
     start(app, **QUICK)
-    first, second = ui.trainer().jobs
+    first, second = ui.trainer().runs
     other = open_page(TRAIN, timeout=30)  # another browser: its own session, its own token
     assert not other.exception
     assert other.dataframe[0].value["started by"].tolist() == ["another browser"] * 2
@@ -168,7 +168,7 @@ def test_earlier_runs_are_listed_and_their_loss_curves_overlaid(app):
     assert runs["recipe"].tolist() == ["32 adam lr0.003 bs60 2ep", "32 adam lr0.01 bs60 2ep"]
     compared = charts(app, "Loss of each run")[0]  # the runs' table's chart; then the comparison
     (data,) = [arrow_to_pandas(d.data.data) for d in compared.proto.datasets]
-    first, second = (job.id for job in ui.trainer().jobs)  # ids count up across the process
+    first, second = (job.id for job in ui.trainer().runs)  # ids count up across the process
     assert set(data["run"]) == {
         f"#{first} 32 adam lr0.01 bs60 2ep",
         f"#{second} 32 adam lr0.003 bs60 2ep",
@@ -199,7 +199,7 @@ def test_an_invalid_recipe_shows_one_sentence_and_starts_nothing(app, fields, se
     assert not app.exception
     (error,) = app.error
     assert error.value.startswith(sentence)
-    assert ui.trainer().jobs == []
+    assert ui.trainer().runs == []
 
 
 def test_without_mnist_start_is_disabled_and_the_app_still_works(app, tmp_path, monkeypatch):
@@ -245,13 +245,13 @@ def crash_next_run(monkeypatch, thread_worker):
     worker process."""
 
     def arm(error: BaseException) -> None:
-        real = mlp_core.jobs.build_learner
+        real = mlp_core.service.jobs.build_learner
 
         def build(recipe, train, test=None, cbs=(), **kw):
-            monkeypatch.setattr(mlp_core.jobs, "build_learner", real)  # this run only
+            monkeypatch.setattr(mlp_core.service.jobs, "build_learner", real)  # this run only
             return real(recipe, train, test, [*cbs, Raise(error)], **kw)
 
-        monkeypatch.setattr(mlp_core.jobs, "build_learner", build)
+        monkeypatch.setattr(mlp_core.service.jobs, "build_learner", build)
 
     return arm
 
@@ -274,7 +274,7 @@ def test_a_crash_in_the_run_fails_it_with_its_sentence_and_the_app_keeps_serving
     crash_next_run(error)
     start(app, **QUICK)
     snap = ui.trainer().wait(60)
-    assert snap.status == "failed" and ui.trainer().active() is None  # the device is free
+    assert snap.status == "failed" and ui.trainer().training() == []  # the device is free
     app.run()
     assert not app.exception
     assert texts(app.error) == [sentence]
@@ -283,7 +283,7 @@ def test_a_crash_in_the_run_fails_it_with_its_sentence_and_the_app_keeps_serving
     assert ui.trainer().wait(60).status == "finished"
     app.run()
     assert app.success[0].value.startswith("Test accuracy: ")
-    assert [j.snapshot().status for j in ui.trainer().jobs] == ["failed", "finished"]
+    assert [j.snapshot().status for j in ui.trainer().runs] == ["failed", "finished"]
 
 
 def test_stop_during_an_epoch_leaves_an_app_that_trains_again(app, thread_worker):
@@ -318,7 +318,7 @@ def test_nonsense_recipe_fields_show_one_sentence_and_start_nothing(app, fields,
     start(app, **{**QUICK, **fields})
     assert not app.exception
     assert [e.startswith(sentence) for e in texts(app.error)] == [True], texts(app.error)
-    assert ui.trainer().jobs == []
+    assert ui.trainer().runs == []
 
 
 def test_a_typed_model_name_cannot_leave_models_or_replace_a_model(app, tmp_path):
@@ -419,7 +419,7 @@ def test_the_lr_finder_plots_suggests_and_puts_its_rate_into_the_form(app):
     at.number_input(key="train_batch_size").set_value(20)
     at.button(key="train_find").click().run()
     assert not at.exception and not at.error
-    assert ui.trainer().jobs == []  # nothing trained, nothing saved
+    assert ui.trainer().runs == []  # nothing trained, nothing saved
 
     (chart,) = charts(at, "Loss while the learning rate grows")
     spec = chart.proto.spec

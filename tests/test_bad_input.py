@@ -22,7 +22,7 @@ from conftest import REPO, shown
 from make_bad_corpus import ANY_DIGIT, MARKER, three
 from mlp_core import load_checkpoint
 from mlp_core.metrics import predict_probs
-from mlp_core.preprocess import preprocess
+from mlp_core.vision.digits import preprocess
 
 MODEL = REPO / "models" / "default.pt"
 PREDICTION = re.compile(r"^#### Prediction: (\d) \(\d+\.\d%\)$")

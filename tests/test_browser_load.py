@@ -23,8 +23,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from conftest import HealthWatch, png, quantile, rss_mb, streamlit_server
 from digit_pictures import find_fonts
-from mlp_core import load_checkpoint, preprocess
+from mlp_core import load_checkpoint
 from mlp_core.metrics import predict_probs
+from mlp_core.vision import preprocess
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
 UPLOADER = '[data-testid="stFileUploaderDropzoneInput"][multiple]'  # the Upload tab's

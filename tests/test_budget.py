@@ -3,10 +3,10 @@
 import pytest
 
 from mlp_core import Recipe
-from mlp_core.budget import CLI_LIMITS, BudgetError, Limits, check, estimate
-from mlp_core.checkpoint import model_filename
-from mlp_core.history import LossHistory
 from mlp_core.recipe import MAX_HIDDEN_LAYERS, RecipeError
+from mlp_core.service.budget import CLI_LIMITS, BudgetError, Limits, check, estimate
+from mlp_core.service.history import LossHistory
+from mlp_core.service.models_folder import model_filename
 
 N = 60_000
 
@@ -103,7 +103,7 @@ def test_the_loss_history_keeps_every_loss_below_its_cap():
 def test_the_smoother_is_the_bias_corrected_moving_average_pandas_computes():
     import pandas as pd
 
-    from mlp_core.history import smooth
+    from mlp_core.lr_finder import smooth
 
     values = [float((i * 7919) % 13) for i in range(300)]
     expected = pd.Series(values).ewm(alpha=0.1, adjust=True).mean().tolist()

@@ -21,9 +21,9 @@ from mlp_core import (
     load_mnist,
     usable_devices,
 )
-from mlp_core.graph_step import READ_EVERY_STEPS, GraphLearner, StaticStep
-from mlp_core.jobs import TrainingJob
-from mlp_core.trainer import Trainer
+from mlp_core.fast.graph_step import READ_EVERY_STEPS, GraphLearner, StaticStep
+from mlp_core.service.jobs import TrainingJob
+from mlp_core.service.trainer import Trainer
 
 pytestmark = [
     pytest.mark.gpu,
@@ -183,7 +183,7 @@ def test_a_capture_that_fails_on_cuda_trains_eagerly(tiny, monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "graph", refuse)  # after the warm-up steps have trained
     rec = Record()
     learn = build_learner(recipe, *tiny, [rec])
-    with caplog.at_level(logging.WARNING, logger="mlp_core.graph_step"):
+    with caplog.at_level(logging.WARNING, logger="mlp_core.fast.graph_step"):
         learn.fit(2)
     assert "capture refused" in caplog.text and not learn.captured
     assert_close(torch.tensor(rec.losses), torch.tensor(expected.losses), rtol=1e-5, atol=1e-6)

@@ -20,12 +20,12 @@ from mlp_core import (
     OneCycle,
     Recipe,
     build_learner,
-    graph_step,
     load_mnist,
 )
-from mlp_core.graph_step import READ_EVERY_SECONDS, READ_EVERY_STEPS, GraphLearner, StaticStep
-from mlp_core.jobs import TrainingJob
+from mlp_core.fast import graph_step
+from mlp_core.fast.graph_step import READ_EVERY_SECONDS, READ_EVERY_STEPS, GraphLearner, StaticStep
 from mlp_core.learner import DivergenceGuard
+from mlp_core.service.jobs import TrainingJob
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +232,7 @@ def test_capture_unavailable_falls_back_to_the_eager_loop(data, caplog):
     rec = Record()
     learn = build_learner(recipe, *data, [rec], eager=False)
     learn.capture = True  # asked for a graph on a CPU
-    with caplog.at_level(logging.WARNING, logger="mlp_core.graph_step"):
+    with caplog.at_level(logging.WARNING, logger="mlp_core.fast.graph_step"):
         learn.fit(2)
     assert "Could not capture the training step" in caplog.text and "CUDA device" in caplog.text
     assert not learn.captured and rec.losses == expected and learn.test_accuracy >= 0.9
@@ -254,7 +254,7 @@ def test_capture_failing_midway_leaves_the_eager_loops_run(data, caplog, monkeyp
     monkeypatch.setattr(StaticStep, "_record", warm_up_then_fail)
     rec = Record()
     learn = build_learner(recipe, *data, [rec], eager=False)
-    with caplog.at_level(logging.WARNING, logger="mlp_core.graph_step"):
+    with caplog.at_level(logging.WARNING, logger="mlp_core.fast.graph_step"):
         learn.fit(2)
     assert "stream is capturing" in caplog.text and "training eagerly instead" in caplog.text
     assert rec.losses == expected and not learn.captured  # as if capture had never been tried

@@ -1,7 +1,6 @@
 """numbers: a picture of a number becomes its digits, left to right, each read by the network."""
 
 import contextlib
-import importlib
 import io
 import re
 from pathlib import Path
@@ -14,10 +13,11 @@ from PIL import Image, ImageDraw, ImageFont
 from conftest import need
 from digit_pictures import encode, find_fonts, glyph_mask, page_edge, paint, specks
 from make_bad_corpus import ANY_DIGIT
-from mlp_core.numbers import MAX_DIGITS, UNSURE, Number, read_number, verdict
-from mlp_core.preprocess import ImageError, preprocess
+from mlp_core.vision import decode as decode_module
+from mlp_core.vision import digits as digits_module
+from mlp_core.vision.digits import ImageError, preprocess
+from mlp_core.vision.numbers import MAX_DIGITS, UNSURE, Number, read_number, verdict
 
-preprocess_module = importlib.import_module("mlp_core.preprocess")  # not the function
 MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
 
 
@@ -112,7 +112,7 @@ def drawn(number: str, step: int = 200) -> Image.Image:
 
 def test_pieces_of_one_digit_are_joined(model):
     img = drawn("457")
-    from mlp_core.ink import components
+    from mlp_core.vision.pieces import components
 
     assert len(components(np.asarray(img) > 127)) == 6  # two pieces per digit
     got = read_number(model, img)
@@ -144,7 +144,7 @@ def test_specks_a_frame_a_ruled_line_and_a_page_edge_are_not_digits(model):
 @pytest.mark.parametrize("number", ["12", "90", "1999", "2026", "3845"])
 def test_touching_digits_are_cut_apart(model, number):
     cover = printed_number(number, gap=-0.05)  # each glyph overlaps the next by 5% of a size
-    from mlp_core.ink import components
+    from mlp_core.vision.pieces import components
 
     assert len(components(cover > 0.5)) < len(number)  # some digits do touch
     got = read_number(model, (cover * 255).round().astype(np.uint8))
@@ -222,13 +222,13 @@ def work_counted(model, monkeypatch):
     hook = model.register_forward_pre_hook(
         lambda _, args: work.update(shown=work["shown"] + args[0].shape[0])
     )
-    polarity = preprocess_module._polarity
+    polarity = digits_module._polarity
 
     def counted(gray):
         work["analysed"] = max(work["analysed"], gray.size)
         return polarity(gray)
 
-    monkeypatch.setattr(preprocess_module, "_polarity", counted)
+    monkeypatch.setattr(digits_module, "_polarity", counted)
     try:
         yield work
     finally:
@@ -263,7 +263,7 @@ def test_a_25_megapixel_scan_is_read_from_a_reduced_copy(model, monkeypatch, rep
     report(f"a 5000x5000 PNG scan read as {got.text}: ink looked for in {work['analysed']:,} "
            f"pixels, {work['shown']} pictures shown to the network")  # fmt: skip
     assert got.text == "42"
-    assert work["analysed"] <= preprocess_module._WORK_SIDE**2  # a 2048-pixel copy at most
+    assert work["analysed"] <= decode_module._WORK_SIDE**2  # a 2048-pixel copy at most
     assert work["shown"] <= 4 * MAX_DIGITS
 
 

@@ -6,6 +6,7 @@ import torch
 from torch.testing import assert_close
 
 from mlp_core import SGD, Adam, BasicOptim, DigitClassifier
+from mlp_core.fast.device_state import foreach_step, to_device_state
 
 
 def run_pair(make_ours, make_theirs, steps: int = 25) -> None:
@@ -72,7 +73,7 @@ def test_zero_grad_sets_none_and_step_moves_against_gradient():
 
 def on_device(opt):
     """`opt` with lr (Adam: t; SGD: momentum buffers) as tensors, as a captured step uses it."""
-    opt.to_device_state()
+    to_device_state(opt)
     return opt
 
 
@@ -92,7 +93,6 @@ def on_device(opt):
     ids=["basic", "sgd", "adam"],
 )
 def test_device_state_steps_still_match_torch(make_ours, make_theirs):
-    run_pair(lambda p: on_device(make_ours(p)), make_theirs)
     run_pair(lambda p: Foreach(on_device(make_ours(p))), make_theirs)
 
 
@@ -106,7 +106,7 @@ class Foreach:
         self.opt.zero_grad()
 
     def step(self):
-        self.opt.foreach_step()
+        foreach_step(self.opt)
 
 
 def test_device_state_is_tensors_updated_in_place():
@@ -116,12 +116,10 @@ def test_device_state_is_tensors_updated_in_place():
     for q in opt.params:
         q.grad = torch.ones_like(q)
     p = opt.params[0]
-    opt.step()
-    opt.step()
-    opt.foreach_step()
+    for _ in range(3):
+        foreach_step(opt)
     assert opt.t is t and float(t) == 3.0  # the same tensor, counted on: a graph can read it
     lr.fill_(0.0)  # a new rate between two steps takes effect without touching the optimizer
     before = p.detach().clone()
-    opt.step()
-    opt.foreach_step()
+    foreach_step(opt)
     assert torch.equal(p.detach(), before)

@@ -9,15 +9,15 @@ import time
 
 import pytest
 
-from mlp_core.jobs import ENDED as TERMINAL
 from mlp_core.recipe import Recipe
-from mlp_core.runstore import (
+from mlp_core.service.runstore import (
     SCHEMA_VERSION,
     HistoryError,
     RunRow,
     RunStore,
     history_error,
 )
+from mlp_core.service.status import ENDED as TERMINAL
 
 
 def one_sentence(e: HistoryError) -> str:

@@ -25,7 +25,7 @@ from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileMan
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from mlp_core import mnist_available
-from mlp_core.trainer import Trainer
+from mlp_core.service import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,8 +3,8 @@
 The network reads one centred 28x28 digit at a time, so a picture of "2026" must first be cut
 into its digits. A reader's eye does it by ink: marks that touch belong together. So do we:
 
-    preprocess.find_ink (decode, even out the lighting, polarity, ink in connected pieces) ->
-    drop specks, page edges, frames and lines (ink.digit_pieces) ->
+    digits.find_ink (decode, even out the lighting, polarity, ink in connected pieces) ->
+    drop specks, page edges, frames and lines (pieces.digit_pieces) ->
     join the pieces of one digit (a 5's detached bar, a 4 in two strokes, a broken stroke) ->
     split a piece too wide for one digit (touching digits) where the network reads the parts
     best -> left to right -> each digit: preprocess.stretch and to_mnist -> the network
@@ -27,18 +27,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .ink import Components, digit_pieces, noisy
-from .metrics import predict_probs
-from .preprocess import (
+from ..metrics import predict_probs
+from .decode import ImageError
+from .digits import (
     NO_DIGIT_MARKS,
     NOISE,
-    ImageError,
     Preprocessed,
     find_ink,
     grow,
     stretch,
     to_mnist,
 )
+from .pieces import Components, digit_pieces, noisy
 
 MAX_DIGITS = 12  # a longer row of marks is text, noise or a texture, not a number
 UNSURE = 0.75  # below this top probability, an answer names its runner-up

@@ -8,7 +8,7 @@ class, and the claims those sentences make, checked on real MNIST by a short run
 
 from dataclasses import dataclass, replace
 
-from .recipe import Recipe
+from ..recipe import Recipe
 
 # The notebook's own run: randn x 0.1 weights, plain steps p -= lr x grad, no extras.
 NOTEBOOK = Recipe(
@@ -19,7 +19,7 @@ BEST = Recipe()  # the shipped model's recipe (README, "The shipped model")
 
 
 # The digits a claim's accuracies are measured on (tests/test_lessons.py renders the photos
-# with tests/digit_pictures.py and turns them into 28x28 digits with mlp_core.preprocess).
+# with tests/digit_pictures.py and turns them into 28x28 digits with mlp_core.vision.digits).
 DIGITS = {
     "test": "the 10,000 digits of MNIST's test split",
     "photos": "200 rendered phone photos of printed digits, turned by up to 10 degrees",
