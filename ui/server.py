@@ -11,6 +11,7 @@ import ctypes
 import gc
 import hashlib
 import logging
+import multiprocessing
 import os
 import secrets
 import sys
@@ -386,6 +387,8 @@ def history_path() -> Path:
 def trainer() -> Trainer:
     """The server's queue of runs, shared by every session: runs train in a worker process
     (MLP_WORKER=thread keeps them in this process) and are written to the run history."""
+    if multiprocessing.parent_process() is not None:  # a worker, or any child process
+        raise RuntimeError("Only the server's own process opens the run history.")
     kind = "thread" if os.environ.get("MLP_WORKER") == "thread" else "process"
     return Trainer(models_dir=models_dir(), history=history_path(), worker=kind)
 
