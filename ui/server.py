@@ -139,13 +139,12 @@ class LimitedUploads(MemoryUploadedFileManager):
         from starlette.exceptions import HTTPException  # the endpoint's own refusal
 
         files, per_session, total = upload_limits()
-        with self._limits_lock:
-            held = dict(self.file_storage.get(session_id, {}))
+        with self._limits_lock:  # one upload counted at a time
+            with self._lock:  # the store's own lock: page threads and the sweeper remove
+                held = dict(self.file_storage.get(session_id, {}))
+                everyone = sum(len(f.data) for s in self.file_storage.values() for f in s.values())
             old = held.pop(file.file_id, None)
             mine = sum(len(f.data) for f in held.values()) + len(file.data)
-            everyone = sum(
-                len(f.data) for s in list(self.file_storage.values()) for f in s.values()
-            )
             everyone += len(file.data) - (len(old.data) if old is not None else 0)
             if len(held) + 1 > files or mine > per_session:
                 raise HTTPException(
@@ -182,10 +181,11 @@ class LimitedUploads(MemoryUploadedFileManager):
             ]
             for sid in idle:
                 claimed = self._claimed.get(sid, set())
-                for file_id in list(self.file_storage.get(sid, {})):
-                    if file_id not in claimed:
-                        self.remove_file(sid, file_id)
-                        freed += 1
+                with self._lock:
+                    unclaimed = [i for i in self.file_storage.get(sid, {}) if i not in claimed]
+                for file_id in unclaimed:
+                    self.remove_file(sid, file_id)  # takes the store's lock itself
+                freed += len(unclaimed)
                 del self._last_upload[sid]
             for sid in [sid for sid in self._claimed if sid not in self.file_storage]:
                 del self._claimed[sid]
