@@ -63,6 +63,26 @@ def test_bad_and_unknown_values_get_defaults_and_one_sentence_naming_them(tiny_m
     assert ui.trainer().runs == []
 
 
+def test_a_link_with_numbers_past_2_to_the_53_keeps_the_page_working(tiny_mnist, monkeypatch):
+    shipped = ui.shipped_recipe()
+    params = to_query(ODD) | {"seed": str(2**53), "batch_size": str(2**63 - 1), "hidden": "-5-3"}
+    at = open_link(params, tiny_mnist, monkeypatch)  # no "Something went wrong"
+    got = form(at)
+    assert (got.seed, got.batch_size, got.hidden) == (
+        shipped.seed,
+        shipped.batch_size,
+        shipped.hidden,
+    )
+    assert got.epochs == ODD.epochs  # the good ones kept
+    (warning,) = texts(at.warning)
+    assert warning == ui.plain(
+        "This link's hidden, batch_size and seed could not be used: "
+        "the form shows the defaults instead."
+    )
+    assert at.button(key="train_start").label == "Start training"
+    assert ui.trainer().runs == []
+
+
 def test_a_lessons_link_fills_its_recipe_and_shows_its_text(tiny_mnist, monkeypatch):
     lesson = BY_KEY["lr-too-large"]
     at = open_link({"lesson": lesson.key}, tiny_mnist, monkeypatch)

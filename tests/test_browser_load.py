@@ -26,6 +26,7 @@ from digit_pictures import find_fonts
 from mlp_core import load_checkpoint
 from mlp_core.metrics import predict_probs
 from mlp_core.vision import preprocess
+from ui.server import upload_limits
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
 UPLOADER = '[data-testid="stFileUploaderDropzoneInput"][multiple]'  # the Upload tab's
@@ -162,11 +163,11 @@ def test_the_server_refuses_uploads_without_its_xsrf_token_or_over_10_mb(browser
         cookies = {c["name"]: c["value"] for c in context.cookies()}
         host, port = urllib.parse.urlsplit(server.url).netloc.split(":")
 
-        def put(headers: dict, body: bytes = b"") -> int:
+        def put(headers: dict, body: bytes = b"", path: str | None = None) -> int:
             """Send a PUT's headers (and body) to the upload URL; the server's status code."""
             conn = http.client.HTTPConnection(host, int(port), timeout=30)
             try:
-                conn.putrequest("PUT", urllib.parse.urlsplit(upload_url).path)
+                conn.putrequest("PUT", path or urllib.parse.urlsplit(upload_url).path)
                 cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
                 for k, v in {"Cookie": cookie, "Content-Length": len(body), **headers}.items():
                     conn.putheader(k, str(v))
@@ -183,6 +184,11 @@ def test_the_server_refuses_uploads_without_its_xsrf_token_or_over_10_mb(browser
         assert put(token, form) == 204  # the same upload with it is taken
         # 10 MB + 1 byte announced: refused from the header, before any of the body is sent
         assert put({**token, "Content-Length": 10 * 1024 * 1024 + 1}) == 413
+        # files that no widget names, as a forging client sends them: counted at the endpoint
+        session = urllib.parse.urlsplit(upload_url).path.rsplit("/", 1)[0]
+        sent = [put(token, form, f"{session}/forged-{i}") for i in range(50)]
+        kept = sent.count(204)  # taken until the session holds its most, then refused
+        assert kept <= upload_limits()[0] and sent == [204] * kept + [413] * (50 - kept), sent
     finally:
         context.close()
 

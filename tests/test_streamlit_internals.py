@@ -6,7 +6,9 @@ before it existed) and every reload would be a new owner of no runs; both would 
 silently, since the server never lets housekeeping raise.
 """
 
+import asyncio
 import logging
+import time
 import types
 
 import pytest
@@ -107,3 +109,100 @@ def test_a_missing_part_is_named_and_logged_once(monkeypatch, caplog, remove, na
 def test_a_runtime_without_session_storage_is_named():
     runtime = types.SimpleNamespace(_session_mgr=types.SimpleNamespace())
     assert "Runtime._session_mgr._session_storage" in server.missing_internals(runtime)
+
+
+# -- the upload endpoint: limits as files arrive, unclaimed files swept ----------------------
+
+
+class Endpoint:
+    """Streamlit's own upload routes on a store, driven as the server would (ASGI, no network)."""
+
+    def __init__(self, mgr, live=("visitor",)):
+        from starlette.applications import Starlette
+        from streamlit.web.server.starlette.starlette_routes import create_upload_routes
+
+        self.mgr, self.live = mgr, set(live)
+        runtime = types.SimpleNamespace(is_active_session=lambda sid: sid in self.live)
+        self.app = Starlette(routes=create_upload_routes(runtime, mgr, None))
+        self.xsrf = starlette_app_utils.generate_xsrf_token_string()
+
+    def put(self, session: str, file_id: str, data: bytes) -> int:
+        boundary = "b0undary"
+        body = (
+            (
+                f"--{boundary}\r\nContent-Disposition: form-data; "
+                f'name="file"; filename="{file_id}.png"\r\nContent-Type: image/png\r\n\r\n'
+            ).encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        scope = {
+            "type": "http",
+            "method": "PUT",
+            "path": f"/_stcore/upload_file/{session}/{file_id}",
+            "raw_path": f"/_stcore/upload_file/{session}/{file_id}".encode(),
+            "query_string": b"",
+            "root_path": "",
+            "scheme": "http",
+            "server": ("testserver", 80),
+            "headers": [
+                (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-xsrftoken", self.xsrf.encode()),
+                (b"cookie", f"_streamlit_xsrf={self.xsrf}".encode()),
+            ],
+        }
+        sent, status = [{"type": "http.request", "body": body, "more_body": False}], []
+
+        async def receive():
+            return sent.pop(0) if sent else {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        asyncio.run(self.app(scope, receive, send))
+        return status[0]
+
+
+def held(mgr) -> dict[str, int]:
+    return {s: sum(len(f.data) for f in files.values()) for s, files in mgr.file_storage.items()}
+
+
+def test_uploads_from_a_session_that_never_opened_predict_are_capped_and_swept(monkeypatch):
+    monkeypatch.setattr(server, "MAX_SESSION_UPLOAD_BYTES", 5 * 2**20)
+    monkeypatch.setattr(server, "MAX_FILES_PER_UPLOAD", 20)
+    files, per_session, _ = server.upload_limits()
+    assert files == 41 and per_session == (5 + 10) * 2**20  # with server.maxUploadSize = 10
+    mgr = MemoryUploadedFileManager("/_stcore/upload_file")
+    endpoint = Endpoint(mgr)
+    runtime = fake_runtime(MemorySessionStorage(), active=[Session("visitor")])
+    runtime.uploaded_file_mgr = mgr
+    assert server.guard_upload_endpoint(mgr) is mgr  # what serve() does to the running store
+
+    # 100 files of 1 MB, as the hostile client sent them, from a session on the overview
+    answers = [endpoint.put("visitor", f"f{i}", b"\0" * 2**20) for i in range(100)]
+    assert answers == [204] * 15 + [413] * 85
+    assert held(mgr) == {"visitor": 15 * 2**20}  # the rest was never kept
+
+    # nothing read them: once the session has uploaded nothing for a while, they are freed
+    now = time.monotonic()
+    assert server.sweep_uploads(runtime, now) == 0  # not yet: it may still be uploading
+    assert server.sweep_uploads(runtime, now + server.UNCLAIMED_SECONDS) == 15
+    assert held(mgr) == {"visitor": 0}
+    assert endpoint.put("visitor", "again", b"\0" * 2**20) == 204  # room again
+
+
+def test_claimed_uploads_stay_and_the_whole_server_is_capped(monkeypatch):
+    monkeypatch.setenv("MLP_MAX_UPLOADS_MB", "3")
+    mgr = server.guard_upload_endpoint(MemoryUploadedFileManager("/_stcore/upload_file"))
+    endpoint = Endpoint(mgr, live=("a", "b"))
+    runtime = fake_runtime(MemorySessionStorage(), active=[Session("a"), Session("b")])
+    runtime.uploaded_file_mgr = mgr
+    assert [endpoint.put("a", f"a{i}", b"\0" * 2**20) for i in range(2)] == [204, 204]
+    assert [endpoint.put("b", f"b{i}", b"\0" * 2**20) for i in range(2)] == [204, 413]
+    assert [f.file_id for f in mgr.get_files("a", ["a0"])] == ["a0"]  # a page read it
+    assert server.sweep_uploads(runtime, time.monotonic() + server.UNCLAIMED_SECONDS) == 2
+    assert {s: sorted(f) for s, f in mgr.file_storage.items()} == {"a": ["a0"], "b": []}
+    runtime._session_mgr.list_sessions = lambda: []  # both left: everything goes
+    assert server.sweep_uploads(runtime) == 2 and not mgr.file_storage

@@ -8,16 +8,19 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
+import types
 
 import pytest
 import torch
 from pacing import Slow
 
-from conftest import rss_mb, wait_for, wait_until_training
+from conftest import DASHBOARD, rss_mb, wait_for, wait_until_training
 from mlp_core import Recipe, load_checkpoint
 from mlp_core.service.events import Began, Found, RunEvent
 from mlp_core.service.jobs import Run
+from mlp_core.service.runstore import RunStore
 from mlp_core.service.trainer import Trainer
 from mlp_core.service.worker import DIED, NICE, ProcessWorker
 
@@ -172,3 +175,37 @@ def test_a_message_from_the_pipe_that_is_not_an_event_is_refused_with_a_sentence
     assert refused[2].endswith("RunEvent(Forged).")
     snap = run.snapshot()
     assert snap.status == "running" and snap.total_steps == 30  # only the real event applied
+
+
+def test_a_worker_started_by_the_app_leaves_the_history_alone(tmp_path, tiny_mnist, monkeypatch):
+    """The worker never runs the app's start-up: only the server opens the history."""
+    history = tmp_path / "runs.sqlite"
+    store = RunStore(history)
+    live = store.add_run(Recipe(**QUICK), "cpu", owner="a", status="running")
+    waiting = store.add_run(Recipe(**QUICK), "cpu", owner="b", status="queued")
+    store.close()
+
+    def files() -> dict:  # the history and its WAL, which takes the writes first
+        return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.glob("runs*")}
+
+    before = files()
+    for name, value in [("MLP_HISTORY", history), ("MLP_MODELS_DIR", tmp_path / "models")]:
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("MNIST_ROOT", str(tiny_mnist))
+    # as under `streamlit run dashboard.py`: a page's run (where Start spawns the worker) has
+    # the app as its __main__ module, which `spawn` re-imports in the new process
+    app = types.ModuleType("__main__")
+    app.__file__ = DASHBOARD
+    monkeypatch.setitem(sys.modules, "__main__", app)
+    worker = ProcessWorker("cpu", tiny_mnist, tmp_path / "models")
+    try:
+        # an answer from the worker: its start-up (any re-import included) is over
+        assert worker.lr_find(Recipe(**QUICK), num_it=5).lrs
+    finally:
+        worker.close()
+    assert files() == before  # not written, not even opened
+    store = RunStore(history)
+    try:
+        assert [(r.id, r.status) for r in store.runs()] == [(live, "running"), (waiting, "queued")]
+    finally:
+        store.close()

@@ -11,6 +11,7 @@ import ctypes
 import gc
 import hashlib
 import logging
+import multiprocessing
 import os
 import secrets
 import sys
@@ -98,7 +99,108 @@ def _return_freed_memory_to_the_system() -> None:
         ctypes.CDLL("libc.so.6").mallopt(-3, 2**20)  # M_MMAP_THRESHOLD
 
 
-SWEEP_SECONDS = 5.0  # how often uploads of departed browsers are looked for
+SWEEP_SECONDS = 2.0  # how often departed browsers and unclaimed uploads are looked for
+UNCLAIMED_SECONDS = 15.0  # an upload no page has read by then, its session idle, is freed
+
+
+def upload_limits() -> tuple[int, int, int]:
+    """What the upload endpoint holds at most: files and bytes per session, bytes in all.
+
+    Per session: the Predict page's two uploaders with room for the page to say what it
+    dropped (2 x MAX_FILES_PER_UPLOAD + 1 files; MAX_SESSION_UPLOAD_BYTES and one file more);
+    in all, MLP_MAX_UPLOADS_MB (default 1024).
+    """
+    file_mb = int(st.get_option("server.maxUploadSize"))
+    per_session = MAX_SESSION_UPLOAD_BYTES + file_mb * 2**20
+    total = int(os.environ.get("MLP_MAX_UPLOADS_MB", "1024")) * 2**20
+    return 2 * MAX_FILES_PER_UPLOAD + 1, per_session, total
+
+
+class LimitedUploads(MemoryUploadedFileManager):
+    """Streamlit's upload store, with limits at the endpoint and a sweep of unclaimed files.
+
+    Any session can PUT files to /_stcore/upload_file/<session>/<id>, whatever page it is
+    on; the Predict page's limits run only when that page runs. Here every upload is
+    counted as it arrives: beyond upload_limits() it is refused (HTTP 413, one sentence) and
+    not kept. A file is claimed when a page reads it (an uploader's value names it); files
+    that no page claimed are freed once their session has uploaded nothing for
+    UNCLAIMED_SECONDS (free_unclaimed, called by the sweeper).
+
+    Streamlit creates its store before the app runs and its routes keep that object, so
+    guard_upload_endpoint turns the running store into this class in place.
+    """
+
+    def _start_limits(self) -> None:
+        self._limits_lock = threading.Lock()
+        self._claimed: dict[str, set[str]] = {}
+        self._last_upload: dict[str, float] = {}
+
+    def add_file(self, session_id, file) -> None:
+        from starlette.exceptions import HTTPException  # the endpoint's own refusal
+
+        files, per_session, total = upload_limits()
+        with self._limits_lock:  # one upload counted at a time
+            with self._lock:  # the store's own lock: page threads and the sweeper remove
+                held = dict(self.file_storage.get(session_id, {}))
+                everyone = sum(len(f.data) for s in self.file_storage.values() for f in s.values())
+            old = held.pop(file.file_id, None)
+            mine = sum(len(f.data) for f in held.values()) + len(file.data)
+            everyone += len(file.data) - (len(old.data) if old is not None else 0)
+            if len(held) + 1 > files or mine > per_session:
+                raise HTTPException(
+                    413,
+                    f"This browser holds as many uploads as it may ({files} files, "
+                    f"{per_session // 2**20} MB); remove some first.",
+                )
+            if everyone > total:
+                raise HTTPException(
+                    413, "The server holds as many uploads as it may; try again in a minute."
+                )
+            super().add_file(session_id, file)
+            self._last_upload[session_id] = time.monotonic()
+
+    def get_files(self, session_id, file_ids):
+        found = super().get_files(session_id, file_ids)
+        with self._limits_lock:
+            self._claimed.setdefault(session_id, set()).update(f.file_id for f in found)
+        return found
+
+    def remove_session_files(self, session_id) -> None:
+        super().remove_session_files(session_id)
+        with self._limits_lock:
+            self._claimed.pop(session_id, None)
+            self._last_upload.pop(session_id, None)
+
+    def free_unclaimed(self, now: float | None = None) -> int:
+        """Free the files no page claimed of sessions idle for UNCLAIMED_SECONDS; how many."""
+        now = time.monotonic() if now is None else now
+        freed = 0
+        with self._limits_lock:
+            idle = [
+                sid for sid, last in self._last_upload.items() if now - last >= UNCLAIMED_SECONDS
+            ]
+            for sid in idle:
+                claimed = self._claimed.get(sid, set())
+                with self._lock:
+                    unclaimed = [i for i in self.file_storage.get(sid, {}) if i not in claimed]
+                for file_id in unclaimed:
+                    self.remove_file(sid, file_id)  # takes the store's lock itself
+                freed += len(unclaimed)
+                del self._last_upload[sid]
+            for sid in [sid for sid in self._claimed if sid not in self.file_storage]:
+                del self._claimed[sid]
+        return freed
+
+
+def guard_upload_endpoint(mgr) -> LimitedUploads | None:
+    """Put the limits on Streamlit's running upload store (see LimitedUploads), once."""
+    if isinstance(mgr, LimitedUploads):
+        return mgr
+    if type(mgr) is not MemoryUploadedFileManager:
+        return None  # not the store this was written for: left as it is
+    LimitedUploads._start_limits(mgr)  # its attributes first: the endpoint may call at once
+    mgr.__class__ = LimitedUploads
+    return mgr
 
 
 # -- the parts of Streamlit that have no public API, and that this server relies on ----------
@@ -173,9 +275,10 @@ def _sweep_departed_uploads_forever() -> None:
     Streamlit keeps a departed browser's session for server.disconnectedSessionTTL
     seconds, in case it reconnects, and then forgets it without closing it: its state and
     uploads would stay in the server's memory for good (three browsers that uploaded
-    750 MB and left cost the server 2.7 GB until restart). This closes expired sessions
-    and frees any upload whose session is gone. (It reads Streamlit's session storage,
-    which has no public API for this; any failure here is ignored.)
+    750 MB and left cost the server 2.7 GB until restart). This closes expired sessions,
+    frees any upload whose session is gone and the uploads no page claimed (see
+    LimitedUploads). (It reads Streamlit's session storage, which has no public API for
+    this; any failure here is ignored.)
     """
     warn_of_missing_internals(Runtime.instance())
     while True:
@@ -186,16 +289,24 @@ def _sweep_departed_uploads_forever() -> None:
             expired = _expired_sessions(runtime)
             for _, info in expired:
                 info.session.shutdown()
-            mgr = runtime.uploaded_file_mgr
-            departed = []
-            if isinstance(mgr, MemoryUploadedFileManager):
-                live = _live_session_ids(runtime)
-                departed = [sid for sid in list(mgr.file_storage) if sid not in live]
-                for session_id in departed:
-                    mgr.remove_session_files(session_id)
+            departed = sweep_uploads(runtime)
             if expired or departed:
                 _collect_all()  # a session's objects refer to each other: free them now
                 _trim_heap()
+
+
+def sweep_uploads(runtime: Runtime, now: float | None = None) -> int:
+    """Free the uploads of sessions that no longer exist and the unclaimed uploads of idle
+    ones (see LimitedUploads); how many sessions or files were freed."""
+    mgr = runtime.uploaded_file_mgr
+    if not isinstance(mgr, MemoryUploadedFileManager):
+        return 0
+    live = _live_session_ids(runtime)
+    departed = [sid for sid in list(mgr.file_storage) if sid not in live]
+    for session_id in departed:
+        mgr.remove_session_files(session_id)
+    unclaimed = mgr.free_unclaimed(now) if isinstance(mgr, LimitedUploads) else 0
+    return len(departed) + unclaimed
 
 
 @st.cache_resource
@@ -203,6 +314,12 @@ def start_upload_sweeper() -> threading.Thread | None:
     """One sweeper thread per server (none under AppTest, which has no Runtime)."""
     if not Runtime.exists():
         return None
+    if guard_upload_endpoint(Runtime.instance().uploaded_file_mgr) is None:
+        logging.getLogger(__name__).warning(
+            "This Streamlit version's upload store is not the one ui/server.py limits: "
+            "uploads are limited only where the Predict page reads them. Install the pinned "
+            "version (requirements.txt)."
+        )
     thread = threading.Thread(target=_sweep_departed_uploads_forever, daemon=True)
     thread.start()
     return thread
@@ -270,6 +387,8 @@ def history_path() -> Path:
 def trainer() -> Trainer:
     """The server's queue of runs, shared by every session: runs train in a worker process
     (MLP_WORKER=thread keeps them in this process) and are written to the run history."""
+    if multiprocessing.parent_process() is not None:  # a worker, or any child process
+        raise RuntimeError("Only the server's own process opens the run history.")
     kind = "thread" if os.environ.get("MLP_WORKER") == "thread" else "process"
     return Trainer(models_dir=models_dir(), history=history_path(), worker=kind)
 

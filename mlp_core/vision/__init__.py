@@ -5,7 +5,7 @@ MNIST made its digits; pieces.py splits the ink into connected pieces; numbers.p
 row of digits.
 """
 
-from .decode import ACCEPTED_FORMATS, MAX_PIXELS, ImageError
+from .decode import ACCEPTED_FORMATS, MAX_PIXELS, ImageError, picture_from_data_url
 from .digits import Preprocessed, preprocess
 from .numbers import UNSURE, Number, read_number, verdict
 
@@ -16,6 +16,7 @@ __all__ = [
     "ImageError",
     "Number",
     "Preprocessed",
+    "picture_from_data_url",
     "preprocess",
     "read_number",
     "verdict",

@@ -7,6 +7,8 @@ the header before any pixel is decoded (decompression bombs are refused undecode
 failure of a decoder fed untrusted bytes becomes one ImageError sentence.
 """
 
+import base64
+import binascii
 import io
 import os
 import warnings
@@ -71,6 +73,44 @@ def decode(source) -> tuple[np.ndarray, np.ndarray | None]:
     rgba = np.asarray(img, dtype=np.float32) / 255  # (H, W, 3 or 4)
     gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)  # (H, W), ITU-R 601 luma
     return gray, (rgba[..., 3] if has_alpha else None)
+
+
+_DATA_URL_PREFIXES = ("data:image/png;base64,", "data:image/jpeg;base64,")
+
+
+def picture_from_data_url(url, width: int, height: int) -> bytes:
+    """The file inside a drawing's data URL, priced before anything is decoded.
+
+    A drawing of at most `width` x `height` pixels arrives as a PNG (or JPEG) data URL that a
+    browser can forge. Its length is checked before the base64 is decoded (at most what the
+    least compressible picture of that size takes), then its format and its width and height
+    from the header, against the drawing's own size and MAX_PIXELS, before any pixel is
+    decoded. Returns the file's bytes, still undecoded; anything else is one ImageError.
+    """
+    if not isinstance(url, str) or not url.startswith(_DATA_URL_PREFIXES):
+        raise ImageError("The drawing did not arrive as a PNG or JPEG picture.")
+    # an RGBA PNG without compression: 4 bytes a pixel and a filter byte a row, plus slack
+    # for the format's chunks; base64 takes 4 characters for 3 bytes
+    most_bytes = height * (1 + 4 * width) + 65536
+    if len(url) > len(_DATA_URL_PREFIXES[1]) + 4 * (-(-most_bytes // 3)):
+        raise ImageError(
+            f"The drawing is larger than a {width}x{height} picture can be, so it was not read."
+        )
+    try:
+        data = base64.b64decode(url.split(",", 1)[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError("The drawing's picture is not valid base64, so it was not read.") from None
+    img = _open(data)  # the header only
+    if img.format not in ("PNG", "JPEG"):
+        raise ImageError("The drawing did not arrive as a PNG or JPEG picture.")
+    w, h = img.size
+    _check_size((w, h))
+    if w > width or h > height:
+        raise ImageError(
+            f"The drawing is {w}x{h} pixels, larger than its {width}x{height} canvas, "
+            "so it was not read."
+        )
+    return data
 
 
 def _open(data: bytes) -> Image.Image:
