@@ -4,6 +4,7 @@ thirty queued runs finish in order, and the history outlives the trainer.
 These spawn real worker processes (as the dashboard does) on tiny synthetic MNIST.
 """
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -22,7 +23,7 @@ from mlp_core.service.events import Began, Found, RunEvent
 from mlp_core.service.jobs import Run
 from mlp_core.service.runstore import RunStore
 from mlp_core.service.trainer import Trainer
-from mlp_core.service.worker import DIED, NICE, ProcessWorker
+from mlp_core.service.worker import DIED, NICE, STALLED, ProcessWorker
 
 QUICK = dict(hidden=(32,), batch_size=60, epochs=3, lr=0.01, augment=False)
 
@@ -58,6 +59,39 @@ def test_a_worker_killed_mid_run_fails_that_run_and_the_next_one_starts(trainer)
     assert snap.status == "failed" and snap.message == DIED and snap.step >= 5
     assert trainer.wait(120).status == "finished" and after.status == "finished"
     assert trainer._workers["cpu"].pid != pid  # a new worker took the queue on
+
+
+def test_a_frozen_worker_fails_its_run_within_the_bound_and_the_next_run_trains(
+    tmp_path, tiny_mnist, monkeypatch
+):
+    """SIGSTOP of the worker: no heartbeat for the bound (3 s here) ends its run as failed,
+    the frozen process is killed, and the next run trains in a new one."""
+    monkeypatch.setenv("MLP_WORKER_TIMEOUT", "3")
+    t = Trainer(tmp_path / "models", tiny_mnist, history=tmp_path / "runs.sqlite", worker="process")
+    frozen = t.start(Recipe(**{**QUICK, "epochs": 50}), cbs=[Slow(0.01)])
+    after = t.start(Recipe(**QUICK), owner="next")
+    wait_until_training(frozen, 5)
+    pid = t._workers["cpu"].pid
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        assert frozen.join(60), "the frozen worker's run still shows running"
+        snap = frozen.snapshot()
+        assert snap.status == "failed" and snap.message == STALLED
+        assert t.store.run(frozen.id).status == "failed"
+        assert t.wait(120).status == "finished" and after.status == "finished"
+        assert t._workers["cpu"].pid != pid  # a new worker took the queue on
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), 10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        t.close()
+
+
+def _zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    return True
 
 
 def test_the_worker_is_a_background_job_in_a_session_of_its_own(trainer):
@@ -168,7 +202,7 @@ def test_a_message_from_the_pipe_that_is_not_an_event_is_refused_with_a_sentence
         theirs.send(message)
     theirs.close()  # the reader then stops, as when a worker ends
     with caplog.at_level(logging.WARNING, logger="mlp_core.service.worker"):
-        worker._read(WorkerGone(), ours)
+        worker._read(WorkerGone(), ours, [0.0, False])
     refused = [r.getMessage() for r in caplog.records if r.name == "mlp_core.service.worker"]
     assert len(refused) == len(forged)
     assert all(m.startswith("Refused a message from the worker") for m in refused)

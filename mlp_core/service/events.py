@@ -4,7 +4,8 @@ anything else that arrives from a pipe is refused with a logged sentence, never 
 
     job -> run            Starting, Began, Progressed, EpochEnded, Published, Ended
     server -> worker      Train, Stop, LRFind
-    worker -> server      RunEvent (one of the job's events, for run `run_id`), Found
+    worker -> server      RunEvent (one of the job's events, for run `run_id`), Found,
+                          Heartbeat (every second, from a thread of its own)
 """
 
 from dataclasses import dataclass
@@ -97,3 +98,8 @@ class RunEvent:
 class Found:
     request_id: int
     result: Any  # an LRFinderResult, or the UserError that ended the scan
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The worker is alive and answering: sent every second whatever it does."""

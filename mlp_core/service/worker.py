@@ -17,9 +17,15 @@ Server and worker talk over one pipe in the typed messages of events.py:
     server -> worker   Train(run_id, recipe, cbs, eager), Stop(run_id),
                        LRFind(request_id, recipe, kwargs)
     worker -> server   RunEvent(run_id, event): one of the run's events, e.g.
-                       RunEvent(7, Progressed([2.30, 2.28], 2, 128, 0.05)); Found(id, result)
+                       RunEvent(7, Progressed([2.30, 2.28], 2, 128, 0.05)); Found(id, result);
+                       Heartbeat(), every second from a thread of its own
 
 Each side checks what it receives: anything else is refused with one logged sentence.
+
+The server watches its worker: when nothing (not even a heartbeat) has come for `timeout`
+seconds (20 by default, MLP_WORKER_TIMEOUT; three times that while the process starts or a
+run loads its data), the worker is frozen or wedged. The server kills it, ends its run as
+failed with one sentence (STALLED), and the next run starts in a new process.
 """
 
 import contextlib
@@ -29,6 +35,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -42,9 +49,11 @@ from ..lr_finder import LRFinderResult
 from ..recipe import Recipe
 from .events import (
     EVENTS,
+    Began,
     Ended,
     Event,
     Found,
+    Heartbeat,
     LRFind,
     Published,
     RunEvent,
@@ -58,9 +67,16 @@ log = logging.getLogger(__name__)
 
 NICE = 10  # the worker yields the CPU to the web server when both want it
 REPORT_EVERY = 0.1  # seconds between progress messages: one pickle per batch would cost more
+BEAT_EVERY = 1.0  # seconds between the worker's heartbeats
+TIMEOUT = 20.0  # seconds without a word from the worker before the server gives it up
+SLOW = 3  # times TIMEOUT while the process starts or a run loads its data
 DIED = (
     "The training process stopped unexpectedly (it was killed, perhaps for lack of memory, "
     "or crashed); this run is lost, the next one starts in a new process."
+)
+STALLED = (
+    "The training process stopped answering, so the server ended it; this run is lost, "
+    "the next one starts in a new process."
 )
 
 
@@ -145,8 +161,9 @@ def _step_aside() -> None:
         os.nice(NICE)
 
 
-def main(conn, data_dir, models_dir, threads: int) -> None:
-    """The worker: read commands in one thread, train runs one after another in this one."""
+def main(conn, data_dir, models_dir, threads: int, beat_every: float = BEAT_EVERY) -> None:
+    """The worker: read commands in one thread, beat in another, train runs one after
+    another in this one."""
     _step_aside()
     torch.set_num_threads(threads)
     lock = threading.Lock()
@@ -154,6 +171,16 @@ def main(conn, data_dir, models_dir, threads: int) -> None:
     def send(message) -> None:
         with lock:
             conn.send(message)
+
+    def beat() -> None:
+        while True:
+            try:
+                send(Heartbeat())
+            except (OSError, ValueError):  # the server is gone: so is its worker
+                os._exit(0)
+            time.sleep(beat_every)
+
+    threading.Thread(target=beat, daemon=True).start()
 
     cached: list = []
 
@@ -223,8 +250,17 @@ class ProcessWorker:
     next `train` starts a new one. `runs` finds the Run an event is about.
     """
 
-    def __init__(self, device: str, data_dir=None, models_dir="models", threads: int | None = None):
+    def __init__(
+        self,
+        device: str,
+        data_dir=None,
+        models_dir="models",
+        threads: int | None = None,
+        timeout: float | None = None,
+    ):
         self.device, self.data_dir, self.models_dir = device, data_dir, str(models_dir)
+        self.timeout = timeout or float(os.environ.get("MLP_WORKER_TIMEOUT", TIMEOUT))
+        self._loading: set[int] = set()  # runs sent that have not begun: loading, capturing
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
         self.threads = threads or max(1, cores - 1)  # a core left for the web server
         self._lock = threading.Lock()
@@ -243,23 +279,69 @@ class ProcessWorker:
         if self._proc is None or not self._proc.is_alive():
             ctx = multiprocessing.get_context("spawn")
             ours, theirs = ctx.Pipe()
+            beat_every = min(BEAT_EVERY, self.timeout / 4)
             proc = ctx.Process(
                 target=main,
-                args=(theirs, self.data_dir, self.models_dir, self.threads),
+                args=(theirs, self.data_dir, self.models_dir, self.threads, beat_every),
                 name=f"mlp-worker-{self.device}",
                 daemon=True,
             )
             proc.start()
             theirs.close()
             self._proc, self._conn = proc, ours
-            threading.Thread(target=self._read, args=(proc, ours), daemon=True).start()
+            heard = [time.monotonic(), False]  # when it last spoke; whether it ever did
+            threading.Thread(target=self._read, args=(proc, ours, heard), daemon=True).start()
+            threading.Thread(target=self._watch, args=(proc, heard), daemon=True).start()
         return self._conn
 
-    def _send(self, message, run: Run | None = None) -> None:
+    def _watch(self, proc, heard) -> None:
+        """Give the worker up when it has said nothing for the bound: kill it (a stopped or
+        wedged process cannot end its runs itself), fail its runs, free its scans."""
+        while True:
+            with self._lock:
+                if self._proc is not proc:
+                    return  # it ended, or was given up, already
+                slow = not heard[1] or any(p is proc and i in self._loading
+                                           for i, (_, p) in self._runs.items())  # fmt: skip
+            bound = self.timeout * (SLOW if slow else 1)
+            quiet = time.monotonic() - heard[0]
+            if quiet > bound:
+                break
+            time.sleep(min(bound - quiet, self.timeout / 8) + 0.01)
+        log.warning("The worker (pid %s) said nothing for %.0f s; the server ends it.",
+                    proc.pid, bound)  # fmt: skip
+        with self._lock:
+            if self._proc is proc:
+                self._proc = self._conn = None
+            lost = self._take_runs(proc)
+        proc.kill()
+        self._fail(proc, lost, STALLED)
+
+    def _take_runs(self, proc) -> list[Run]:
+        """Forget the runs `proc` held (hold the lock): they are ended by the caller."""
+        lost = [run for run, p in self._runs.values() if p is proc]
+        for run in lost:
+            del self._runs[run.id]
+            self._loading.discard(run.id)
+        return lost
+
+    def _fail(self, proc, lost: list[Run], message: str) -> None:
+        """End the runs and the scans `proc` held with `message`."""
+        for waiting in list(self._found.values()):
+            if waiting[2] is proc:
+                waiting[1] = WorkerDiedError(message.partition(";")[0] + ".")
+                waiting[0].set()
+        for run in lost:
+            run.ended(RunStatus.FAILED, message)
+
+    def _send(self, message, run: Run | None = None, waiting: list | None = None) -> None:
         with self._lock:
             conn = self._ensure()
             if run is not None:
                 self._runs[run.id] = (run, self._proc)
+                self._loading.add(run.id)
+            if waiting is not None:
+                waiting[2] = self._proc
             try:
                 conn.send(message)
             except (OSError, ValueError):  # it died just now: the reader reports the run
@@ -279,8 +361,8 @@ class ProcessWorker:
     def lr_find(self, recipe: Recipe, data=None, timeout: float = 300, **kwargs) -> LRFinderResult:
         _reads_its_own(data)
         request_id = next(self._ids)
-        waiting = self._found[request_id] = [threading.Event(), None]
-        self._send(LRFind(request_id, recipe, kwargs))
+        waiting = self._found[request_id] = [threading.Event(), None, None]  # proc: by _send
+        self._send(LRFind(request_id, recipe, kwargs), waiting=waiting)
         try:
             if not waiting[0].wait(timeout):
                 raise UserError("The learning-rate scan took too long; try again.")
@@ -290,27 +372,22 @@ class ProcessWorker:
             raise waiting[1]
         return waiting[1]
 
-    def _read(self, proc, conn) -> None:
+    def _read(self, proc, conn, heard) -> None:
         """Apply the worker's events to their runs until it ends; then fail what it held."""
         while True:
             try:
                 message = conn.recv()
             except (EOFError, OSError):
                 break
+            heard[:] = [time.monotonic(), True]
             self._receive(message)
         proc.join(5)
         conn.close()
         with self._lock:
-            lost = [run for run, p in self._runs.values() if p is proc]
-            for run in lost:
-                del self._runs[run.id]
+            lost = self._take_runs(proc)
             if self._proc is proc:
                 self._proc = self._conn = None
-        for waiting in list(self._found.values()):
-            waiting[1] = WorkerDiedError(DIED.partition(";")[0] + ".")
-            waiting[0].set()
-        for run in lost:
-            run.ended(RunStatus.FAILED, DIED)
+        self._fail(proc, lost, DIED)
 
     def _receive(self, message) -> None:
         """Apply one message from the worker: a run's event, or a scan's answer. Anything
@@ -326,10 +403,14 @@ class ProcessWorker:
                     return
                 if isinstance(event, Published) and isinstance(event.value, np.ndarray):
                     event = replace(event, value=torch.from_numpy(event.value))
-                if isinstance(event, Ended):
+                if isinstance(event, (Began, Ended)):
                     with self._lock:
-                        self._runs.pop(run_id, None)
+                        self._loading.discard(run_id)
+                        if isinstance(event, Ended):
+                            self._runs.pop(run_id, None)
                 run.apply(event)
+            case Heartbeat():
+                pass  # heard: that is all it says
             case _:
                 log.warning("Refused a message from the worker that is not an event: %s.",
                             _name(message))  # fmt: skip
