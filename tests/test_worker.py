@@ -19,6 +19,7 @@ from pacing import Slow
 
 from conftest import DASHBOARD, rss_mb, wait_for, wait_until_training
 from mlp_core import Recipe, load_checkpoint
+from mlp_core.errors import UserError
 from mlp_core.service.events import Began, Found, RunEvent
 from mlp_core.service.jobs import Run
 from mlp_core.service.runstore import RunStore
@@ -151,6 +152,25 @@ def test_the_learning_rate_scan_runs_in_the_worker(trainer):
     assert found.lrs and found.suggestion > 0
     worker = trainer._workers["cpu"]
     assert worker.pid is not None and worker.pid != os.getpid() and worker._proc.is_alive()
+
+
+def test_a_scan_the_server_gives_up_on_is_stopped_in_the_worker(tmp_path, tiny_mnist, caplog):
+    """Past its time limit a scan is stopped in the worker, and the give-up returns only once
+    it has stopped: no second scan can run beside it."""
+    worker = ProcessWorker("cpu", tiny_mnist, tmp_path / "models")
+    try:
+        assert worker.lr_find(Recipe(**QUICK), num_it=5).lrs  # the worker is up, MNIST read
+        endless = 10**9  # batches: a scan that would run for days
+        with caplog.at_level(logging.INFO, logger="mlp_core.service.worker"):
+            with pytest.raises(UserError, match="took too long"):
+                worker.lr_find(Recipe(**QUICK), timeout=0.5, num_it=endless, end_lr=1e-5)
+        gave_up = [r.getMessage() for r in caplog.records if "Gave a" in r.getMessage()]
+        assert len(gave_up) == 1 and "The scan was stopped after" in gave_up[0]
+        assert int(gave_up[0].rsplit("after ", 1)[1].split()[0]) < endless
+        assert worker._found == {}
+        assert len(worker.lr_find(Recipe(**QUICK), num_it=5).lrs) == 5  # the worker is free
+    finally:
+        worker.close()
 
 
 def test_the_history_outlives_the_trainer_and_a_run_cut_short_is_interrupted(

@@ -3,7 +3,7 @@ a worker process send each other. A fixed set of typed messages, checked on rece
 anything else that arrives from a pipe is refused with a logged sentence, never called.
 
     job -> run            Starting, Began, Progressed, EpochEnded, Published, Ended
-    server -> worker      Train, Stop, LRFind
+    server -> worker      Train, Stop, LRFind, StopFind
     worker -> server      RunEvent (one of the job's events, for run `run_id`), Found,
                           Heartbeat (every second, from a thread of its own)
 """
@@ -83,6 +83,13 @@ class LRFind:
     request_id: int
     recipe: Recipe
     kwargs: dict
+
+
+@dataclass(frozen=True)
+class StopFind:
+    """The server gave the scan `request_id` up: stop it after its batch in progress."""
+
+    request_id: int
 
 
 # -- worker process -> server -----------------------------------------------------------------

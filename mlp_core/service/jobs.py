@@ -407,11 +407,29 @@ class TrainingJob:
             self.emit(Ended(*end))
 
 
-def lr_find_for(recipe: Recipe, data: Data | Callable[[], Data], **kwargs) -> LRFinderResult:
-    """The learning-rate finder on `recipe`'s model, on the training split of `data`.
+def lr_find_for(
+    recipe: Recipe,
+    data: Data | Callable[[], Data],
+    stop: threading.Event | None = None,
+    **kwargs,
+) -> LRFinderResult:
+    """The learning-rate finder on `recipe`'s model, on the training split of `data`; it ends
+    after the batch in progress once `stop` is set (what it found so far comes back).
 
     Eager on every device: the finder sets a new rate from Python before each batch, which
     a captured CUDA step (its rate a tensor inside the graph) would not see.
     """
     train = (data() if callable(data) else data)[0]
-    return lr_find(build_learner(recipe, train, eager=True), **kwargs)
+    cbs = [_StopWhen(stop)] if stop is not None else []
+    return lr_find(build_learner(recipe, train, cbs=cbs, eager=True), **kwargs)
+
+
+class _StopWhen(Callback):
+    """Cancels the fit after any batch once its event is set."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+
+    def after_batch(self, learn):
+        if self.stop.is_set():
+            raise CancelFitException

@@ -58,6 +58,7 @@ from .events import (
     Published,
     RunEvent,
     Stop,
+    StopFind,
     Train,
 )
 from .jobs import Data, Run, TrainingJob, lr_find_for
@@ -193,13 +194,21 @@ def main(conn, data_dir, models_dir, threads: int, beat_every: float = BEAT_EVER
     todo: queue.Queue = queue.Queue()
     jobs: dict[int, TrainingJob] = {}
 
+    scans: dict[int, threading.Event] = {}  # request id -> its stop, while it scans
+
     def find(request_id, recipe, kwargs) -> None:
+        stop = scans[request_id]
         try:
-            send(Found(request_id, lr_find_for(recipe, data, **kwargs)))
+            found = lr_find_for(recipe, data, stop, **kwargs)
+            if stop.is_set():
+                found = UserError(f"The scan was stopped after {len(found.lrs)} batches.")
+            send(Found(request_id, found))
         except UserError as e:
             send(Found(request_id, UserError(str(e))))
         except Exception as e:  # the finder fails, never the worker
             send(Found(request_id, UserError(f"The scan failed: {type(e).__name__}.")))
+        finally:
+            del scans[request_id]
 
     def listen() -> None:
         while True:
@@ -217,9 +226,14 @@ def main(conn, data_dir, models_dir, threads: int, beat_every: float = BEAT_EVER
                     todo.put(run_id)
                 case Stop(run_id) if run_id in jobs:
                     jobs[run_id].stop()
-                case LRFind(request_id, recipe, kwargs):
+                case LRFind(request_id, recipe, kwargs) if request_id not in scans:
+                    scans[request_id] = threading.Event()
                     args = (request_id, recipe, kwargs)
                     threading.Thread(target=find, args=args, daemon=True).start()
+                case StopFind(request_id) if request_id in scans:
+                    scans[request_id].set()
+                case StopFind():
+                    pass  # that scan has ended already
                 case Stop():
                     pass  # the run has ended already
                 case _:
@@ -365,6 +379,15 @@ class ProcessWorker:
         self._send(LRFind(request_id, recipe, kwargs), waiting=waiting)
         try:
             if not waiting[0].wait(timeout):
+                # given up: stopped in the worker too, and waited for (its batch in progress),
+                # so that no second scan runs beside it; a frozen or dead worker answers
+                # through the watchdog or the reader
+                with self._lock:
+                    if self._proc is waiting[2] and self._conn is not None:
+                        with contextlib.suppress(OSError, ValueError):  # it died: the reader
+                            self._conn.send(StopFind(request_id))  # answers the scan
+                waiting[0].wait()
+                log.info("Gave a learning-rate scan up after %s s: %s", timeout, waiting[1])
                 raise UserError("The learning-rate scan took too long; try again.")
         finally:
             self._found.pop(request_id, None)
