@@ -38,7 +38,7 @@ if asked is not None:
                 found = ui.trainer().lr_find(asked.recipe)  # in the worker; one scan at a time
             st.session_state["train_lrfind"] = {"result": found, "recipe": asked.recipe}
         elif asked.action == "start":  # "share" only puts the recipe in the link, below
-            run = ui.trainer().start(asked.recipe, owner=ui.browser())
+            run = ui.trainer().start(asked.recipe, owner=ui.browser(), address=ui.address())
             if run.status == RunStatus.QUEUED:
                 st.toast(f"Run {run.id} is waiting: {ui.starts_in(run)}.")
             st.rerun()  # redraw the whole app, sidebar included, with the live timers on

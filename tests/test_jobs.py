@@ -3,6 +3,7 @@
 No Streamlit here: these drive mlp_core.service.jobs directly on tiny synthetic MNIST.
 """
 
+import dataclasses
 import math
 import threading
 import time
@@ -25,6 +26,7 @@ from mlp_core import (
 from mlp_core.checkpoint import ModelFileError
 from mlp_core.errors import UserError
 from mlp_core.recipe import MAX_HIDDEN_LAYERS
+from mlp_core.service import budget
 from mlp_core.service.jobs import JobBusyError
 from mlp_core.service.trainer import NotYoursError, Trainer
 
@@ -255,6 +257,47 @@ def test_the_queue_limits_hold_when_many_press_start_together(trainer, data, mon
     trainer.stop(first.id, owner="teacher")
     trainer.wait(60)
     assert [j.status for j in trainer.runs] == ["stopped", "finished", "finished", "finished"]
+
+
+def test_a_cookie_less_flood_from_one_address_cannot_fill_the_queue(trainer, data, monkeypatch):
+    """Each forged browser is a new owner, but not a new address: one address gets a few
+    places and an hour of work; a visitor from another address still gets a place, and no
+    place is given that should start later than the stated bound (3 h by default)."""
+    real = budget.check
+    monkeypatch.setattr(  # every run priced at 15 min, as a 4096-4000 run on MNIST would be
+        budget, "check", lambda *a, **k: dataclasses.replace(real(*a, **k), seconds=900.0)
+    )
+    long = Recipe(**{**QUICK, "epochs": 50})  # trains until the test stops it
+    first = trainer.start(long, data=data, cbs=[Slow(0.05)], owner="t", address="10.0.0.9")
+    wait_until_training(first, 2)
+    flood, refused = [], None
+    for i in range(50):  # a client dropping its cookies: a new browser each time
+        try:
+            flood.append(trainer.start(Recipe(**QUICK), data=data, owner=f"forged-{i}",
+                                       address="203.0.113.7"))  # fmt: skip
+        except JobBusyError as e:
+            refused = str(e)
+            break
+    assert len(flood) == 4 and refused.startswith("Your runs waiting already add up to about")
+    assert refused.count(".") == 1  # one sentence
+    with pytest.raises(JobBusyError, match="Your network address already has"):
+        trainer.max_visitor_hours = 100.0  # the count of places holds too
+        for i in range(10):
+            flood.append(trainer.start(Recipe(**QUICK), data=data, owner=f"more-{i}",
+                                       address="203.0.113.7"))  # fmt: skip
+    assert len(flood) == trainer.max_waiting_per_address == 6
+    trainer.max_visitor_hours = 1.0
+    normal = trainer.start(Recipe(**QUICK), data=data, owner="student", address="198.51.100.2")
+    assert trainer.place(normal) == 7 and 0 < trainer.starts_in(normal) <= 3 * 3600
+    # other addresses fill the rest of the 3 hours of waiting, then the queue says so
+    with pytest.raises(JobBusyError, match=r"^The queue is full: a new run would wait about"):
+        for i in range(50):
+            trainer.start(Recipe(**QUICK), data=data, owner=f"b{i}", address=f"192.0.2.{i}")
+    waits = [trainer.starts_in(r) for r in trainer.runs if trainer.place(r)]
+    assert len(waits) < 20 and max(waits) <= 3 * 3600
+    trainer._pace = 2.0  # this server trains at half the budget's pace: waits say so
+    assert trainer.starts_in(normal) > 1.9 * waits[6]
+    trainer.stop(owner=None)
 
 
 def test_runs_queued_on_one_device_train_in_the_order_they_were_queued(trainer, data):

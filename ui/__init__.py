@@ -39,6 +39,7 @@ from .run_view import show_queue, show_run, show_runs, starts_in
 from .server import (
     MAX_FILES_PER_UPLOAD,
     MAX_SESSION_UPLOAD_BYTES,
+    address,
     browser,
     keep_only_uploads,
     limit_uploads,
@@ -61,6 +62,7 @@ __all__ = [
     "Submitted",
     "active_model_name",
     "active_model_path",
+    "address",
     "browser",
     "canvas",
     "confusion_chart",

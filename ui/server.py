@@ -416,6 +416,16 @@ def browser() -> str:
     return owner
 
 
+def address() -> str | None:
+    """This session's network address, as the connection gives it (`st.context.ip_address`;
+    None where there is none, e.g. tests): a visitor can drop its cookies, not its address.
+    Behind a NAT or a reverse proxy many visitors share one."""
+    with contextlib.suppress(Exception):  # outside a session, or an older Streamlit
+        ip = st.context.ip_address
+        return str(ip)[:64] if ip else None
+    return None
+
+
 def owner_of(token: bytes) -> str:
     """The owner id a browser's token stands for (a hash: the token itself is never kept)."""
     return hashlib.sha256(b"mlp-owner:" + token).hexdigest()[:32]

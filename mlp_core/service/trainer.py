@@ -36,6 +36,11 @@ from .worker import ProcessWorker, ThreadWorker, Worker
 
 MAX_WAITING_PER_OWNER = 3  # runs one browser may have in line (MLP_MAX_WAITING_PER_BROWSER)
 MAX_WAITING = 50  # runs in line on the whole server (MLP_MAX_WAITING)
+MAX_WAITING_PER_ADDRESS = 6  # runs one network address may have in line (MLP_..._PER_ADDRESS)
+MAX_VISITOR_HOURS = 1.0  # estimated hours of training one browser or address may have in
+# line, beyond its first waiting run (which may be as long as the budget allows)
+MAX_WAIT_HOURS = 3.0  # a run is given a place only if it should start within this: the
+# longest run the budget allows (2 h) training, plus one address's hour in line
 
 
 _LIVE: "weakref.WeakSet[Trainer]" = weakref.WeakSet()
@@ -49,6 +54,13 @@ def _server_exits() -> None:
         trainer._closing = trainer.history.closing = True
         for worker in list(trainer._workers.values()):
             worker.close()
+
+
+def _hours(seconds: float) -> str:
+    """'about 40 min', 'about 2.5 h': an estimate, as a page says it."""
+    if seconds < 5400:
+        return f"about {max(1, round(seconds / 60))} min"
+    return f"about {seconds / 3600:.1f} h"
 
 
 class NotYoursError(UserError, PermissionError):
@@ -80,6 +92,13 @@ class Trainer:
             os.environ.get("MLP_MAX_WAITING_PER_BROWSER", MAX_WAITING_PER_OWNER)
         )
         self.max_waiting = max_waiting or int(os.environ.get("MLP_MAX_WAITING", MAX_WAITING))
+        env = os.environ.get
+        self.max_waiting_per_address = int(
+            env("MLP_MAX_WAITING_PER_ADDRESS", MAX_WAITING_PER_ADDRESS)
+        )
+        self.max_visitor_hours = float(env("MLP_MAX_VISITOR_HOURS", MAX_VISITOR_HOURS))
+        self.max_wait_hours = float(env("MLP_MAX_WAIT_HOURS", MAX_WAIT_HOURS))
+        self._pace = 1.0  # measured training time / the budget's estimate, on this server
         self._lock = threading.RLock()  # re-entered when a run ends while it is held
         self._workers: dict[str, Worker] = {}
         self._training: dict[str, Run] = {}  # device -> the run it trains now
@@ -109,10 +128,20 @@ class Trainer:
         """A run's event, after the history's: when a run ends, its device takes the next."""
         if isinstance(event, Ended):
             with self._lock:
+                self._measure(run, event)
                 if self._training.get(run.device) is run:
                     del self._training[run.device]
                 self._launch_args.pop(run.id, None)
                 self._dispatch(run.device)
+
+    def _measure(self, run: Run, event: Ended) -> None:
+        """Learn this server's pace from a finished run: its training time over the budget's
+        estimate, averaged over the runs so far (call with the lock held)."""
+        est = self._estimates.get(run.id)
+        if event.status != RunStatus.FINISHED or not est:
+            return
+        ratio = min(20.0, max(0.05, run.snapshot(curves=False).elapsed / est))
+        self._pace = 0.7 * self._pace + 0.3 * ratio
 
     # -- starting, queueing, dispatching ------------------------------------------------------
 
@@ -125,8 +154,17 @@ class Trainer:
     def _n_train(self, data) -> int:
         return len(data[0] if data is not None else load_mnist(True, self.data_dir, False))
 
-    def start(self, recipe: Recipe, data=None, cbs=(), owner: str = "", eager=None) -> Run:
-        """Price `recipe` and queue it: it trains as soon as its device is free.
+    def start(
+        self,
+        recipe: Recipe,
+        data=None,
+        cbs=(),
+        owner: str = "",
+        eager=None,
+        address: str | None = None,
+    ) -> Run:
+        """Price `recipe` and queue it: it trains as soon as its device is free. `owner` is
+        the browser, `address` its connection's network address (None: scripts, tests).
 
         Raises with one sentence (RecipeError or BudgetError, DeviceError, ModelFileError if
         the models folder is full, DataError, JobBusyError if the queue is full).
@@ -137,19 +175,27 @@ class Trainer:
         est = budget.check(recipe, n_train, self.limits)
         check_quota(self.models_dir, adding=est.params * 4)
         with self._lock:
-            self._admit(owner)
+            self._admit(owner, address, device, est.seconds)
             run_id = self.history.add_run(recipe, device, owner) or self._next_id
             self._next_id = max(self._next_id, run_id + 1)
             run = Run(run_id, recipe, owner, listeners=self._listeners)
-            run.device = device
+            run.device, run.address = device, address
             self._launch_args[run.id] = (data, list(cbs), eager)
             self._estimates[run.id] = est.seconds
             self._runs.append(run)
             self._dispatch(device)
         return run
 
-    def _admit(self, owner: str) -> None:
-        """Raise JobBusyError if the queue has no room for one more of `owner`'s runs."""
+    def _admit(
+        self, owner: str, address: str | None = None, device: str = "cpu", seconds: float = 0.0
+    ) -> None:
+        """Raise JobBusyError if the queue has no room for one more of `owner`'s runs, from
+        `address`, of `seconds` estimated training on `device` (call with the lock held).
+
+        Counted per browser, per network address (a visitor dropping its cookies is a new
+        browser, not a new address) and in work: the estimated hours one browser or address
+        has waiting, and the estimated wait of the new place itself.
+        """
         waiting = [r for r in self._runs if r.status in WAITING]
         if len(waiting) >= self.max_waiting:
             raise JobBusyError(
@@ -162,6 +208,39 @@ class Trainer:
                 f"You already have {mine} runs waiting, the most one browser may queue; "
                 "cancel one or wait until one starts."
             )
+        theirs = [r for r in waiting if address and getattr(r, "address", None) == address]
+        if address and len(theirs) >= self.max_waiting_per_address:
+            raise JobBusyError(
+                f"Your network address already has {len(theirs)} runs waiting, the most one "
+                "address may queue; wait until one starts."
+            )
+        for group in ([r for r in waiting if owner and r.owner == owner], theirs):
+            queued = sum(self._estimates.get(r.id, 0.0) for r in group) * self._pace
+            if group and queued + seconds * self._pace > self.max_visitor_hours * 3600:
+                raise JobBusyError(
+                    f"Your runs waiting already add up to {_hours(queued)} of training, the "
+                    f"most one visitor may queue is {_hours(self.max_visitor_hours * 3600)}; "
+                    "wait until one starts."
+                )
+        wait = self._wait(device)
+        if wait > self.max_wait_hours * 3600:
+            raise JobBusyError(
+                f"The queue is full: a new run would wait {_hours(wait)} to start, more than "
+                f"the {_hours(self.max_wait_hours * 3600)} this server allows; try again later."
+            )
+
+    def _wait(self, device: str, before: Run | None = None) -> float:
+        """Estimated seconds until the run waiting on `device` before `before` (None: a new
+        run at the end of the line) should start: what its current run has left plus the
+        estimates of the runs ahead, at this server's pace (call with the lock held)."""
+        line = self._line(device)
+        ahead = line[: line.index(before)] if before in line else line
+        seconds = 0.0
+        if (training := self._training.get(device)) is not None:
+            snap = training.snapshot(curves=False)  # its eta: no curves needed
+            est = self._estimates.get(training.id, 0.0) * self._pace
+            seconds += snap.eta if snap.eta is not None else est
+        return seconds + sum(self._estimates.get(r.id, 0.0) for r in ahead) * self._pace
 
     def _line(self, device: str) -> list[Run]:
         """The runs waiting for `device`, oldest first (call with the lock held)."""
@@ -219,18 +298,9 @@ class Trainer:
         """Seconds until `run` should start: what its device's current run has left, plus
         the estimated training time of every run ahead of it (budget.estimate)."""
         with self._lock:
-            line = self._line(run.device)
-            training = self._training.get(run.device)
-        if run not in line:
-            return None
-        seconds = 0.0
-        if training is not None:
-            snap = training.snapshot(curves=False)  # its eta: no curves needed
-            left = snap.eta if snap.eta is not None else self._estimates.get(training.id, 0.0)
-            seconds += left
-        for ahead in line[: line.index(run)]:
-            seconds += self._estimates.get(ahead.id, 0.0)
-        return seconds
+            if run not in self._line(run.device):
+                return None
+            return self._wait(run.device, run)
 
     def _check_owner(self, run: Run, owner: str | None, what: str) -> None:
         if owner is not None and run.owner != owner:
