@@ -51,6 +51,7 @@ ui.show_lr_finder()
 if missing is None:
     ui.show_augmentation()
 
+ui.show_teacher()  # only where the server has a teacher password
 busy = ui.trainer().busy()
 
 

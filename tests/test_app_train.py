@@ -515,3 +515,58 @@ def test_a_history_locked_mid_run_is_one_sentence_and_the_run_is_not_lost(app):
     assert run.join(30) and run.status == "stopped"
     snap = run.snapshot()
     assert snap.step == len(snap.losses) > 20  # every loss kept for the page
+
+
+def test_the_teacher_stops_cancels_deletes_and_clears_any_run_and_a_student_cannot(
+    tiny_mnist, monkeypatch
+):
+    """The teacher's password (compared by the trainer) buys a pass the trainer checks on
+    every teacher's action; a student who forges the pass, a widget or the password gets
+    one sentence and changes nothing."""
+    monkeypatch.setenv("MNIST_ROOT", str(tiny_mnist))
+    monkeypatch.setenv("MLP_TEACHER_PASSWORD", "correct horse")
+    student = open_page(TRAIN, timeout=30)
+    trainer = ui.trainer()
+    quick = Recipe(hidden=(32,), batch_size=60, epochs=2, augment=False)
+    done = trainer.start(quick, owner="a" * 32, address="10.0.0.1")
+    assert trainer.wait(60).status == "finished"
+    busy = trainer.start(Recipe(hidden=(2048, 2048), batch_size=4, epochs=20), owner="b" * 32,
+                         address="10.0.0.2")  # fmt: skip
+    waiting = trainer.start(quick, owner="c" * 32, address="10.0.0.3")
+    wait_until_training(busy, 2)
+
+    # a student: a forged pass in the session, a forged widget value, a wrong password
+    forged = "f" * 32
+    student.session_state["teacher_pass"] = forged
+    student.run()
+    assert not student.exception
+    assert not student.button(key="teacher_unlock").proto.disabled  # still locked
+    assert not [b for b in student.button if b.key in ("teacher_clear", "teacher_delete")]
+    student.text_input(key="teacher_password").set_value("wrong").run()
+    student.button(key="teacher_unlock").click().run()
+    assert texts(student.error) == ["That is not the teacher password."]
+    assert student.session_state["teacher_password"] == ""  # the field is emptied
+    for action in (lambda: trainer.clear_queue(forged), lambda: trainer.who_queued(None),
+                   lambda: trainer.stop(busy.id, owner="s" * 32, teacher=forged),
+                   lambda: trainer.delete(done.id, owner="s" * 32, teacher=forged)):  # fmt: skip
+        with pytest.raises(NotYoursError):
+            action()
+    assert busy.status == "running" and waiting.status == "queued" and trainer.get(done.id)
+
+    # the teacher
+    teacher = open_page(TRAIN, timeout=30)
+    teacher.text_input(key="teacher_password").set_value("correct horse")
+    teacher.button(key="teacher_unlock").click().run()
+    assert not teacher.exception and teacher.session_state["teacher_password"] == ""
+    (who,) = [d.value for d in teacher.dataframe if "address" in d.value.columns]
+    assert who["address"].tolist() == ["10.0.0.2", "10.0.0.3"]
+    assert who["browser"].tolist() == ["b" * 8, "c" * 8]
+    teacher.button(key="teacher_clear").click().run()
+    assert waiting.status == "cancelled"
+    teacher.selectbox(key="teacher_pick").set_value(busy.id).run()
+    teacher.button(key="teacher_stop").click().run()
+    assert busy.join(30) and busy.status == "stopped"
+    teacher.selectbox(key="teacher_pick").set_value(done.id).run()
+    teacher.button(key="teacher_delete").click().run()
+    assert not teacher.exception and trainer.get(done.id) is None
+    assert not Path(done.snapshot().out).exists()

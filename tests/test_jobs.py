@@ -510,3 +510,21 @@ def test_a_run_cancelled_while_its_device_frees_up_is_never_trained(trainer, dat
     trainer.wait(10)
     assert not trainer.busy(), "the device was left taken"
     assert second.snapshot().step == 0, "a cancelled run trained"
+
+
+def test_no_teacher_without_a_password_and_guessing_it_is_slowed(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLP_TEACHER_PASSWORD", raising=False)
+    plain = Trainer(tmp_path / "a")
+    assert not plain.has_teacher and not plain.is_teacher("")
+    with pytest.raises(NotYoursError, match="This server has no teacher password."):
+        plain.teacher_login("")
+    guarded = Trainer(tmp_path / "b", teacher_password="s3cret")
+    for guess in ["", "s3cre", "s3cret ", None, *map(str, range(6))]:  # 10 wrong ones
+        with pytest.raises(NotYoursError, match="^That is not the teacher password.$"):
+            guarded.teacher_login(guess)
+    with pytest.raises(NotYoursError, match="Too many wrong passwords"):
+        guarded.teacher_login("s3cret")  # even the right one, for a few seconds
+    guarded._teacher_next_try = 0.0  # those seconds have passed
+    token = guarded.teacher_login("s3cret")
+    assert guarded.is_teacher(token) and not guarded.is_teacher(token[:-1] + "x")
+    assert guarded.clear_queue(token) == 0 and guarded.who_queued(token) == []

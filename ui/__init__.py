@@ -35,7 +35,7 @@ from .models import (
     split_probs,
 )
 from .recipe_form import Submitted, recipe_form, shipped_recipe
-from .run_view import show_queue, show_run, show_runs, starts_in
+from .run_view import show_queue, show_run, show_runs, show_teacher, starts_in
 from .server import (
     MAX_FILES_PER_UPLOAD,
     MAX_SESSION_UPLOAD_BYTES,
@@ -91,6 +91,7 @@ __all__ = [
     "show_queue",
     "show_run",
     "show_runs",
+    "show_teacher",
     "show_steps",
     "show_why",
     "sidebar",

@@ -33,10 +33,18 @@ from .server import browser, models_dir, trainer
 UNITS_SHOWN = [8, 16, 32, 64]  # choices for the grid of first-layer templates
 
 
+def teacher_pass() -> str | None:
+    """The pass the trainer gave this session for the teacher password, if it did (the
+    trainer checks it again on every teacher's action: a forged one is refused there)."""
+    token = st.session_state.get("teacher_pass")
+    return token if trainer().is_teacher(token) else None
+
+
 def act(verb: str, run_id: int) -> bool:
-    """Stop, cancel (both `stop`) or delete run `run_id` as this browser; an error shown."""
+    """Stop, cancel (both `stop`) or delete run `run_id` as this browser (or as the teacher,
+    with the teacher's pass); an error shown."""
     try:
-        getattr(trainer(), verb)(run_id, owner=browser())
+        getattr(trainer(), verb)(run_id, owner=browser(), teacher=teacher_pass())
     except UserError as e:
         st.error(plain(str(e)), icon=":material/error:")
         return False
@@ -299,3 +307,56 @@ def show_runs(runs: list[Run]) -> None:
                 if run_id in mine and act("delete", run_id):
                     st.toast(f"Run {run_id} deleted.")
                     st.rerun()
+
+
+def _unlock() -> None:
+    """The Unlock button's: trade the typed password for the trainer's teacher pass (the
+    field is emptied first: the password is kept nowhere)."""
+    typed = st.session_state.get("teacher_password")
+    st.session_state["teacher_password"] = ""
+    try:
+        st.session_state["teacher_pass"] = trainer().teacher_login(
+            typed if isinstance(typed, str) else ""
+        )
+    except UserError as e:
+        st.session_state["teacher_error"] = str(e)
+
+
+def show_teacher() -> None:
+    """The teacher's panel, on servers with a teacher password: the password, then who
+    queued what, Clear the queue, and Stop, Cancel or Delete for any run. Every action is
+    checked again by the trainer against the pass it gave."""
+    if not trainer().has_teacher:
+        return
+    token = teacher_pass()
+    with st.expander("Teacher", icon=":material/school:", expanded=token is not None):
+        if token is None:
+            st.text_input("Teacher password", type="password", key="teacher_password",
+                          max_chars=200)  # fmt: skip
+            st.button("Unlock", key="teacher_unlock", on_click=_unlock)
+            if error := st.session_state.pop("teacher_error", None):
+                st.error(plain(error), icon=":material/error:")
+            return
+        rows = trainer().who_queued(token)
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True)
+        else:
+            st.caption("Nothing trains or waits.")
+        if st.button("Clear the queue", key="teacher_clear", icon=":material/clear_all:"):
+            n = trainer().clear_queue(token)
+            st.toast(f"{n} waiting runs cancelled.")
+            st.rerun()
+        ids = [r.id for r in reversed(trainer().runs)]
+        if ids:
+            run_id = st.selectbox("Any run", ids, key="teacher_pick")
+            left, right = st.columns(2)
+            if left.button("Stop or cancel", key="teacher_stop", icon=":material/stop:"):
+                if run_id in ids and act("stop", run_id):
+                    st.toast(f"Run {run_id}: stopping.")
+            if right.button("Delete run and model", key="teacher_delete",
+                            icon=":material/delete:"):  # fmt: skip
+                if run_id in ids and act("delete", run_id):
+                    st.rerun()
+        if st.button("Lock", key="teacher_lock", icon=":material/lock:"):
+            st.session_state.pop("teacher_pass", None)
+            st.rerun()

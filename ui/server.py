@@ -390,7 +390,23 @@ def trainer() -> Trainer:
     if multiprocessing.parent_process() is not None:  # a worker, or any child process
         raise RuntimeError("Only the server's own process opens the run history.")
     kind = "thread" if os.environ.get("MLP_WORKER") == "thread" else "process"
-    return Trainer(models_dir=models_dir(), history=history_path(), worker=kind)
+    return Trainer(
+        models_dir=models_dir(),
+        history=history_path(),
+        worker=kind,
+        teacher_password=teacher_password(),
+    )
+
+
+def teacher_password() -> str | None:
+    """The teacher password: MLP_TEACHER_PASSWORD, else `teacher_password` in Streamlit's
+    secrets (.streamlit/secrets.toml); None (no teacher) unless one is set."""
+    if password := os.environ.get("MLP_TEACHER_PASSWORD"):
+        return password
+    with contextlib.suppress(Exception):  # no secrets file: no teacher
+        password = st.secrets.get("teacher_password")
+        return password if isinstance(password, str) and password else None
+    return None
 
 
 def browser() -> str:

@@ -14,7 +14,9 @@ lock: two browsers pressing Start at the same moment cannot both take a free dev
 """
 
 import atexit
+import hmac
 import os
+import secrets
 import threading
 import time
 import weakref
@@ -85,6 +87,7 @@ class Trainer:
         worker: str = "thread",
         max_waiting_per_owner: int | None = None,
         max_waiting: int | None = None,
+        teacher_password: str | None = None,
     ):
         self.models_dir, self.data_dir, self.limits = Path(models_dir), data_dir, limits
         self.worker_kind = worker
@@ -99,6 +102,12 @@ class Trainer:
         self.max_visitor_hours = float(env("MLP_MAX_VISITOR_HOURS", MAX_VISITOR_HOURS))
         self.max_wait_hours = float(env("MLP_MAX_WAIT_HOURS", MAX_WAIT_HOURS))
         self._pace = 1.0  # measured training time / the budget's estimate, on this server
+        # the teacher: off unless a password is set (here, or MLP_TEACHER_PASSWORD); a right
+        # password gets a random pass, which every teacher's action must bring back
+        self._teacher_password = teacher_password or env("MLP_TEACHER_PASSWORD") or None
+        self._teacher_passes: set[str] = set()
+        self._teacher_misses = 0  # wrong passwords in a row: after 10, one more per 10 s
+        self._teacher_next_try = 0.0
         self._lock = threading.RLock()  # re-entered when a run ends while it is held
         self._workers: dict[str, Worker] = {}
         self._training: dict[str, Run] = {}  # device -> the run it trains now
@@ -302,24 +311,87 @@ class Trainer:
                 return None
             return self._wait(run.device, run)
 
-    def _check_owner(self, run: Run, owner: str | None, what: str) -> None:
+    # -- the teacher ---------------------------------------------------------------------------
+
+    @property
+    def has_teacher(self) -> bool:
+        """Whether this server has a teacher password (else no one is a teacher)."""
+        return self._teacher_password is not None
+
+    def teacher_login(self, password: str) -> str:
+        """The teacher's pass for `password` (compared in constant time); NotYoursError with
+        a sentence for a wrong one. After 10 wrong ones in a row, one try per 10 s."""
+        with self._lock:
+            if self._teacher_password is None:
+                raise NotYoursError("This server has no teacher password.")
+            if time.monotonic() < self._teacher_next_try:
+                raise NotYoursError("Too many wrong passwords; try again in a few seconds.")
+            given = password.encode() if isinstance(password, str) else b""
+            if not hmac.compare_digest(given, self._teacher_password.encode()):
+                self._teacher_misses += 1
+                if self._teacher_misses >= 10:
+                    self._teacher_next_try = time.monotonic() + 10
+                raise NotYoursError("That is not the teacher password.")
+            self._teacher_misses = 0
+            token = secrets.token_hex(16)
+            self._teacher_passes.add(token)
+            return token
+
+    def is_teacher(self, token) -> bool:
+        """Whether `token` is a pass this trainer gave for the teacher password."""
+        if not isinstance(token, str) or self._teacher_password is None:
+            return False
+        with self._lock:
+            passes = list(self._teacher_passes)
+        return any(hmac.compare_digest(token.encode(), p.encode()) for p in passes)
+
+    def _check_teacher(self, teacher) -> None:
+        if not self.is_teacher(teacher):
+            raise NotYoursError("Only the teacher can do that; enter the teacher password.")
+
+    def clear_queue(self, teacher) -> int:
+        """The teacher's: cancel every waiting run; how many were cancelled."""
+        self._check_teacher(teacher)
+        with self._lock:
+            waiting = [r for r in self._runs if r.status in WAITING]
+            for run in waiting:
+                self._launch_args.pop(run.id, None)
+                run.ended(RunStatus.CANCELLED, "Cancelled by the teacher before it started.")
+        return len(waiting)
+
+    def who_queued(self, teacher) -> list[dict]:
+        """The teacher's view of what trains and waits: run, status, browser (a prefix of
+        its token's hash) and network address."""
+        self._check_teacher(teacher)
+        with self._lock:
+            runs = [r for r in self._runs if r.status in (*ACTIVE, *WAITING)]
+        return [
+            {"run": r.id, "status": str(r.status), "recipe": r.recipe.describe(),
+             "browser": (r.owner or "")[:8], "address": getattr(r, "address", None) or ""}
+            for r in runs
+        ]  # fmt: skip
+
+    def _check_owner(self, run: Run, owner: str | None, what: str, teacher=None) -> None:
+        if teacher is not None and self.is_teacher(teacher):
+            return
         if owner is not None and run.owner != owner:
             raise NotYoursError(
                 f"Only the browser that started run {run.id} can {what} it; everyone can watch."
             )
 
-    def stop(self, run_id: int | None = None, owner: str | None = None) -> None:
+    def stop(self, run_id: int | None = None, owner: str | None = None, teacher=None) -> None:
         """Stop a training run (after its batch in progress) or cancel a waiting one.
 
         `owner`: the asking browser's token (NotYoursError if the run is someone else's);
         None only from the server's own code. Without `run_id`: every run of `owner`.
+        `teacher`: the teacher's pass (teacher_login), which may stop any run.
         """
         with self._lock:
             runs = [r for r in self._runs if run_id is None or r.id == run_id]
         for run in runs:
             if run_id is None and owner is not None and run.owner != owner:
                 continue
-            self._check_owner(run, owner, "stop")
+            self._check_owner(run, owner, "stop", teacher)
             with self._lock:  # while it is held, no device can take this run
                 status = run.status
                 if status in WAITING:
@@ -328,12 +400,12 @@ class Trainer:
             if status in ACTIVE:
                 self._worker(run.device).stop(run.id)
 
-    def delete(self, run_id: int, owner: str | None = None) -> None:
+    def delete(self, run_id: int, owner: str | None = None, teacher=None) -> None:
         """Forget an ended run: its row in the history and its model file."""
         run = self.get(run_id)
         if run is None:
             return
-        self._check_owner(run, owner, "delete")
+        self._check_owner(run, owner, "delete", teacher)
         if run.status not in ENDED:
             raise UserError(f"Run {run.id} has not ended: stop it first, then delete it.")
         out = run.snapshot().out
