@@ -5,10 +5,12 @@ These spawn real worker processes (as the dashboard does) on tiny synthetic MNIS
 """
 
 import contextlib
+import json
 import logging
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import time
 import types
@@ -181,7 +183,9 @@ def test_the_history_outlives_the_trainer_and_a_run_cut_short_is_interrupted(
     cut = trainer.start(Recipe(**{**QUICK, "epochs": 50}), cbs=[Slow(0.01)], owner="a")
     waiting = trainer.start(Recipe(**QUICK), owner="b")
     wait_until_training(cut, 3)
-    # the server dies: nothing closes the history (a new Trainer reads it as it was left)
+    # the server dies: nothing closes the history (a new Trainer reads it as it was left);
+    # the kernel drops its lock on the history with its process
+    trainer.history._lock_file.close()
     again = Trainer(tmp_path / "models", tiny_mnist, history=tmp_path / "runs.sqlite")
     by_id = {r.id: r.snapshot() for r in again.runs}
     assert list(by_id) == [done.id, cut.id, waiting.id]
@@ -263,3 +267,43 @@ def test_a_worker_started_by_the_app_leaves_the_history_alone(tmp_path, tiny_mni
         assert [(r.id, r.status) for r in store.runs()] == [(live, "running"), (waiting, "queued")]
     finally:
         store.close()
+
+
+def test_a_second_server_on_the_same_history_trains_nothing_and_leaves_it_alone(
+    tmp_path, tiny_mnist
+):
+    """Two servers on one history and models folder (a teacher restarting, a second process
+    by mistake): the second says so in one sentence, trains nothing, rewrites nothing."""
+    history, models = tmp_path / "runs.sqlite", tmp_path / "models"
+    first = Trainer(models, tiny_mnist, history=history)
+    live = first.start(Recipe(**{**QUICK, "epochs": 50}), cbs=[Slow(0.01)], owner="a")
+    try:
+        wait_until_training(live, 2)
+        second = (
+            "import sys, json\n"
+            "from mlp_core import Recipe, UserError\n"
+            "from mlp_core.service.trainer import Trainer\n"
+            "t = Trainer(sys.argv[1], sys.argv[2], history=sys.argv[3])\n"
+            "try:\n"
+            "    t.start(Recipe(hidden=(32,), batch_size=60, epochs=1))\n"
+            "    refused = None\n"
+            "except UserError as e:\n"
+            "    refused = str(e)\n"
+            "print(json.dumps([t.problem, refused, len(t.runs)]))\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", second, str(models), str(tiny_mnist), str(history)],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        problem, refused, runs = json.loads(out.stdout.splitlines()[-1])
+        assert problem == refused and refused.startswith("Another server is using this run")
+        assert refused.count(".") == 2 and runs == 0  # one sentence ("runs.sqlite" has a dot)
+        assert first.store.run(live.id).status == "running"  # not "interrupted" by the second
+        assert live.status == "running"
+    finally:
+        first.close()
+    again = Trainer(models, tiny_mnist, history=history)  # the first has gone: its lock too
+    try:
+        assert again.problem is None and [r.id for r in again.runs] == [live.id]
+    finally:
+        again.close()

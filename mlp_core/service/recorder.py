@@ -6,6 +6,8 @@ sentence the Train page shows, never a failed run: training goes on, and runs no
 written down stay listed until the server stops.
 """
 
+import contextlib
+import fcntl
 import time
 from pathlib import Path
 
@@ -16,18 +18,50 @@ from .status import RunStatus
 
 
 class HistoryRecorder:
-    """Writes runs to the history at `path` (none if None); `problem` says why it cannot."""
+    """Writes runs to the history at `path` (none if None); `problem` says why it cannot.
+
+    One server per history: the recorder holds an exclusive lock on `<history>.lock` for its
+    life (the kernel drops it when the process ends, however it ends). A second server on
+    the same history finds it taken: it neither reads nor writes that history, and
+    `taken` says so in one sentence (the trainer then refuses to train).
+    """
 
     def __init__(self, path: str | Path | None = None):
         self.store: RunStore | None = None
         self.problem: str | None = None  # a sentence when the history cannot be kept
+        self.taken: str | None = None  # a sentence when another server holds this history
         self.closing = False  # the server is exiting: write nothing more
+        self._lock_file = None
+        if path is not None and not self._lock(Path(path)):
+            self.problem = self.taken = (
+                f"Another server is using this run history ({Path(path).name}) and models "
+                "folder, so this one trains nothing and leaves them alone; stop the other "
+                "server, or give this one its own MLP_HISTORY and MLP_MODELS_DIR."
+            )
+            return
         if path is not None:
             try:
                 self.store = RunStore(Path(path))
                 self.store.after_restart()
             except HistoryError as e:
                 self.store, self.problem = None, self._sentence(e)
+
+    def _lock(self, path: Path) -> bool:
+        """Take `<history>.lock`; False if another process holds it (where the lock file
+        cannot be made, e.g. a read-only folder, the history's own checks say so)."""
+        try:
+            f = open(path.with_name(path.name + ".lock"), "a+b")  # noqa: SIM115 (kept open)
+        except OSError:
+            return True
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            return False
+        except OSError:  # a file system without locks: go on as before
+            pass
+        self._lock_file = f
+        return True
 
     @staticmethod
     def _sentence(e: HistoryError) -> str:
@@ -92,3 +126,7 @@ class HistoryRecorder:
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                self._lock_file.close()  # and with it the lock
+            self._lock_file = None

@@ -178,6 +178,8 @@ class Trainer:
         Raises with one sentence (RecipeError or BudgetError, DeviceError, ModelFileError if
         the models folder is full, DataError, JobBusyError if the queue is full).
         """
+        if self.history.taken:  # another server on this history and models folder
+            raise JobBusyError(self.history.taken)
         device = str(resolve_device(recipe.device))  # forged or absent: DeviceError
         n_train = self._n_train(data)
         recipe.validate(n_train)
