@@ -5,8 +5,10 @@ No Streamlit here: these drive mlp_core.service.jobs directly on tiny synthetic 
 
 import dataclasses
 import math
+import shutil
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -528,3 +530,48 @@ def test_no_teacher_without_a_password_and_guessing_it_is_slowed(tmp_path, monke
     token = guarded.teacher_login("s3cret")
     assert guarded.is_teacher(token) and not guarded.is_teacher(token[:-1] + "x")
     assert guarded.clear_queue(token) == 0 and guarded.who_queued(token) == []
+
+
+def test_an_unwritable_or_full_models_folder_refuses_the_run_at_start(tmp_path, data, monkeypatch):
+    """Found at Start, with a sentence, not when the finished run tries to save (and is lost).
+    (Root writes through chmod, so the unwritable folder here is one that cannot be made.)"""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    unwritable = Trainer(blocker / "models")
+    with pytest.raises(ModelFileError, match="^The models folder cannot be written") as e:
+        unwritable.start(Recipe(**QUICK), data=data)
+    assert str(e.value).count(".") == 1 and unwritable.runs == []
+    full = Trainer(tmp_path / "models")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: types.SimpleNamespace(free=2**20))
+    with pytest.raises(ModelFileError, match=r"^The disk of the models folder is full \(1 MB"):
+        full.start(Recipe(**QUICK), data=data)
+    assert full.runs == [] and not list((tmp_path / "models").iterdir())  # nothing left
+    monkeypatch.undo()  # space freed: the next Start trains
+    full.start(Recipe(**QUICK), data=data)
+    assert full.wait(60).status == "finished"
+
+
+def test_a_run_that_ended_while_the_disk_was_full_is_written_down_when_it_frees(
+    tmp_path, data, monkeypatch
+):
+    """Never left "running" in the history: its end is written with the next write that
+    works, and the Train page's sentence goes away with the problem."""
+    from mlp_core.service.runstore import HistoryError, RunStore
+
+    t = Trainer(tmp_path / "models", history=tmp_path / "runs.sqlite")
+    real, full = RunStore.update_run, [True]
+
+    def update_run(self, run_id, **changes):
+        if full[0] and "ended" in changes:  # the disk fills up as the run ends
+            raise HistoryError("The disk is full.")
+        return real(self, run_id, **changes)
+
+    monkeypatch.setattr(RunStore, "update_run", update_run)
+    first = t.start(Recipe(**QUICK), data=data)
+    assert t.wait(60).status == "finished"  # training goes on
+    assert t.store.run(first.id).status == "running" and t.problem.startswith("The disk")
+    full[0] = False  # space freed: the next write writes the first run's end too
+    second = t.start(Recipe(**QUICK), data=data)
+    assert t.store.run(first.id).status == "finished" and t.problem is None
+    assert t.wait(60).status == "finished" and t.store.run(second.id).status == "finished"
+    t.close()

@@ -8,6 +8,8 @@ folder's quota (`check_quota`, MLP_MAX_MODELS and MLP_MAX_MODELS_MB) is refused 
 
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,4 +91,33 @@ def check_quota(models_dir, adding: int = 0, quota: Quota | None = None) -> None
             f"The models folder is full ({len(files)} models, {used / 2**20:,.0f} MB; it holds "
             f"at most {quota.files} models and {quota.bytes / 2**20:,.0f} MB). Whoever runs "
             "this server can delete models from it."
+        )
+
+
+SPARE = 64 * 2**20  # bytes the disk must keep free beyond the model file (history, temp files)
+
+
+def check_writable(models_dir, adding: int = 0) -> None:
+    """Raise ModelFileError (one sentence) if a model of `adding` bytes could not be saved in
+    `models_dir` now: the folder cannot be made or written (read-only, not permitted, not a
+    folder), or its disk lacks the room. Checked at Start, so a run is not trained only to
+    be lost when it saves."""
+    folder = Path(models_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as f:  # gone when closed
+            f.write(b"0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        raise ModelFileError(
+            "The models folder cannot be written (read-only, not permitted or not a folder), "
+            "so a run could not save its model; whoever runs this server must fix it first."
+        ) from None
+    free = shutil.disk_usage(folder).free
+    if free < adding + SPARE:
+        raise ModelFileError(
+            f"The disk of the models folder is full ({free / 2**20:,.0f} MB free; a run needs "
+            f"about {(adding + SPARE) / 2**20:,.0f} MB to save its model); whoever runs this "
+            "server can free some space."
         )

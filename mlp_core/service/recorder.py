@@ -32,6 +32,8 @@ class HistoryRecorder:
         self.taken: str | None = None  # a sentence when another server holds this history
         self.closing = False  # the server is exiting: write nothing more
         self._lock_file = None
+        self._endings: dict[int, dict] = {}  # run id -> its end, not yet written down
+        self._failed_write = False  # `problem` is a write's: it clears when writes work again
         if path is not None and not self._lock(Path(path)):
             self.problem = self.taken = (
                 f"Another server is using this run history ({Path(path).name}) and models "
@@ -68,14 +70,22 @@ class HistoryRecorder:
         return f"{e} Training still works; runs not written down are shown until the server stops."
 
     def _write(self, method: str, *args, **kwargs):
-        """One write to the history; a failure becomes `problem`, never a failed run."""
+        """One write to the history; a failure becomes `problem`, never a failed run. Ends
+        not yet written (a full disk, a locked file) are written first: a run that ended is
+        not left "running" in the history once writing works again, and the sentence goes."""
         if self.store is None or self.closing:
             return None
         try:
-            return getattr(self.store, method)(*args, **kwargs)
+            for run_id, end in list(self._endings.items()):
+                self.store.update_run(run_id, **end)
+                del self._endings[run_id]
+            done = getattr(self.store, method)(*args, **kwargs) if method else None
         except HistoryError as e:
-            self.problem = self._sentence(e)
+            self.problem, self._failed_write = self._sentence(e), True
             return None
+        if self._failed_write:
+            self.problem, self._failed_write = None, False
+        return done
 
     def past_runs(self) -> list[RunRow]:
         """The runs of earlier servers, oldest first (none if the history cannot be read)."""
@@ -120,11 +130,14 @@ class HistoryRecorder:
                 self._write("add_accuracy", run.id, epoch, accuracy)
                 self._write("update_run", run.id, epoch=epoch, test_accuracy=accuracy)
             case Ended(status, message, out):
-                self._write("update_run", run.id, status=status, message=message, out=out,
-                            ended=time.time())  # fmt: skip
+                end = dict(status=status, message=message, out=out, ended=time.time())
+                self._endings[run.id] = end
+                self._write("")  # written with the next write if it fails now
 
     def close(self) -> None:
         if self.store is not None:
+            if self._endings:
+                self._write("")  # a last try for ends not yet written
             self.store.close()
         if self._lock_file is not None:
             with contextlib.suppress(OSError):

@@ -30,7 +30,7 @@ from ..recipe import Recipe
 from . import budget
 from .events import Ended, Event
 from .jobs import JobBusyError, Run, Snapshot
-from .models_folder import check_quota
+from .models_folder import check_quota, check_writable
 from .recorder import HistoryRecorder
 from .runstore import RunStore
 from .status import ACTIVE, ENDED, WAITING, RunStatus
@@ -185,6 +185,7 @@ class Trainer:
         recipe.validate(n_train)
         est = budget.check(recipe, n_train, self.limits)
         check_quota(self.models_dir, adding=est.params * 4)
+        check_writable(self.models_dir, adding=est.params * 4)  # not found only at the end
         with self._lock:
             self._admit(owner, address, device, est.seconds)
             run_id = self.history.add_run(recipe, device, owner) or self._next_id
