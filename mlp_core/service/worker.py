@@ -23,9 +23,10 @@ Server and worker talk over one pipe in the typed messages of events.py:
 Each side checks what it receives: anything else is refused with one logged sentence.
 
 The server watches its worker: when nothing (not even a heartbeat) has come for `timeout`
-seconds (20 by default, MLP_WORKER_TIMEOUT; three times that while the process starts or a
-run loads its data), the worker is frozen or wedged. The server kills it, ends its run as
-failed with one sentence (STALLED), and the next run starts in a new process.
+seconds (20 by default, MLP_WORKER_TIMEOUT; three times that while a run loads its data,
+and at least 120 s for a new process's first word), the worker is frozen or wedged. The
+server kills it, ends its run as failed with one sentence (STALLED), and the next run
+starts in a new process.
 """
 
 import contextlib
@@ -71,6 +72,7 @@ REPORT_EVERY = 0.1  # seconds between progress messages: one pickle per batch wo
 BEAT_EVERY = 1.0  # seconds between the worker's heartbeats
 TIMEOUT = 20.0  # seconds without a word from the worker before the server gives it up
 SLOW = 3  # times TIMEOUT while the process starts or a run loads its data
+STARTING = 120.0  # seconds at least for a new process's first word (importing torch)
 DIED = (
     "The training process stopped unexpectedly (it was killed, perhaps for lack of memory, "
     "or crashed); this run is lost, the next one starts in a new process."
@@ -315,9 +317,11 @@ class ProcessWorker:
             with self._lock:
                 if self._proc is not proc:
                     return  # it ended, or was given up, already
-                slow = not heard[1] or any(p is proc and i in self._loading
-                                           for i, (_, p) in self._runs.items())  # fmt: skip
-            bound = self.timeout * (SLOW if slow else 1)
+                loading = any(p is proc and i in self._loading
+                              for i, (_, p) in self._runs.items())  # fmt: skip
+            bound = self.timeout * (SLOW if loading or not heard[1] else 1)
+            if not heard[1]:  # a new process imports torch first: slow on a busy machine
+                bound = max(bound, STARTING)
             quiet = time.monotonic() - heard[0]
             if quiet > bound:
                 break
