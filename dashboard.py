@@ -22,6 +22,7 @@ pages = [
         f"{PAGES}/samples.py", title="Samples", icon=":material/grid_view:", url_path="samples"
     ),
     st.Page(f"{PAGES}/predict.py", title="Predict", icon=":material/draw:", url_path="predict"),
+    st.Page(f"{PAGES}/step.py", title="Step through", icon=":material/footprint:", url_path="step"),
 ]
 page = st.navigation(pages)
 ui.sidebar(page)
