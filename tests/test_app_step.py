@@ -3,7 +3,6 @@
 its file's weights, settings change between steps, and forged values get a sentence."""
 
 import copy
-import gc
 
 import pytest
 import torch
@@ -25,8 +24,15 @@ def page(tiny_mnist, monkeypatch):
     return open_page(STEP, timeout=30)
 
 
+@pytest.fixture(autouse=True)
+def no_steppers_left():
+    """AppTest's sessions never leave (no sweeper without a server): forget their steppers."""
+    yield
+    step_view._forget_departed(set())
+
+
 def stepper(at):
-    return at.session_state[step_view.KEY]
+    return step_view._STEPPERS[at.session_state[step_view.KEY]]
 
 
 def click(at, key: str):
@@ -139,11 +145,17 @@ def test_a_forged_model_choice_is_never_opened(page, forge, outside_model):
 
 
 def test_the_server_holds_a_bounded_number_of_stepping_models(page, monkeypatch):
-    gc.collect()  # earlier tests' sessions are gone: their steppers with them
-    monkeypatch.setenv("MLP_MAX_STEPPERS", str(len(step_view._LIVE)))
-    second = open_page(STEP, timeout=30)  # the page opens; the stepper is refused
-    assert [e.value for e in second.error] == [
-        f"{len(step_view._LIVE)} visitors are stepping through learning on this server now, "
-        "its most; try again in a few minutes."
+    mine = stepper(page)
+    step_view._STEPPERS["another visitor's session"] = mine  # stands for theirs
+    monkeypatch.setenv("MLP_MAX_STEPPERS", "1")
+    page.button(key="step_make").click().run()
+    assert [e.value for e in page.error] == [
+        "Too many visitors are stepping through learning on this server now (at most 1 at "
+        "once); try again in a few minutes."
     ]
-    click(page, "step_one")  # the first visitor's stepper is still there, and steps
+    assert stepper(page) is mine  # the visitor keeps the network it had
+    assert step_view._forget_departed({page.session_state[step_view.KEY]})  # the other left
+    click(page, "step_make")
+    assert stepper(page) is not mine and list(step_view._STEPPERS) == [
+        page.session_state[step_view.KEY]
+    ]

@@ -119,16 +119,27 @@ def _sweep_departed_uploads_forever() -> None:
             expired = stored.expire()
             for _, info in expired:
                 info.session.shutdown()
+            live = {info.session.id for info in runtime._session_mgr.list_sessions()}
             mgr = runtime.uploaded_file_mgr
             departed = []
             if isinstance(mgr, MemoryUploadedFileManager):
-                live = {info.session.id for info in runtime._session_mgr.list_sessions()}
                 departed = [sid for sid in list(mgr.file_storage) if sid not in live]
                 for session_id in departed:
                     mgr.remove_session_files(session_id)
-            if expired or departed:
+            forgot = [forget(live) for forget in list(_FORGETTERS)]
+            if expired or departed or any(forgot):
                 _collect_all()  # a session's objects refer to each other: free them now
                 _trim_heap()
+
+
+_FORGETTERS: list = []  # forget(live session ids) -> whether it freed anything
+
+
+def when_sessions_leave(forget) -> None:
+    """Have the sweeper call `forget(live_session_ids)` every SWEEP_SECONDS, to free what
+    sessions that no longer exist held (it returns whether it freed anything)."""
+    if forget not in _FORGETTERS:
+        _FORGETTERS.append(forget)
 
 
 @st.cache_resource

@@ -1,20 +1,21 @@
 """Step through learning: the visitor's own stepping network, its settings, the seven steps.
 
-One `Stepper` (mlp_core/stepper.py) per browser session, in its session state: it goes
-when the session goes (Streamlit closes a departed visitor's session after
-server.disconnectedSessionTTL; ui/server.py's sweeper then collects what it held). The
-server holds at most MAX_STEPPERS at once, and reports their bytes in /_stcore/metrics
-(cache_type="step_through"), as it does uploads.
+One `Stepper` (mlp_core/stepper.py) per browser session, kept by the server under the
+session's id: it goes when the session goes (Streamlit keeps a departed visitor's session
+for server.disconnectedSessionTTL; ui/server.py's sweeper then drops its stepper, as it
+frees its uploads). The server holds at most max_steppers() at once, and reports their
+bytes in /_stcore/metrics (cache_type="step_through").
 """
 
 import math
 import os
-import weakref
+import threading
 from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.stats import CACHE_MEMORY_FAMILY, CacheStat
 
 from mlp_core import ModelFileError, RecipeError, load_mnist
@@ -26,16 +27,26 @@ from .charts import activation_strip, loss_share_chart, probability_chart, stepp
 from .format import enlarge, plain
 from .models import load_model, model_files, model_label
 from .recipe_form import parse_hidden
-from .server import one_at_a_time
+from .server import one_at_a_time, when_sessions_leave
 
-KEY = "step_stepper"  # this session's Stepper
+KEY = "step_session"  # this session's id, the key of its stepper in _STEPPERS
 SEED = "a fresh network from its seed"  # the first "Start from" choice; the others are models
-_LIVE: "weakref.WeakSet[Stepper]" = weakref.WeakSet()  # every session's stepper, while alive
+_STEPPERS: dict[str, Stepper] = {}  # session id -> its stepper: the server's, not the page's
+_LOCK = threading.Lock()  # page threads add, the sweeper thread removes
 
 
 def max_steppers() -> int:
     """Stepping models the server holds at once (MLP_MAX_STEPPERS, default 8)."""
     return int(os.environ.get("MLP_MAX_STEPPERS", 8))
+
+
+def _forget_departed(live: set[str]) -> bool:
+    """Drop the steppers of sessions that no longer exist (ui.server's sweeper calls this)."""
+    with _LOCK:
+        gone = [sid for sid in _STEPPERS if sid not in live]
+        for sid in gone:
+            del _STEPPERS[sid]
+    return bool(gone)
 
 
 class _Stats:
@@ -44,38 +55,45 @@ class _Stats:
     stats_families = (CACHE_MEMORY_FAMILY,)
 
     def get_stats(self, family_names=None):
-        held = sum(s.nbytes() for s in list(_LIVE))
+        with _LOCK:
+            held = sum(s.nbytes() for s in _STEPPERS.values())
         return {CACHE_MEMORY_FAMILY: [CacheStat("step_through", "", held)]}
 
 
 @st.cache_resource
-def _report_stats() -> None:
+def _serve() -> None:
+    when_sessions_leave(_forget_departed)
     if Runtime.exists():  # not under AppTest
         Runtime.instance().stats_mgr.register_provider(_Stats())
 
 
+def _session() -> str:
+    st.session_state[KEY] = get_script_run_ctx().session_id
+    return st.session_state[KEY]
+
+
 def stepper() -> Stepper | None:
     """This session's stepping network (a fresh 784-256-64-10 on the first visit)."""
-    _report_stats()
-    if KEY not in st.session_state:
+    _serve()
+    found = _STEPPERS.get(_session())
+    if found is None:
         make(DEFAULT)
-    return st.session_state.get(KEY)
+        found = _STEPPERS.get(_session())
+    return found
 
 
 def make(recipe, weights: dict | None = None) -> None:
     """Replace this session's stepper by a new one; UserError (a sentence) if refused."""
-    mine = st.session_state.get(KEY)
-    if len([s for s in list(_LIVE) if s is not mine]) >= max_steppers():
-        raise RecipeError(
-            f"{max_steppers()} visitors are stepping through learning on this server now, "
-            "its most; try again in a few minutes."
-        )
-    st.session_state.pop(KEY, None)  # the old one's memory goes before the new one's comes
-    made = Stepper(
-        recipe, load_mnist(True, download=False), load_mnist(False, download=False), weights
-    )
-    _LIVE.add(made)
-    st.session_state[KEY] = made
+    me = _session()
+    train, test = load_mnist(True, download=False), load_mnist(False, download=False)
+    with _LOCK:  # held while it is built (a fraction of a second): the limit holds exactly
+        if len([sid for sid in _STEPPERS if sid != me]) >= max_steppers():
+            raise RecipeError(
+                "Too many visitors are stepping through learning on this server now (at "
+                f"most {max_steppers()} at once); try again in a few minutes."
+            )
+        _STEPPERS.pop(me, None)  # the old one's memory goes before the new one's comes
+        _STEPPERS[me] = Stepper(recipe, train, test, weights)
 
 
 def network_form(current: Stepper) -> None:
@@ -222,7 +240,8 @@ def show(s: Stepper) -> None:
     """The last step's seven steps in the order the code runs them, each beside its code."""
     r: Record | None = s.last
     st.caption(
-        f"{plain(s.recipe.describe().rsplit(' ', 1)[0])} · {s.steps:,} steps taken "
+        f"{plain(s.recipe.describe().rsplit(' ', 1)[0])} · {s.steps:,} "
+        f"step{'' if s.steps == 1 else 's'} taken "
         f"· pass {s.epoch + 1} over the training pictures · {s.estimate.params:,} parameters"
     )
     if r is None:
