@@ -260,11 +260,11 @@ def lines_of(fn, *needles: str) -> Code:
     where = f"{inspect.getmodule(fn).__name__.replace('.', '/')}.py: {fn.__qualname__}"
     if not needles:
         return Code(where, src)
-    kept = [line.strip() for line in src.splitlines() if any(n in line for n in needles)]
+    kept = [line for line in src.splitlines() if any(n in line for n in needles)]
     missing = [n for n in needles if not any(n in line for line in kept)]
     if missing:  # the code changed: the page must not show lines that no longer run
         raise LookupError(f"{fn.__qualname__} no longer has {missing}")
-    return Code(where, "\n".join(kept))
+    return Code(where, textwrap.dedent("\n".join(kept)))  # their indents kept, relative
 
 
 def code_for(step: str, optimizer: str = "basic") -> list[Code]:
@@ -274,7 +274,18 @@ def code_for(step: str, optimizer: str = "basic") -> list[Code]:
         from .optim import SGD as opt
     one = Learner.one_batch
     return {
-        "batch": [lines_of(Batches.__iter__, "randperm", "idx = order", "to_float(xb)")],
+        "batch": [
+            lines_of(
+                Batches.__iter__,
+                "if self.shuffle",
+                "randperm",
+                "for i in range",
+                "idx = order",
+                "xb, yb = self.split.images[idx]",
+                "to_float(xb)",
+                "yield xb, yb",
+            )
+        ],
         "predict": [
             lines_of(one, "self.model(xb)"),
             lines_of(Sequential.forward, "for layer", "x = layer(x)"),

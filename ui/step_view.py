@@ -217,7 +217,7 @@ def act(s: Stepper, action: str | None, pick: int) -> None:
 
 def _code(step: str, optimizer: str) -> None:
     for code in code_for(step, optimizer):
-        st.caption(code.where)
+        st.caption(plain(code.where))
         st.code(code.text, language="python")
 
 
@@ -256,11 +256,11 @@ def show(s: Stepper) -> None:
     b = len(r.labels)
     with _section("1. The batch", BATCH_TEXT, "batch", r.optimizer):
         st.image(
-            [enlarge(grey_rgb(img), 2) for img in r.images],
+            [enlarge(grey_rgb(img), 3) for img in r.images],
             caption=[
-                f"{i + 1}: a {int(y)}, guess {_guess(r.probs_before, i)}"
-                for i, y in enumerate(r.labels)
+                f"{i + 1}: {int(y)} → {_guess(r.probs_before, i)}" for i, y in enumerate(r.labels)
             ],
+            width=84,
         )
     with _section("2. Predict", PREDICT_TEXT.format(n=r.pick + 1), "predict", r.optimizer):
         st.image(enlarge(grey_rgb(r.images[r.pick]), 4), caption=f"picture {r.pick + 1}")
@@ -283,12 +283,14 @@ def show(s: Stepper) -> None:
         st.image(
             [enlarge(diverging_rgb(-g), 4) for g in r.unit_grads],
             caption=[f"unit {u}: −gradient" for u in r.units],
+            width=112,
         )
         st.dataframe(_layers(s, r, "gradient norm", r.grad_norms), hide_index=True)
     with _section("5. Step", STEP_TEXT[r.optimizer].format(lr=r.lr), "step", r.optimizer):
         st.image(
             [enlarge(diverging_rgb(c), 4) for c in r.unit_changes],
             caption=[f"unit {u}: change" for u in r.units],
+            width=112,
         )
         table = _layers(s, r, "largest change", r.largest)
         table["typical change"] = [f"{v:.2e}" for v in r.typical]
@@ -325,8 +327,9 @@ def _layers(s: Stepper, r: Record, name: str, values: list[float]) -> pd.DataFra
 
 
 BATCH_TEXT = (
-    "We take the next mini-batch of the shuffled training pictures. Under each: what it "
-    "is, and what the network guesses now, before learning from it, with how sure it is."
+    "We take the next mini-batch of the shuffled training pictures. Under each: its number, "
+    "the digit it is → what the network guesses now, before learning from it, and how sure "
+    "it is."
 )
 PREDICT_TEXT = (
     "The pictures go through the network layer by layer: each Linear multiplies by its "
