@@ -11,7 +11,7 @@ touches the UI.
 import inspect
 import math
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import torch
@@ -221,9 +221,12 @@ class Stepper:
         self.last = record
         return record
 
-    def run(self, n: int, pick: int = 0, chunk: int = 50) -> Iterator[int]:
+    def run(
+        self, n: int, pick: int = 0, chunk: int = 50, go_on: Callable[[], bool] = lambda: True
+    ) -> Iterator[int]:
         """Take `n` steps (at most one epoch's), the last one recorded in full; yields the
-        steps done after every `chunk`, so a caller can show progress or let others run."""
+        steps done after every `chunk`, so a caller can show progress or let others run.
+        Between chunks, `go_on()` false ends the run early (still on a full record)."""
         n = max(1, min(n, len(self.learn.train)))
         for i in range(n - 1):
             self.learn.one_batch(*self.next_batch())
@@ -234,6 +237,8 @@ class Stepper:
                 self.accuracies.append((self.steps, self.learn.validate(self.test)))
             if (i + 1) % chunk == 0:
                 yield i + 1
+                if not go_on():
+                    break
         self.step(min(pick, self.recipe.batch_size - 1))
         self.accuracies.append((self.steps, self.learn.validate(self.test)))
         yield n

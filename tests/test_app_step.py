@@ -159,3 +159,16 @@ def test_the_server_holds_a_bounded_number_of_stepping_models(page, monkeypatch)
     assert stepper(page) is not mine and list(step_view._STEPPERS) == [
         page.session_state[step_view.KEY]
     ]
+
+
+def test_one_epoch_is_off_while_a_run_trains_and_steps_still_work(page, monkeypatch):
+    monkeypatch.setattr(step_view, "training", lambda: True)
+    click(page, "step_epoch")
+    assert stepper(page).steps == 0
+    assert [w.value for w in page.warning] == [
+        "A training run is using this server's processors now, and an epoch of steps here "
+        "would slow it down, so One epoch is off until the run ends. Step and ×10 work "
+        "meanwhile."
+    ]
+    click(page, "step_ten")
+    assert stepper(page).steps == 10

@@ -100,6 +100,14 @@ def test_an_epoch_runs_in_chunks_and_ends_on_a_full_record(tiny):
     assert s.last.pick == 2 and len(s.losses) == 75 and s.accuracies[-1][0] == 75
 
 
+def test_an_epoch_asked_to_stop_ends_after_its_chunk_on_a_full_record(tiny):
+    s = Stepper(replace(DEFAULT, batch_size=8), *tiny)
+    asked = []
+    done = list(s.run(75, chunk=20, go_on=lambda: asked.append(1) and False))
+    assert done == [20, 75] and len(asked) == 1  # the 75 the generator ends with: all asked
+    assert s.steps == 21 and s.last.step == 21
+
+
 def test_the_loss_history_stays_bounded(tiny, monkeypatch):
     monkeypatch.setattr(stepper, "MAX_POINTS", 16)
     s = Stepper(replace(DEFAULT, batch_size=4, hidden=(8,)), *tiny)

@@ -20,6 +20,7 @@ from streamlit.runtime.stats import CACHE_MEMORY_FAMILY, CacheStat
 
 from mlp_core import ModelFileError, RecipeError, load_mnist
 from mlp_core.insight import diverging_rgb, grey_rgb
+from mlp_core.jobs import ACTIVE
 from mlp_core.optim import OPTIMIZERS
 from mlp_core.stepper import DEFAULT, MAX_BATCH, Record, Stepper, code_for
 
@@ -27,7 +28,7 @@ from .charts import activation_strip, loss_share_chart, probability_chart, stepp
 from .format import enlarge, plain
 from .models import load_model, model_files, model_label
 from .recipe_form import parse_hidden
-from .server import one_at_a_time, when_sessions_leave
+from .server import one_at_a_time, trainer, when_sessions_leave
 
 KEY = "step_session"  # this session's id, the key of its stepper in _STEPPERS
 SEED = "a fresh network from its seed"  # the first "Start from" choice; the others are models
@@ -202,8 +203,11 @@ def act(s: Stepper, action: str | None, pick: int) -> None:
     n = {"step": 1, "ten": 10, "epoch": len(s.learn.train)}.get(action)
     if n is None:
         return
-    bar = st.progress(0.0, text="Stepping…") if n > 10 else None
-    steps = s.run(n, pick)
+    if n > 10 and training():
+        st.warning(BUSY[0].upper() + BUSY[1:], icon=":material/hourglass_top:")
+        return
+    bar, before = (st.progress(0.0, text="Stepping…") if n > 10 else None), s.steps
+    steps = s.run(n, pick, go_on=lambda: not training())
     while True:
         with one_at_a_time():
             done = next(steps, None)
@@ -213,6 +217,19 @@ def act(s: Stepper, action: str | None, pick: int) -> None:
             bar.progress(done / n, text=f"Step {done:,} of {n:,}")
     if bar is not None:
         bar.empty()
+    if s.steps - before < n and training():  # else a diverged loss ended it: show() says so
+        st.warning(f"Stopped after {s.steps - before:,} steps: {BUSY}", icon=":material/pause:")
+
+
+BUSY = (
+    "a training run is using this server's processors now, and an epoch of steps here would "
+    "slow it down, so One epoch is off until the run ends. Step and ×10 work meanwhile."
+)
+
+
+def training() -> bool:
+    """Is a run training on this server now (its worker busy with the processors)?"""
+    return any(run.status in ACTIVE for run in trainer().jobs)
 
 
 def _code(step: str, optimizer: str) -> None:
