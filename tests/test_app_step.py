@@ -66,7 +66,7 @@ def test_a_step_moves_the_weights_as_one_batch_would_and_after_is_a_fresh_pass(p
     batches = iter(Batches(load_mnist(True, tiny_mnist), 16, generator=gen))
     next(batches)
     assert torch.equal(next(batches)[1], rec.labels)
-    shown = f"**Loss of this batch: {rec.loss_before:.4f} → {rec.loss_after:.4f}**"
+    shown = f"**Loss of this batch, step 2: {rec.loss_before:.4f} → {rec.loss_after:.4f}**"
     assert any(m.startswith(shown) for m in markdown(page))
     # the batch, one picture, four units' gradients and their changes
     assert [len(i.proto.imgs) for i in page.image] == [16, 1, 4, 4]

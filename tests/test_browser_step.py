@@ -42,10 +42,10 @@ def test_three_steps_change_the_loss_draw_the_batch_and_leaving_frees_the_model(
             losses = []
             for k in (1, 2, 3):
                 page.get_by_role("button", name="Step", exact=True).click()
-                taken = "1 step taken" if k == 1 else f"{k} steps taken"
-                expect(main.get_by_text(taken)).to_be_visible()
-                text = main.get_by_text("Loss of this batch:").inner_text()
-                losses.append(float(re.search(r"batch: ([\d.]+) →", text)[1]))
+                # drawn by the run that took step k only: never a stale element of the last run
+                after = main.get_by_text(f"Loss of this batch, step {k}:")
+                expect(after).to_be_visible()
+                losses.append(float(re.search(r"step \d+: ([\d.]+) →", after.inner_text())[1]))
                 page.wait_for_function(DRAWN, arg=16 + 1 + 4 + 4)  # batch, picture, units
             expect(page.get_by_test_id("stException")).to_have_count(0)
             held = stepping_bytes(server.url)

@@ -10,6 +10,7 @@ bytes in /_stcore/metrics (cache_type="step_through").
 import math
 import os
 import threading
+import time
 from dataclasses import replace
 
 import pandas as pd
@@ -211,6 +212,7 @@ def act(s: Stepper, action: str | None, pick: int) -> None:
     while True:
         with one_at_a_time():
             done = next(steps, None)
+        time.sleep(0.005)  # a lock is not fair: let a page waiting for it (or the GIL) go first
         if done is None:
             break
         if bar is not None:
@@ -314,7 +316,10 @@ def show(s: Stepper) -> None:
         st.dataframe(table, hide_index=True)
     with _section("6. After", AFTER_TEXT, "after", r.optimizer):
         verb = "fell" if r.loss_after < r.loss_before else "rose"
-        st.markdown(f"**Loss of this batch: {r.loss_before:.4f} → {r.loss_after:.4f}** ({verb})")
+        st.markdown(
+            f"**Loss of this batch, step {r.step:,}: {r.loss_before:.4f} → {r.loss_after:.4f}** "
+            f"({verb})"
+        )
         st.dataframe(
             pd.DataFrame(
                 {
