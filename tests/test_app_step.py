@@ -172,3 +172,12 @@ def test_one_epoch_is_off_while_a_run_trains_and_steps_still_work(page, monkeypa
     ]
     click(page, "step_ten")
     assert stepper(page).steps == 10
+
+
+def test_a_diverged_network_gets_a_sentence_not_a_traceback(page):
+    page.number_input(key="step_lr").set_value(100.0)
+    page.button(key="step_epoch").click().run()  # the loss overflows to NaN: the epoch stops
+    assert not page.exception and [e.value for e in page.error] == [
+        "The loss is no longer a number: the steps threw the weights so far that the sums "
+        "overflowed. Nothing useful comes after this: press Reset and lower the learning rate."
+    ]

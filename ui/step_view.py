@@ -316,6 +316,7 @@ def show(s: Stepper) -> None:
         st.dataframe(table, hide_index=True)
     with _section("6. After", AFTER_TEXT, "after", r.optimizer):
         verb = "fell" if r.loss_after < r.loss_before else "rose"
+        verb = verb if math.isfinite(r.loss_after) else "no longer a number"
         st.markdown(
             f"**Loss of this batch, step {r.step:,}: {r.loss_before:.4f} → {r.loss_after:.4f}** "
             f"({verb})"
