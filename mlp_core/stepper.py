@@ -8,6 +8,7 @@ guesses after. Plain torch, on the CPU; it never trains unpriced (`price`) and n
 touches the UI.
 """
 
+import functools
 import inspect
 import math
 import textwrap
@@ -23,7 +24,7 @@ from .insight import activations
 from .layers import Linear, ReLU, Sequential
 from .learner import Learner
 from .model import DigitClassifier
-from .optim import OPTIMIZERS, Adam, BasicOptim, make_optimizer
+from .optim import OPTIMIZERS, SGD, Adam, BasicOptim, make_optimizer
 from .recipe import Recipe, RecipeError
 
 # what one visitor's stepping model may cost the web server, priced for one epoch
@@ -272,11 +273,10 @@ def lines_of(fn, *needles: str) -> Code:
     return Code(where, textwrap.dedent("\n".join(kept)))  # their indents kept, relative
 
 
+@functools.cache  # the source does not change while the server runs: read it once
 def code_for(step: str, optimizer: str = "basic") -> list[Code]:
     """The code that computes `step` (batch, predict, loss, gradients, step, after, repeat)."""
-    opt = {"basic": BasicOptim, "adam": Adam}.get(optimizer)
-    if opt is None:
-        from .optim import SGD as opt
+    opt = {"basic": BasicOptim, "sgd": SGD, "adam": Adam}[optimizer]
     one = Learner.one_batch
     return {
         "batch": [
@@ -305,4 +305,4 @@ def code_for(step: str, optimizer: str = "basic") -> list[Code]:
     }[step]
 
 
-__all__ = ["DEFAULT", "BudgetError", "Record", "Stepper", "code_for", "price"]
+__all__ = ["DEFAULT", "BudgetError", "Code", "Record", "Stepper", "code_for", "price"]
