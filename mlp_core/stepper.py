@@ -4,8 +4,8 @@ A `Stepper` holds a small network of a visitor's own, its optimizer and its batc
 `step` is `Learner.one_batch`, the very step `fit` takes, with what a learner wants to see
 recorded around it: the batch and the network's guesses before, one picture's activations,
 each picture's share of the loss, the gradients, the change the optimizer made, and the
-guesses after. Plain torch, on the CPU; it never trains unpriced (`price`) and never
-touches the UI.
+guesses after. Plain torch, on the CPU; a caller prices what it may cost (the `price`
+callback, e.g. the web server's budget) and it never touches the UI.
 """
 
 import functools
@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from .budget import BudgetError, Estimate, Limits, check
 from .data import Batches, Split
 from .insight import activations
 from .layers import Linear, ReLU, Sequential
@@ -27,8 +26,6 @@ from .model import DigitClassifier
 from .optim import OPTIMIZERS, SGD, Adam, BasicOptim, make_optimizer
 from .recipe import Recipe, RecipeError
 
-# what one visitor's stepping model may cost the web server, priced for one epoch
-LIMITS = Limits(max_params=1_000_000, max_steps=60_000, max_minutes=1.0, memory_share=0.25)
 MAX_BATCH = 128  # pictures per step: all of them are drawn on the page
 MAX_LR = 100.0  # far past divergence already; above it is a typo, not a lesson
 TEST_SLICE = 1000  # test pictures the running accuracy is measured on (the first ones)
@@ -43,13 +40,12 @@ DEFAULT = Recipe(
 )  # fmt: skip
 
 
-def price(recipe: Recipe, n_train: int) -> Estimate:
-    """The budget's estimate for one epoch of `recipe` on the CPU, or BudgetError/RecipeError."""
+def check_recipe(recipe: Recipe, n_train: int) -> Recipe:
+    """`recipe` if a stepper can take it (batch size 1 to MAX_BATCH), else RecipeError."""
     b = recipe.batch_size
     if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= MAX_BATCH:
         raise RecipeError(f"The batch size must be a whole number from 1 to {MAX_BATCH}.")
-    recipe.validate(n_train)
-    return check(replace(recipe, epochs=1, device="cpu"), n_train, LIMITS)
+    return recipe.validate(n_train)
 
 
 def check_lr(lr) -> float:
@@ -92,8 +88,14 @@ class Record:
 class Stepper:
     """A visitor's network, stepped by `Learner.one_batch` one mini-batch at a time."""
 
-    def __init__(self, recipe: Recipe, train: Split, test: Split, weights: dict | None = None):
-        self.estimate = price(recipe, len(train))
+    def __init__(
+        self, recipe: Recipe, train: Split, test: Split, weights: dict | None = None,
+        price: Callable[[Recipe], object] = lambda recipe: None,
+    ):  # fmt: skip
+        """`price(recipe)` raises (a UserError) if `recipe` costs too much; asked again
+        whenever the batch size changes."""
+        self.price = price
+        price(check_recipe(recipe, len(train)))
         self.recipe = recipe
         torch.manual_seed(recipe.seed)  # fresh weights from the seed, as build_learner draws
         model = DigitClassifier(recipe.hidden, recipe.init)
@@ -120,6 +122,10 @@ class Stepper:
     @property
     def model(self) -> DigitClassifier:
         return self.learn.model
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
 
     @property
     def steps(self) -> int:
@@ -152,7 +158,7 @@ class Stepper:
         if batch_size == self.recipe.batch_size:
             return
         recipe = replace(self.recipe, batch_size=batch_size)
-        self.estimate = price(recipe, len(self.train))
+        self.price(check_recipe(recipe, len(self.train)))
         self.recipe = recipe
         self.learn.train = self._batches(batch_size)
         self.batches = iter(self.learn.train)
@@ -305,4 +311,4 @@ def code_for(step: str, optimizer: str = "basic") -> list[Code]:
     }[step]
 
 
-__all__ = ["DEFAULT", "BudgetError", "Code", "Record", "Stepper", "code_for", "price"]
+__all__ = ["DEFAULT", "Code", "Record", "Stepper", "check_recipe", "code_for"]

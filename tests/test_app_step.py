@@ -3,6 +3,7 @@
 its file's weights, settings change between steps, and forged values get a sentence."""
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from torch.testing import assert_close
 import ui
 from conftest import markdown, open_page
 from mlp_core import DigitClassifier, Learner, Recipe, load_checkpoint, load_mnist, save_checkpoint
+from mlp_core.budget import BudgetError
 from mlp_core.data import Batches, to_float
 from mlp_core.stepper import DEFAULT
 from ui import step_view
@@ -181,3 +183,14 @@ def test_a_diverged_network_gets_a_sentence_not_a_traceback(page):
         "The loss is no longer a number: the steps threw the weights so far that the sums "
         "overflowed. Nothing useful comes after this: press Reset and lower the learning rate."
     ]
+
+
+def test_a_network_too_large_to_step_on_the_web_server_is_refused_by_the_budget(page):
+    page.session_state["step_hidden"] = "2048, 2048"  # what typing it does
+    page.button(key="step_make").click().run()
+    assert not page.exception and len(page.error) == 1
+    assert "parameters; this server trains at most 1,000,000" in page.error[0].value
+    assert stepper(page).recipe.hidden == (256, 64)  # the visitor keeps the network it had
+    assert step_view.price(DEFAULT).params == 218_058
+    with pytest.raises(BudgetError, match="parameters"):
+        step_view.price(replace(DEFAULT, hidden=(2048, 2048)))

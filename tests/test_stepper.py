@@ -12,11 +12,10 @@ from torch.testing import assert_close
 
 from conftest import REPO
 from mlp_core import DigitClassifier, Learner, load_checkpoint, load_mnist, stepper
-from mlp_core.budget import BudgetError
 from mlp_core.data import Batches, to_float
 from mlp_core.optim import OPTIMIZERS
 from mlp_core.recipe import RecipeError
-from mlp_core.stepper import DEFAULT, MAX_BATCH, Stepper, code_for, price
+from mlp_core.stepper import DEFAULT, MAX_BATCH, Stepper, code_for
 
 STEPS = ("batch", "predict", "loss", "gradients", "step", "after", "repeat")
 
@@ -135,12 +134,20 @@ def test_settings_change_between_steps_and_bad_ones_get_a_sentence(tiny):
     assert len(s.step(pick=3).labels) == 4 and s.recipe.optimizer == "adam"
 
 
-def test_a_network_too_large_to_step_on_the_web_server_is_priced_and_refused():
-    with pytest.raises(BudgetError, match="parameters"):
-        price(replace(DEFAULT, hidden=(2048, 2048)), 60_000)
+def test_a_recipe_is_checked_and_priced_before_a_stepper_is_made_and_on_a_new_batch_size(tiny):
     with pytest.raises(RecipeError, match="hidden layers"):
-        price(replace(DEFAULT, hidden=(8,) * 9), 60_000)
-    assert price(DEFAULT, 60_000).params == 784 * 256 + 256 + 256 * 64 + 64 + 64 * 10 + 10
+        Stepper(replace(DEFAULT, hidden=(8,) * 9), *tiny)
+    asked = []
+    s = Stepper(DEFAULT, *tiny, price=asked.append)
+    s.set_batch_size(4)
+    assert [r.batch_size for r in asked] == [16, 4]
+    assert s.params == 784 * 256 + 256 + 256 * 64 + 64 + 64 * 10 + 10
+
+    def refuse(recipe):
+        raise RecipeError("too dear")
+
+    with pytest.raises(RecipeError, match="too dear"):
+        Stepper(DEFAULT, *tiny, price=refuse)
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)

@@ -19,7 +19,7 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.stats import CACHE_MEMORY_FAMILY, CacheStat
 
-from mlp_core import ModelFileError, RecipeError, load_mnist
+from mlp_core import ModelFileError, Recipe, RecipeError, budget, load_mnist
 from mlp_core.insight import diverging_rgb, grey_rgb
 from mlp_core.jobs import ACTIVE
 from mlp_core.optim import OPTIMIZERS
@@ -35,6 +35,16 @@ KEY = "step_session"  # this session's id, the key of its stepper in _STEPPERS
 SEED = "a fresh network from its seed"  # the first "Start from" choice; the others are models
 _STEPPERS: dict[str, Stepper] = {}  # session id -> its stepper: the server's, not the page's
 _LOCK = threading.Lock()  # page threads add, the sweeper thread removes
+
+
+# what one visitor's stepping network may cost the web server, priced for one epoch
+LIMITS = budget.Limits(max_params=1_000_000, max_steps=60_000, max_minutes=1.0, memory_share=0.25)
+
+
+def price(recipe: Recipe) -> budget.Estimate:
+    """The budget's estimate for one epoch of `recipe` on the CPU, or BudgetError (a sentence)."""
+    n_train = len(load_mnist(True, download=False))
+    return budget.check(replace(recipe, epochs=1, device="cpu"), n_train, LIMITS)
 
 
 def max_steppers() -> int:
@@ -94,8 +104,8 @@ def make(recipe, weights: dict | None = None) -> None:
                 "Too many visitors are stepping through learning on this server now (at "
                 f"most {max_steppers()} at once); try again in a few minutes."
             )
-        _STEPPERS.pop(me, None)  # the old one's memory goes before the new one's comes
-        _STEPPERS[me] = Stepper(recipe, train, test, weights)
+        made = Stepper(recipe, train, test, weights, price=price)  # refused: the old one stays
+        _STEPPERS[me] = made
 
 
 def network_form(current: Stepper) -> None:
@@ -261,7 +271,7 @@ def show(s: Stepper) -> None:
     st.caption(
         f"{plain(s.recipe.describe().rsplit(' ', 1)[0])} · {s.steps:,} "
         f"step{'' if s.steps == 1 else 's'} taken "
-        f"· pass {s.epoch + 1} over the training pictures · {s.estimate.params:,} parameters"
+        f"· pass {s.epoch + 1} over the training pictures · {s.params:,} parameters"
     )
     if r is None:
         st.info("Press **Step**: the network looks at 16 pictures and learns from them once.")
