@@ -22,6 +22,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports  # the rooms' import rules (pyproject.toml, [tool.importlinter])
 	$(PY) -m pytest
 
 # the load test alone (also in make test): 8 browsers uploading while a run trains;

@@ -3,8 +3,15 @@
 import streamlit as st
 
 import ui
-from mlp_core.numbers import Number, read_number, verdict
-from mlp_core.preprocess import ACCEPTED_FORMATS, MAX_PIXELS, ImageError, preprocess
+from mlp_core.vision import (
+    ACCEPTED_FORMATS,
+    MAX_PIXELS,
+    ImageError,
+    Number,
+    preprocess,
+    read_number,
+    verdict,
+)
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
 DRAW_HINT = "Draw a digit on the black square: one digit, as large as the square allows."
@@ -18,11 +25,11 @@ def show_number(model, source) -> None:
     except ImageError as e:
         st.info(f"{NUMBER_HINT} ({e})")
         return
-    st.markdown(f"#### Read: {found.text}")
+    st.markdown(f"#### Read: {found.heading}")
     for problem in found.problems:
         st.warning(problem)
     if found.unsure:
-        st.caption(f"Unsure: {found.doubt}.")
+        st.caption(f"Unsure: {found.caution}.")
     for col, (i, d) in zip(st.columns(len(found.digits)), enumerate(found.digits), strict=True):
         weakest = found.unsure and i == found.weakest
         with col, st.container(border=True):
@@ -47,12 +54,13 @@ with draw:
         st.caption("Draw one digit, large. The toolbar undoes a stroke or clears the square.")
         canvas = ui.canvas("predict_canvas", width=280, height=280, stroke_width=18)
     with c_result:
-        drawn = bool((canvas.json_data or {}).get("objects"))
-        if not drawn or canvas.image_data is None:
+        if canvas.problem:  # a forged value: nothing of it was decoded
+            st.warning(canvas.problem, icon=":material/warning:")
+        elif not canvas.drawn or canvas.picture is None:
             st.info(DRAW_HINT)
         elif ckpt is not None:
             try:
-                prep = preprocess(canvas.image_data)
+                prep = preprocess(canvas.picture)
                 ui.show_prediction(ckpt.model, prep, key="predict_why_drawing", why_open=True)
             except ImageError as e:  # a dot, or strokes too faint to count as ink
                 st.info(f"{DRAW_HINT} ({e})")
@@ -93,9 +101,11 @@ with number:
     photo = st.file_uploader(
         "Or a picture of a number", type=UPLOAD_TYPES, key="predict_number_file"
     )  # one file: within the limits by itself
-    drawn = bool((strip.json_data or {}).get("objects")) and strip.image_data is not None
-    if ckpt is not None and (photo is not None or drawn):
-        show_number(ckpt.model, photo.getvalue() if photo is not None else strip.image_data)
+    drawn = strip.drawn and strip.picture is not None
+    if strip.problem and photo is None:  # a forged value: nothing of it was decoded
+        st.warning(strip.problem, icon=":material/warning:")
+    elif ckpt is not None and (photo is not None or drawn):
+        show_number(ckpt.model, photo.getvalue() if photo is not None else strip.picture)
     else:
         st.info(NUMBER_HINT)
 

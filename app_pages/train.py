@@ -1,6 +1,6 @@
 """Train: fill in a recipe, queue a run on this server, watch the loss fall, keep the model.
 
-The runs live in `ui.trainer()` (mlp_core.trainer): a queue shared by every browser, each
+The runs live in `ui.trainer()` (mlp_core.service.trainer): a queue shared by every browser, each
 run trained in a worker process. This page reads the form, queues or scans, and draws the
 runs' snapshots; Stop, Cancel and Delete are this browser's, for its own runs.
 """
@@ -9,7 +9,7 @@ import streamlit as st
 
 import ui
 from mlp_core.errors import UserError
-from mlp_core.jobs import ACTIVE, WAITING
+from mlp_core.service import ACTIVE, WAITING, RunStatus
 
 st.title("Train a network")
 st.markdown(
@@ -35,11 +35,11 @@ if asked is not None:
         st.session_state["train_recipe"] = asked.recipe  # the form shows it when you return
         if asked.action == "find":
             with st.spinner("Trying learning rates from 1e-6 to 10…"):
-                found = ui.trainer().find_lr(asked.recipe)  # in the worker; one scan at a time
+                found = ui.trainer().lr_find(asked.recipe)  # in the worker; one scan at a time
             st.session_state["train_lrfind"] = {"result": found, "recipe": asked.recipe}
         elif asked.action == "start":  # "share" only puts the recipe in the link, below
             run = ui.trainer().start(asked.recipe, owner=ui.browser())
-            if run.status == "queued":
+            if run.status == RunStatus.QUEUED:
                 st.toast(f"Run {run.id} is waiting: {ui.starts_in(run)}.")
             st.rerun()  # redraw the whole app, sidebar included, with the live timers on
     except UserError as e:
@@ -60,7 +60,7 @@ def live() -> None:
     trainer = ui.trainer()
     if trainer.problem:
         st.warning(trainer.problem, icon=":material/database:")
-    runs = trainer.jobs
+    runs = trainer.runs
     if not runs:
         st.info("No run on this server yet: fill in the recipe and press Start training.")
         return
@@ -72,7 +72,7 @@ def live() -> None:
     mine = [r for r in runs if r.owner == ui.browser()]
     training = [r for r in runs if r.status in ACTIVE]
     waiting = [r for r in mine if r.status in WAITING][:1]
-    kept = [r for r in mine if r.status != "cancelled"]
+    kept = [r for r in mine if r.status != RunStatus.CANCELLED]
     run = ([r for r in training if r in mine] or waiting or kept or training or runs)[-1]
     ui.show_run(run.snapshot(), ui.starts_in(run))
 
@@ -81,7 +81,7 @@ live()
 # the history is drawn with the page, not every second: redrawing its tables and charts
 # each second in every open tab kept the server busy (the live part reruns the page when
 # the runs end, and the history with it)
-if runs := ui.trainer().jobs:
+if runs := ui.trainer().runs:
     st.divider()
     ui.show_runs(runs)
     ui.show_compare(runs)

@@ -5,7 +5,7 @@ batch 64, num_workers=1, BasicOptim lr 0.01, 784-256-64-10 with randn * 0.1,
 validating on the test split after each epoch as its Learner.fit does.
 mlp_core: the same model, optimizer and recipe, augmentation off as in the
 notebook, with the whole split on the device as one uint8 tensor: the eager
-Learner.fit and, on CUDA, also the step captured as a CUDA graph (graph_step.py).
+Learner.fit and, on CUDA, also the step captured as a CUDA graph (mlp_core/fast/graph_step.py).
 
     python bench/bench_epoch.py [--device cuda] [--epochs 3] [--data-dir DIR] [--json]
 """
@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mlp_core import BasicOptim, Callback, DigitClassifier, Recipe, build_learner, load_mnist
 from mlp_core.data import data_root, mnist_available
+from mlp_core.fast import GraphLearner  # noqa: F401  (importing it enables eager=False)
 
 
 def notebook_epochs(root: str, device: torch.device, epochs: int) -> list[float]:

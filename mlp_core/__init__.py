@@ -6,7 +6,6 @@ from .checkpoint import (
     Checkpoint,
     ModelFileError,
     load_checkpoint,
-    safe_model_path,
     save_checkpoint,
 )
 from .data import Batches, DataError, Split, load_mnist, mnist_available
@@ -17,7 +16,6 @@ from .learner import Callback, CancelFitException, DivergedError, Learner, OneCy
 from .lr_finder import LRFinder, lr_find
 from .model import DigitClassifier
 from .optim import SGD, Adam, BasicOptim, make_optimizer
-from .preprocess import ImageError, Preprocessed, preprocess
 from .recipe import Recipe, RecipeError
 from .train import build_learner, train, training_record
 
@@ -33,13 +31,11 @@ __all__ = [
     "DigitClassifier",
     "DivergedError",
     "Flatten",
-    "ImageError",
     "Learner",
     "LRFinder",
     "Linear",
     "ModelFileError",
     "OneCycle",
-    "Preprocessed",
     "ReLU",
     "Recipe",
     "RecipeError",
@@ -53,9 +49,7 @@ __all__ = [
     "lr_find",
     "make_optimizer",
     "mnist_available",
-    "preprocess",
     "resolve_device",
-    "safe_model_path",
     "save_checkpoint",
     "train",
     "training_record",

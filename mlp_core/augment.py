@@ -19,7 +19,7 @@ def random_affine(
 
     The random amounts are drawn from `generator` where it lives: the eager loop
     passes a CPU generator (repeatable with a seed, whatever the device), a
-    captured step one on the GPU (graph_step.py: a graph cannot copy new numbers
+    captured step one on the GPU (fast/graph_step.py: a graph cannot copy new numbers
     from the CPU at each replay). The warp runs where `x` is. (B, 28, 28) -> (B, 28, 28).
     """
     b, h, w = x.shape

@@ -56,14 +56,19 @@ def save_checkpoint(
     A crash or full disk midway leaves the previous file untouched. With overwrite=False an
     existing file is never replaced (FileExistsError), even by a save racing this one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "recipe": recipe.to_dict(),
         "record": dict(record or {}),
     }
+    return write_atomically(path, payload, overwrite)
+
+
+def write_atomically(path, payload: dict, overwrite: bool = True) -> Path:
+    """torch.save a dict of tensors and plain values to a temporary file, then move it in place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -115,16 +120,24 @@ def _refusal(e: Exception, data: bytes) -> str:
 
 def load_checkpoint(source) -> Checkpoint:
     """Load a model file (path or bytes) safely, or raise ModelFileError."""
+    return _checked(read_tensors(source, MAX_FILE_BYTES))
+
+
+def read_tensors(source, max_bytes: int):
+    """torch.load a file (path or bytes) of at most max_bytes with weights_only=True, which
+    runs no code; anything else is a ModelFileError naming what was wrong."""
     if isinstance(source, bytes):
         data = source
     else:  # a regular file only, its size checked before a byte is read
-        data = read_regular_file(source, MAX_FILE_BYTES, ModelFileError, "model file")
-    if len(data) > MAX_FILE_BYTES:
-        raise ModelFileError("The model file is larger than 200 MB, too large to be one of ours.")
+        data = read_regular_file(source, max_bytes, ModelFileError, "model file")
+    if len(data) > max_bytes:
+        raise ModelFileError(
+            f"The model file is larger than {max_bytes / 2**20:g} MB, too large to be one of ours."
+        )
     try:
         with warnings.catch_warnings():  # e.g. "pickle protocol 4": we answer with our own sentence
             warnings.simplefilter("ignore")
-            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise ModelFileError(_refusal(e, data)) from None
     except MemoryError:
@@ -133,7 +146,6 @@ def load_checkpoint(source) -> Checkpoint:
         ) from None
     except Exception:  # torch's readers fed broken bytes raise almost anything (struct.error...)
         raise ModelFileError(CORRUPT) from None
-    return _checked(obj)
 
 
 def _checked(obj) -> Checkpoint:
@@ -152,10 +164,16 @@ def _checked(obj) -> Checkpoint:
     if acc is not None and not (isinstance(acc, (int, float)) and 0 <= acc <= 1):
         raise ModelFileError("The model file's test accuracy is not a number from 0 to 1.")
     model = DigitClassifier(recipe.hidden)
+    load_checked(model, state, "a DigitClassifier")
+    return Checkpoint(model.eval(), recipe, record)
+
+
+def load_checked(model: torch.nn.Module, state: dict, what: str) -> None:
+    """Load a state dict into model after checking its keys, shapes and finite float values."""
     expected = {k: v.shape for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
     if set(got) != set(expected) or len(state) != len(expected):
-        raise ModelFileError("The model file's weights do not match a DigitClassifier.")
+        raise ModelFileError(f"The model file's weights do not match {what}.")
     for k, shape in expected.items():
         if got[k] != tuple(shape):
             raise ModelFileError(
@@ -164,84 +182,6 @@ def _checked(obj) -> Checkpoint:
         if not state[k].is_floating_point() or not torch.isfinite(state[k]).all():
             raise ModelFileError(f"The model file's {k} holds NaN, infinite or non-float values.")
     model.load_state_dict(state)
-    return Checkpoint(model.eval(), recipe, record)
-
-
-def safe_model_path(name: str, models_dir="models") -> Path:
-    """A path for a user-typed model name that cannot leave `models_dir`.
-
-    Only letters, digits, '.', '_' and '-' survive; leading dots go (no hidden
-    files, no '..'); '.pt' is added.
-    """
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(name)).name.removesuffix(".pt"))
-    stem = stem.lstrip(".")[:80] or "model"
-    root = Path(models_dir).resolve()
-    path = (root / f"{stem}.pt").resolve()
-    if path.parent != root:  # belt and braces: the regex already removed separators
-        raise ModelFileError(f"The name {name!r} cannot be used for a model file.")
-    return path
-
-
-def save_as(source, name: str, models_dir="models") -> Path:
-    """Copy the model file `source` under a user-typed name inside `models_dir`.
-
-    The name goes through safe_model_path, and an existing model is never replaced.
-    """
-    if not str(name).strip():
-        raise ModelFileError("Type a name for the model first.")
-    path = safe_model_path(name, models_dir)
-    ckpt = load_checkpoint(source)  # only a valid model file is copied
-    try:
-        return save_checkpoint(path, ckpt.model, ckpt.recipe, ckpt.record, overwrite=False)
-    except FileExistsError:
-        raise ModelFileError(
-            f"A model named {path.stem} already exists; choose another name."
-        ) from None
-
-
-def model_filename(recipe: Recipe, test_accuracy: float | None) -> str:
-    """A readable file name from recipe and accuracy: `256-64_adam_lr0.002_..._acc0.9855.pt`,
-    never longer than 120 characters whatever the recipe."""
-    acc = f"_acc{test_accuracy:.4f}" if test_accuracy is not None else ""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", recipe.describe())[:100] + acc + ".pt"
-
-
-def unused_path(path) -> Path:
-    """`path`, or `name-2.pt`, `name-3.pt`... if taken: a new model never replaces another."""
-    path = Path(path)
-    for i in range(2, 10_000):
-        if not path.exists():
-            return path
-        path = path.with_name(f"{path.stem.rsplit('-', 1)[0] if i > 2 else path.stem}-{i}.pt")
-    raise ModelFileError("Too many models share this name; choose another one.")
-
-
-@dataclass(frozen=True)
-class Quota:
-    """How much the models folder may hold (MLP_MAX_MODELS, MLP_MAX_MODELS_MB override)."""
-
-    files: int = 100
-    bytes: int = 1024 * 2**20
-
-    @classmethod
-    def from_env(cls) -> "Quota":
-        return cls(
-            int(os.environ.get("MLP_MAX_MODELS") or cls.files),
-            int(float(os.environ.get("MLP_MAX_MODELS_MB") or cls.bytes / 2**20) * 2**20),
-        )
-
-
-def check_quota(models_dir, adding: int = 0, quota: Quota | None = None) -> None:
-    """Raise ModelFileError if the folder cannot take one more model of `adding` bytes."""
-    quota = quota or Quota.from_env()
-    files = [p for p in Path(models_dir).glob("*.pt") if p.is_file()]
-    used = sum(p.stat().st_size for p in files)
-    if len(files) + 1 > quota.files or used + adding > quota.bytes:
-        raise ModelFileError(
-            f"The models folder is full ({len(files)} models, {used / 2**20:,.0f} MB; it holds "
-            f"at most {quota.files} models and {quota.bytes / 2**20:,.0f} MB). Whoever runs "
-            "this server can delete models from it."
-        )
 
 
 @dataclass(frozen=True)

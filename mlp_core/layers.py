@@ -44,7 +44,8 @@ class Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.weight + self.bias  # (B, in) @ (in, out) + (out,) -> (B, out)
 
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
+        """What print(model) shows inside `Linear(...)`, as torch.nn.Linear does."""
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"

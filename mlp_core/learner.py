@@ -79,7 +79,7 @@ class OneCycle(Callback):
 
     def lr_tensor(self, t: torch.Tensor) -> torch.Tensor:
         """`lr_at` for a 0-dim tensor `t`, in tensor ops only: a step captured as a CUDA graph
-        cannot call Python, so it computes its rate on the device (graph_step.py)."""
+        cannot call Python, so it computes its rate on the device (fast/graph_step.py)."""
 
         def cos(a, b, p):
             return b + (a - b) * (1 + torch.cos(math.pi * p)) / 2

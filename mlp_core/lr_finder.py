@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .history import Smoother
 from .learner import Callback, CancelFitException, DivergenceGuard, Learner, OneCycle
 
 
@@ -107,3 +106,26 @@ def suggest(lrs: list[float], losses: list[float]) -> float:
         return lrs[0]
     slope = torch.gradient(loss, spacing=(log_lr,))[0]  # d loss / d log lr
     return float(lrs[int(slope.argmin())])
+
+
+class Smoother:
+    """An exponential moving average, corrected for its start at zero (what fastai plots).
+
+    Each new value moves the average by (1 - beta) of its distance; dividing by
+    1 - beta**n undoes the pull towards the 0 it starts from. The learning-rate finder
+    feeds it one loss at a time; `smooth` runs it over a whole curve.
+    """
+
+    def __init__(self, beta: float):
+        self.beta, self.avg, self.n = beta, 0.0, 0
+
+    def __call__(self, x: float) -> float:
+        self.avg = self.beta * self.avg + (1 - self.beta) * x
+        self.n += 1
+        return self.avg / (1 - self.beta**self.n)
+
+
+def smooth(values: list[float], beta: float) -> list[float]:
+    """Every value of a curve smoothed by one Smoother."""
+    s = Smoother(beta)
+    return [s(v) for v in values]

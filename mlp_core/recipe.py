@@ -7,6 +7,7 @@ field is one edit here. A model file stores the recipe, so a run can always be r
 """
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from .errors import UserError
@@ -158,6 +159,9 @@ class Recipe:
 LINKED = tuple(f.name for f in fields(Recipe) if f.name != "device")  # a link's fields:
 # the device is where this server runs, not part of the recipe shared with a class
 MAX_LINK_VALUE = 100  # characters: longer values in a link are refused unread
+# the largest whole number a browser's number field holds exactly (JavaScript's
+# Number.MAX_SAFE_INTEGER): the form could not show a larger one from a link
+MAX_LINK_WHOLE = 2**53 - 1
 
 
 def to_query(recipe: Recipe) -> dict[str, str]:
@@ -191,6 +195,8 @@ def from_query(params, base: Recipe) -> tuple[Recipe, list[str]]:
                 raise ValueError
             v = _parse(f, text.strip())
             validate_field(f, v)
+            if whole(v) and not -MAX_LINK_WHOLE <= v <= MAX_LINK_WHOLE:
+                raise ValueError(text)
         except (ValueError, RecipeError):
             bad.append(f.name)
             continue
@@ -199,13 +205,22 @@ def from_query(params, base: Recipe) -> tuple[Recipe, list[str]]:
 
 
 def _parse(f, text: str):
+    """A link's text as `f`'s type; ValueError for anything else (hidden "-5-3" included:
+    sizes are digits between single dashes or commas, never signs)."""
     if f.type == tuple[int, ...]:
-        return tuple(int(n) for n in text.replace(",", "-").split("-") if n.strip())
+        if not text:
+            return ()  # a linear model
+        sizes = [n.strip() for n in re.split("[-,]", text)]
+        if not all(re.fullmatch("[0-9]+", n) for n in sizes):
+            raise ValueError(text)
+        return tuple(int(n) for n in sizes)
     if f.type is bool:
         if text.lower() not in ("true", "false"):
             raise ValueError(text)
         return text.lower() == "true"
     if f.type is int:
+        if not re.fullmatch("-?[0-9]+", text):  # not "1_000", "+5" or other scripts' digits
+            raise ValueError(text)
         return int(text)
     if f.type is float:
         return float(text)

@@ -8,11 +8,21 @@ import torch
 from .augment import random_affine
 from .data import Batches, Split, load_mnist
 from .devices import resolve_device
-from .graph_step import GraphLearner, can_capture
 from .learner import Callback, Learner, OneCycle
 from .model import DigitClassifier
 from .optim import make_optimizer
 from .recipe import Recipe
+
+# The speed path (mlp_core.fast, the step captured as a CUDA graph) plugs in here when it
+# is imported, as the CLI and the dashboard's service do: the library never imports it.
+_fast_learner = None  # device -> its captured Learner class, or None where there is none
+
+
+def use_fast_learner(pick) -> None:
+    """Let build_learner(eager=None) train with `pick(device)`'s Learner class where it
+    returns one (mlp_core.fast calls this when imported)."""
+    global _fast_learner
+    _fast_learner = pick
 
 
 def build_learner(
@@ -24,9 +34,10 @@ def build_learner(
 ) -> Learner:
     """A Learner for `recipe`: seeded weights and shuffling, data on the recipe's device.
 
-    `eager`: None (default) picks the fastest loop the device has, the step captured as a
-    CUDA graph on CUDA (graph_step.py) and the eager loop elsewhere; True, the eager loop
-    everywhere; False, the graph-ready step everywhere (run without a graph off CUDA).
+    `eager`: None (default) picks the fastest loop the device has: with mlp_core.fast
+    imported, the step captured as a CUDA graph on CUDA (fast/graph_step.py), else the
+    eager loop; True, the eager loop everywhere; False, the graph-ready step everywhere (run
+    without a graph off CUDA; needs mlp_core.fast).
     """
     recipe.validate(n_train=len(train))
     device = resolve_device(recipe.device)
@@ -42,9 +53,12 @@ def build_learner(
         recipe.optimizer, model.parameters(), recipe.lr, recipe.momentum, recipe.weight_decay
     )
     cbs = [*cbs, *([OneCycle(recipe.lr)] if recipe.schedule == "onecycle" else [])]
-    if eager is None:
-        eager = not can_capture(device)
-    learner = Learner if eager else GraphLearner
+    learner = Learner
+    if not eager:
+        if _fast_learner is None and eager is False:
+            raise RuntimeError("eager=False needs the captured step: import mlp_core.fast first")
+        fast = _fast_learner(device, eager is False) if _fast_learner is not None else None
+        learner = fast or Learner
     return learner(model, batches, opt, test=test, cbs=cbs, device=device)
 
 

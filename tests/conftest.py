@@ -5,7 +5,9 @@ instead of skipping: CI must run everything.
 """
 
 import contextlib
+import gc
 import io
+import math
 import os
 import re
 import shutil
@@ -263,6 +265,25 @@ TRAIN, SAMPLES, PREDICT = "app_pages/train.py", "app_pages/samples.py", "app_pag
 
 
 @pytest.fixture(autouse=True)
+def process_settings():
+    """What a test changes of this process's settings is undone after it, so a test runs the
+    same alone and in the suite: AppTests run ui.serve() here (torch's threads, the
+    interpreter's switch interval, frozen garbage), lessons set torch's threads."""
+    threads, interop, interval = (
+        torch.get_num_threads(),
+        torch.get_num_interop_threads(),
+        sys.getswitchinterval(),
+    )
+    frozen = gc.get_freeze_count()
+    yield
+    torch.set_num_threads(threads)
+    sys.setswitchinterval(interval)
+    if frozen == 0 and gc.get_freeze_count():
+        gc.unfreeze()
+    assert torch.get_num_interop_threads() == interop  # cannot be set back: never set it
+
+
+@pytest.fixture(autouse=True)
 def dashboard_state(tmp_path, monkeypatch):
     """Each test's dashboard saves and lists models in its own tmp_path and starts with no
     cached trainer or model; any run it started is stopped and joined at the end.
@@ -281,9 +302,10 @@ def dashboard_state(tmp_path, monkeypatch):
     if "ui" in sys.modules:
         import streamlit as st
 
-        import ui
+        from mlp_core.service import trainer
 
-        ui.trainer().close()  # stops its runs and its worker processes
+        for made in list(trainer._LIVE):  # a trainer the test's pages made (none if unused)
+            made.close()  # stops its runs and its worker processes
         st.cache_resource.clear()
 
 
@@ -339,6 +361,36 @@ def assert_draws_follow_the_seed(a: list, b: list, c: list) -> None:
     for x, y in zip(a, b, strict=True):
         assert torch.equal(x, y)  # same seed, same draws
     assert not torch.equal(a[0], c[0])
+
+
+class Nudge(Callback):
+    """Moves every starting weight by one float32 ulp: the smallest change float32 can make."""
+
+    order = -100
+
+    def before_fit(self, learn):
+        with torch.no_grad():
+            for p in learn.model.parameters():
+                p.copy_(torch.nextafter(p, torch.full_like(p, math.inf)))
+
+
+def assert_within_rounding(got, want, nudged, factor: float = 10) -> None:
+    """`got` (losses, or weights) is the computation `want` is, as far as float32 can tell.
+
+    Two training runs whose arithmetic is ordered differently round differently, and every
+    step carries the rounding forward, so no fixed tolerance fits 50 steps on every CPU. The
+    yardstick: how far `want`'s own run drifts when its start moves by one ulp (`nudged`,
+    by Nudge). Within `factor` times that, the two are the same computation; a real
+    difference (a rate one step late, a missing decay) is thousands of times larger.
+    """
+
+    def gap(a, b) -> float:
+        a = [torch.as_tensor(x).detach() for x in ([a] if isinstance(a[0], float) else a)]
+        b = [torch.as_tensor(x).detach() for x in ([b] if isinstance(b[0], float) else b)]
+        return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
+
+    floor = max(gap(nudged, want), torch.finfo(torch.float32).eps)
+    assert gap(got, want) <= factor * floor, (gap(got, want), floor)
 
 
 def texts(elements) -> list[str]:

@@ -2,7 +2,7 @@
 
 Each picture is a digit from a TrueType font at a random size, position and small rotation,
 sometimes thickened, then put on one of several backgrounds and encoded as PNG or JPEG bytes,
-so that `mlp_core.preprocess` is tested on files like the ones users upload.
+so that `mlp_core.vision.digits` is tested on files like the ones users upload.
 """
 
 import io

@@ -8,8 +8,8 @@ from streamlit.testing.v1 import AppTest
 import ui
 from conftest import DASHBOARD, TRAIN, texts
 from mlp_core import Recipe
-from mlp_core.lessons import BY_KEY, LESSONS
 from mlp_core.recipe import LINKED, to_query
+from mlp_core.teach.lessons import BY_KEY, LESSONS
 from ui.recipe_form import parse_hidden
 
 ODD = Recipe(
@@ -45,7 +45,7 @@ def link(at) -> dict:
 def test_a_link_with_a_full_recipe_fills_the_form_and_runs_nothing(tiny_mnist, monkeypatch):
     at = open_link(to_query(ODD), tiny_mnist, monkeypatch)
     assert form(at) == replace(ODD, device=Recipe().device)
-    assert not at.warning and ui.trainer().jobs == []  # nothing runs before Start
+    assert not at.warning and ui.trainer().runs == []  # nothing runs before Start
 
 
 def test_bad_and_unknown_values_get_defaults_and_one_sentence_naming_them(tiny_mnist, monkeypatch):
@@ -60,7 +60,27 @@ def test_bad_and_unknown_values_get_defaults_and_one_sentence_naming_them(tiny_m
         "This link's hidden, lr, epochs and evil could not be used: "
         "the form shows the defaults instead."
     )
-    assert ui.trainer().jobs == []
+    assert ui.trainer().runs == []
+
+
+def test_a_link_with_numbers_past_2_to_the_53_keeps_the_page_working(tiny_mnist, monkeypatch):
+    shipped = ui.shipped_recipe()
+    params = to_query(ODD) | {"seed": str(2**53), "batch_size": str(2**63 - 1), "hidden": "-5-3"}
+    at = open_link(params, tiny_mnist, monkeypatch)  # no "Something went wrong"
+    got = form(at)
+    assert (got.seed, got.batch_size, got.hidden) == (
+        shipped.seed,
+        shipped.batch_size,
+        shipped.hidden,
+    )
+    assert got.epochs == ODD.epochs  # the good ones kept
+    (warning,) = texts(at.warning)
+    assert warning == ui.plain(
+        "This link's hidden, batch_size and seed could not be used: "
+        "the form shows the defaults instead."
+    )
+    assert at.button(key="train_start").label == "Start training"
+    assert ui.trainer().runs == []
 
 
 def test_a_lessons_link_fills_its_recipe_and_shows_its_text(tiny_mnist, monkeypatch):
@@ -80,7 +100,7 @@ def test_round_trip_form_to_link_to_form_is_exact(tiny_mnist, monkeypatch):
             ", ".join(map(str, value)) if name == "hidden" else value
         )
     at.button(key="train_share").click().run()
-    assert not at.exception and ui.trainer().jobs == []
+    assert not at.exception and ui.trainer().runs == []
     shared = link(at)
     assert shared == to_query(ODD)
     again = open_link(shared, tiny_mnist, monkeypatch)
@@ -105,7 +125,7 @@ def test_two_runs_compare_with_differences_marked_and_curves_on_shared_axes(app)
         assert ui.trainer().wait(60).status == "finished"
     app.run()
     assert not app.exception
-    first, second = (job.id for job in ui.trainer().jobs)  # ids count up across the process
+    first, second = (job.id for job in ui.trainer().runs)  # ids count up across the process
     assert app.selectbox(key="train_compare_a").value == first
     assert app.selectbox(key="train_compare_b").value == second
     table = app.dataframe[-1].value

@@ -12,9 +12,9 @@ from torch.testing import assert_close
 import ui
 from conftest import markdown, open_page
 from mlp_core import DigitClassifier, Learner, Recipe, load_checkpoint, load_mnist, save_checkpoint
-from mlp_core.budget import BudgetError
 from mlp_core.data import Batches, to_float
-from mlp_core.stepper import DEFAULT
+from mlp_core.service.budget import BudgetError
+from mlp_core.teach.stepper import DEFAULT
 from ui import step_view
 
 STEP = "app_pages/step.py"

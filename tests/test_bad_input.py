@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from PIL import GifImagePlugin, ImageFile
 from streamlit.testing.v1 import AppTest
 
 import ui
@@ -21,7 +22,7 @@ from conftest import REPO, shown
 from make_bad_corpus import ANY_DIGIT, MARKER, three
 from mlp_core import load_checkpoint
 from mlp_core.metrics import predict_probs
-from mlp_core.preprocess import preprocess
+from mlp_core.vision.digits import preprocess
 
 MODEL = REPO / "models" / "default.pt"
 PREDICTION = re.compile(r"^#### Prediction: (\d) \(\d+\.\d%\)$")
@@ -64,7 +65,6 @@ def test_the_cli_answers_every_file_with_a_digit_or_one_sentence(bad_corpus, rep
     ]
     assert not [p for p in problems if p], "\n".join(p for p in problems if p)
     assert not (folder / MARKER).exists(), "the pickle's payload ran"
-    assert seconds < 60, f"{seconds:.1f} s for {len(cases)} files"
 
 
 def page_outcomes(at: AppTest) -> dict[str, tuple[int | None, str | None]]:
@@ -116,21 +116,30 @@ def test_the_predict_page_answers_every_file_with_a_digit_or_one_sentence(bad_co
         assert check(case, int(probs.argmax()), None) is None
 
 
-def test_a_1000_frame_gif_is_read_from_its_first_frame_in_bounded_time(bad_corpus):
+def test_a_1000_frame_gif_is_read_from_its_first_frame_alone(bad_corpus, monkeypatch):
     folder, cases = bad_corpus
     data = (folder / "animated_1000.gif").read_bytes()
-    began = time.perf_counter()
+    frames = []  # every frame PIL moved to: the work, counted (not timed)
+    seek = GifImagePlugin.GifImageFile._seek
+    monkeypatch.setattr(
+        GifImagePlugin.GifImageFile,
+        "_seek",
+        lambda self, frame, *a, **kw: frames.append(frame) or seek(self, frame, *a, **kw),
+    )
     got = preprocess(data).tensor
-    seconds = time.perf_counter() - began
-    assert seconds < 1.0, f"{seconds:.2f} s: more than the first frame was decoded"
+    assert frames and set(frames) == {0}, f"frames decoded: {sorted(set(frames))[:10]}..."
     assert (got - preprocess(three()).tensor).abs().max() < 1e-6
 
 
 @pytest.mark.parametrize("name", ["bomb_10000x10000.png", "bomb_20000x20000.png", "bomb.gif"])
-def test_bombs_are_refused_in_milliseconds(bad_corpus, name):
+def test_bombs_are_refused_before_a_pixel_is_decoded(bad_corpus, name, monkeypatch):
     folder, _ = bad_corpus
     data = (folder / name).read_bytes()
-    began = time.perf_counter()
+    decoded = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(
+        ImageFile.ImageFile, "load", lambda self: decoded.append(self.size) or load(self)
+    )
     with pytest.raises(ValueError, match="the limit is 25 megapixels"):
         preprocess(data)
-    assert time.perf_counter() - began < 0.1
+    assert decoded == []

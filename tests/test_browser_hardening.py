@@ -66,7 +66,9 @@ def broken_png(seed: int, size: int = 2_400_000) -> bytes:
 
 
 def uploads_held(url: str) -> int:
-    """Bytes of uploaded files the server holds, from its own metrics (0 when none)."""
+    """Bytes of uploaded files the server holds, from its own metrics (0 when none: Streamlit
+    leaves the line out; each visit below first checks the line is there while it uploads,
+    so a metric renamed by an upgrade fails the test instead of reading as "all freed")."""
     text = urllib.request.urlopen(f"{url}/_stcore/metrics", timeout=10).read().decode()
     found = re.search(r'cache_type="UploadedFileManager".*?\}\s+(\d+)', text)
     return int(found[1]) if found else 0
@@ -97,6 +99,7 @@ def test_the_uploads_of_browsers_that_left_are_given_back(browser, tmp_path, rep
 
         try:
             visit()  # a first visit grows the server once (imports, caches): not measured
+            wait_until(lambda: uploads_held(server.url) >= size)  # the metric is read (5 s cache)
             leave()
             wait_until(lambda: uploads_held(server.url) == 0)
             before = held = rss_mb(server.pid)
@@ -104,7 +107,8 @@ def test_the_uploads_of_browsers_that_left_are_given_back(browser, tmp_path, rep
             for _ in range(2):  # two visitors in turn, each uploading 8 pictures (38 MB)
                 visit()
                 held = max(held, rss_mb(server.pid))
-                held_bytes = max(held_bytes, uploads_held(server.url))
+                wait_until(lambda: uploads_held(server.url) >= size)  # all held, as read
+                held_bytes = uploads_held(server.url)
                 leave()
                 began = time.monotonic()
                 wait_until(lambda: uploads_held(server.url) == 0)  # expired after 2 s, swept

@@ -62,9 +62,12 @@ def test_a_killed_worker_fails_one_run_and_a_restart_keeps_the_history(
                 fill(page, epochs=500)  # a run that lasts: run 1
                 expect(page.get_by_role("button", name="Stop training")).to_be_visible(timeout=WAIT)
                 fill(page, epochs=1)  # run 2 waits behind it
-                expect(page.get_by_text(re.compile(r"waiting: number 1 in line"))).to_be_attached(
-                    timeout=WAIT
+                waiting = page.get_by_role(
+                    "gridcell", include_hidden=True
+                ).filter(  # the queue's cell, not the toast
+                    has_text=re.compile(r"waiting: number 1 in line")
                 )
+                expect(waiting).to_be_attached(timeout=WAIT)
                 (worker,) = worker_pids(server.pid)
                 os.kill(worker, signal.SIGKILL)
                 killed = time.monotonic()

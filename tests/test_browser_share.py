@@ -3,8 +3,8 @@
 import pytest
 
 from conftest import streamlit_server
-from mlp_core.lessons import BY_KEY
 from mlp_core.recipe import to_query
+from mlp_core.teach.lessons import BY_KEY
 
 
 @pytest.mark.browser

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mlp_core import DigitClassifier, ModelFileError, Recipe, load_checkpoint, save_checkpoint
-from mlp_core.checkpoint import safe_model_path, save_as
+from mlp_core.service.models_folder import safe_model_path, save_as
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO
 from mlp_core import Recipe, load_checkpoint
-from mlp_core.checkpoint import model_filename
+from mlp_core.service.models_folder import model_filename
 
 TINY_TRAIN = ("train", "--epochs", 1, "--hidden", 16, "--batch-size", 60, "--no-augment")
 

@@ -6,13 +6,12 @@ reads, a stop within 0.25 s, and the fallback when capture fails.
 """
 
 import logging
-import time
 
 import pytest
 import torch
 from torch.testing import assert_close
 
-from conftest import assert_draws_follow_the_seed
+from conftest import Nudge, assert_draws_follow_the_seed, assert_within_rounding, wait_for
 from mlp_core import (
     Callback,
     OneCycle,
@@ -22,9 +21,9 @@ from mlp_core import (
     load_mnist,
     usable_devices,
 )
-from mlp_core.graph_step import GraphLearner, StaticStep
-from mlp_core.jobs import TrainingJob
-from mlp_core.trainer import Trainer
+from mlp_core.fast.graph_step import READ_EVERY_STEPS, GraphLearner, StaticStep
+from mlp_core.service.jobs import TrainingJob
+from mlp_core.service.trainer import Trainer
 
 pytestmark = [
     pytest.mark.gpu,
@@ -77,16 +76,17 @@ def test_captured_step_gives_the_eager_losses_for_50_steps(tiny, optimizer, sche
     recipe = Recipe(optimizer=optimizer, lr=lr, schedule=schedule, batch_size=64, epochs=5,
                     augment=False, seed=1, device="cuda")  # fmt: skip
     runs = {}
-    for eager in (True, False):
+    for eager, cbs in (("eager", []), ("captured", []), ("nudged", [Nudge()])):
         rec = Record()
-        runs[eager] = build_learner(recipe, *tiny, [rec], eager=eager).fit(5), rec.losses
-    (eager, eager_losses), (captured, captured_losses) = runs[True], runs[False]
+        learn = build_learner(recipe, *tiny, [rec, *cbs], eager=eager != "captured").fit(5)
+        runs[eager] = learn, rec.losses
+    (eager, eager_losses), (captured, captured_losses) = runs["eager"], runs["captured"]
     assert type(eager) is not GraphLearner
     assert isinstance(captured, GraphLearner) and captured.captured
     assert sorted(captured.static_step.graphs) == [24, 64]
     assert len(eager_losses) == len(captured_losses) == 50
     assert eager_losses[-1] < 0.5 * eager_losses[0]
-    assert_close(torch.tensor(captured_losses), torch.tensor(eager_losses), rtol=1e-4, atol=1e-5)
+    assert_within_rounding(captured_losses, eager_losses, runs["nudged"][1])  # as on the CPU
 
 
 def test_one_cycle_rate_inside_the_graph_is_lr_at_step_by_step(tiny):
@@ -151,24 +151,25 @@ def test_captured_steps_never_wait_for_the_gpu(tiny):
     assert len(losses) == len(step.epoch_sizes) and all(0 < x < 10 for x in losses)
 
 
-def test_stop_ends_a_captured_job_within_a_quarter_second(tiny_mnist, tmp_path):
+def test_stop_ends_a_captured_job_at_the_next_loss_read(tiny_mnist, tmp_path):
     ended = {}
 
     class End(Callback):
         def after_fit(self, learn):
-            ended["at"], ended["learner"] = time.perf_counter(), learn
+            ended["learner"] = learn
 
     recipe = Recipe(batch_size=20, epochs=1000, device="cuda")
     job = TrainingJob(recipe, tiny_mnist, tmp_path, cbs=[End()]).start()
-    deadline = time.monotonic() + 60
-    while job.snapshot().step < 500:
-        assert time.monotonic() < deadline, "the run did not start"
-        time.sleep(0.01)
-    asked = time.perf_counter()
+    wait_for(lambda: job.snapshot().step >= 500, timeout=60, why=lambda: "the run did not start")
     job.stop()
+    at_request = job.snapshot().step
     assert job.join(10)
-    assert job.snapshot().status == "stopped" and ended["learner"].captured
-    assert ended["at"] - asked < 0.25
+    snap, learn = job.snapshot(), ended["learner"]
+    assert snap.status == "stopped" and learn.captured
+    # steps counted, not timed (as tests/test_graph_step.py on the CPU): acted on at the first
+    # loss read after the request; the GPU ran ahead by less than one read (64 steps)
+    assert snap.step <= at_request + 1
+    assert 0 <= learn.static_step.steps - learn.step < READ_EVERY_STEPS
 
 
 def test_a_capture_that_fails_on_cuda_trains_eagerly(tiny, monkeypatch, caplog):
@@ -182,7 +183,7 @@ def test_a_capture_that_fails_on_cuda_trains_eagerly(tiny, monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "graph", refuse)  # after the warm-up steps have trained
     rec = Record()
     learn = build_learner(recipe, *tiny, [rec])
-    with caplog.at_level(logging.WARNING, logger="mlp_core.graph_step"):
+    with caplog.at_level(logging.WARNING, logger="mlp_core.fast.graph_step"):
         learn.fit(2)
     assert "capture refused" in caplog.text and not learn.captured
     assert_close(torch.tensor(rec.losses), torch.tensor(expected.losses), rtol=1e-5, atol=1e-6)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from conftest import assert_draws_follow_the_seed
+from conftest import Nudge, assert_draws_follow_the_seed, assert_within_rounding, wait_for
 from mlp_core import (
     Callback,
     DivergedError,
@@ -20,12 +20,12 @@ from mlp_core import (
     OneCycle,
     Recipe,
     build_learner,
-    graph_step,
     load_mnist,
 )
-from mlp_core.graph_step import READ_EVERY_SECONDS, READ_EVERY_STEPS, GraphLearner, StaticStep
-from mlp_core.jobs import TrainingJob
+from mlp_core.fast import graph_step
+from mlp_core.fast.graph_step import READ_EVERY_SECONDS, READ_EVERY_STEPS, GraphLearner, StaticStep
 from mlp_core.learner import DivergenceGuard
+from mlp_core.service.jobs import TrainingJob
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +47,9 @@ class Record(Callback):
         self.seconds.append(learn.seconds)
 
 
-def losses_of(recipe: Recipe, data, eager: bool) -> tuple[Learner, list[float]]:
+def losses_of(recipe: Recipe, data, eager: bool, cbs=()) -> tuple[Learner, list[float]]:
     rec = Record()
-    learn = build_learner(recipe, *data, [rec], eager=eager).fit(recipe.epochs)
+    learn = build_learner(recipe, *data, [rec, *cbs], eager=eager).fit(recipe.epochs)
     return learn, rec.losses
 
 
@@ -65,9 +65,15 @@ def test_static_step_gives_the_eager_loops_losses_for_50_steps(data, optimizer, 
     assert type(eager) is Learner and isinstance(static, GraphLearner) and not static.captured
     assert len(eager_losses) == len(static_losses) == 50
     assert eager_losses[-1] < 0.5 * eager_losses[0]  # it learned: the comparison is not of noise
-    assert_close(torch.tensor(static_losses), torch.tensor(eager_losses), rtol=1e-5, atol=1e-6)
-    for a, b in zip(eager.model.parameters(), static.model.parameters()):
-        assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # The static step does the same arithmetic in another order (foreach updates, a rate
+    # tensor), so float32 rounds it differently, and 50 steps of training carry a rounding
+    # forward: compared with how far a 1-ulp nudge of the start moves the eager loop itself.
+    nudged, nudged_losses = losses_of(recipe, data, eager=True, cbs=[Nudge()])
+    assert_within_rounding(static_losses, eager_losses, nudged_losses)
+    assert_within_rounding(
+        list(static.model.parameters()), list(eager.model.parameters()),
+        list(nudged.model.parameters()),
+    )  # fmt: skip
 
 
 def test_one_cycle_rate_on_the_device_is_lr_at_step_by_step(data):
@@ -158,25 +164,26 @@ def test_guard_stops_a_diverging_run_at_the_read_that_shows_it(data, optimizer):
     assert learn.static_step.steps - learn.step < READ_EVERY_STEPS
 
 
-def test_stop_ends_a_static_step_job_within_a_quarter_second(tiny_mnist, tmp_path):
+def test_stop_ends_a_static_step_job_at_the_next_loss_read(tiny_mnist, tmp_path):
     ended = {}
 
     class End(Callback):
         def after_fit(self, learn):
-            ended["at"], ended["learner"] = time.perf_counter(), learn
+            ended["learner"] = learn
 
     recipe = Recipe(hidden=(16,), batch_size=20, epochs=1000, augment=False)
     job = TrainingJob(recipe, tiny_mnist, tmp_path, cbs=[End()], eager=False).start()
-    deadline = time.monotonic() + 30
-    while job.snapshot().step < 100:  # well into the run
-        assert time.monotonic() < deadline, "the run did not start"
-        time.sleep(0.01)
-    asked = time.perf_counter()
+    wait_for(lambda: job.snapshot().step >= 100, timeout=30, why=lambda: "the run did not start")
     job.stop()
+    at_request = job.snapshot().step
     assert job.join(10)
-    snap = job.snapshot()
-    assert snap.status == "stopped" and isinstance(ended["learner"], GraphLearner)
-    assert ended["at"] - asked < 0.25
+    snap, learn = job.snapshot(), ended["learner"]
+    assert snap.status == "stopped" and isinstance(learn, GraphLearner)
+    # acted on at the first loss the host reads after the request (steps counted, not timed:
+    # the reads come every 64 steps or 0.1 s of device work), and the device had run ahead
+    # of the host by less than one read's worth of steps
+    assert snap.step <= at_request + 1
+    assert 0 <= learn.static_step.steps - learn.step < READ_EVERY_STEPS
     assert len(snap.losses) == snap.step < snap.total_steps
 
 
@@ -225,7 +232,7 @@ def test_capture_unavailable_falls_back_to_the_eager_loop(data, caplog):
     rec = Record()
     learn = build_learner(recipe, *data, [rec], eager=False)
     learn.capture = True  # asked for a graph on a CPU
-    with caplog.at_level(logging.WARNING, logger="mlp_core.graph_step"):
+    with caplog.at_level(logging.WARNING, logger="mlp_core.fast.graph_step"):
         learn.fit(2)
     assert "Could not capture the training step" in caplog.text and "CUDA device" in caplog.text
     assert not learn.captured and rec.losses == expected and learn.test_accuracy >= 0.9
@@ -247,7 +254,7 @@ def test_capture_failing_midway_leaves_the_eager_loops_run(data, caplog, monkeyp
     monkeypatch.setattr(StaticStep, "_record", warm_up_then_fail)
     rec = Record()
     learn = build_learner(recipe, *data, [rec], eager=False)
-    with caplog.at_level(logging.WARNING, logger="mlp_core.graph_step"):
+    with caplog.at_level(logging.WARNING, logger="mlp_core.fast.graph_step"):
         learn.fit(2)
     assert "stream is capturing" in caplog.text and "training eagerly instead" in caplog.text
     assert rec.losses == expected and not learn.captured  # as if capture had never been tried

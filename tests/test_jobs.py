@@ -1,6 +1,6 @@
 """Training jobs: a run in its own thread that anyone can watch, stop, or see fail cleanly.
 
-No Streamlit here: these drive mlp_core.jobs directly on tiny synthetic MNIST.
+No Streamlit here: these drive mlp_core.service.jobs directly on tiny synthetic MNIST.
 """
 
 import math
@@ -24,9 +24,9 @@ from mlp_core import (
 )
 from mlp_core.checkpoint import ModelFileError
 from mlp_core.errors import UserError
-from mlp_core.jobs import JobBusyError
 from mlp_core.recipe import MAX_HIDDEN_LAYERS
-from mlp_core.trainer import NotYoursError, Trainer
+from mlp_core.service.jobs import JobBusyError
+from mlp_core.service.trainer import NotYoursError, Trainer
 
 # 600 training images in batches of 60: 10 steps an epoch, a second or less a run
 QUICK = dict(hidden=(32,), batch_size=60, epochs=3, lr=0.01, augment=False)
@@ -50,7 +50,7 @@ def test_a_run_finishes_and_saves_a_model_that_loads(trainer, tmp_path):
     snap = trainer.wait(60)
     assert job.join(10)
     assert snap.status == "finished", snap.message
-    assert not snap.active and trainer.active() is None and snap.eta is None
+    assert not snap.active and trainer.training() == [] and snap.eta is None
     assert snap.step == len(snap.losses) == snap.total_steps == 3 * 10
     assert snap.epoch == len(snap.accuracies) == 3
     assert snap.progress == 1.0 and snap.samples_per_sec > 0
@@ -63,7 +63,7 @@ def test_a_run_finishes_and_saves_a_model_that_loads(trainer, tmp_path):
 
 
 def test_snapshots_stay_consistent_while_other_threads_read(trainer, data, monkeypatch):
-    from mlp_core.history import LossHistory
+    from mlp_core.service.history import LossHistory
 
     real = LossHistory.append
 
@@ -116,25 +116,25 @@ def test_stop_ends_the_run_within_one_batch(trainer, data):
     assert snap.status == "stopped"
     assert snap.step <= at_request + 1 < 100  # 100 batches an epoch: stopped mid-epoch
     assert snap.epoch == 0 and snap.out is None and "nothing was saved" in snap.message
-    assert trainer.active() is None
+    assert trainer.training() == []
 
 
 class StopAfterFirstEpoch(Callback):
-    """Press stop the moment the first epoch is tested, from inside the run."""
+    """Press the trainer's stop the moment the first epoch is tested, from inside the run."""
 
     order = 20  # after the job has recorded the epoch
 
-    def __init__(self):
-        self.step = None
+    def __init__(self, trainer):
+        self.trainer, self.step = trainer, None
 
     def after_epoch(self, learn):
         if self.step is None:
             self.step = learn.step
-            learn.job.stop()
+            self.trainer.stop()  # the server's own stop: every run (this one alone trains)
 
 
 def test_a_run_stopped_after_an_epoch_saves_what_it_learned(trainer, data):
-    stopper = StopAfterFirstEpoch()
+    stopper = StopAfterFirstEpoch(trainer)
     job = trainer.start(Recipe(**{**QUICK, "epochs": 5}), data=data, cbs=[stopper])
     assert job.join(30)
     snap = job.snapshot()
@@ -151,7 +151,7 @@ def test_an_exception_in_the_thread_fails_the_run_not_the_trainer(trainer, data)
     snap = job.snapshot()
     assert snap.status == "failed" and snap.message == "RuntimeError: disk on fire"
     assert snap.step == 2 and snap.out is None  # the batch that raised was never recorded
-    assert trainer.active() is None
+    assert trainer.training() == []
 
 
 def test_cuda_out_of_memory_fails_cleanly_and_the_next_run_starts(trainer, data):
@@ -163,7 +163,7 @@ def test_cuda_out_of_memory_fails_cleanly_and_the_next_run_starts(trainer, data)
     assert "CUDA ran out of memory" in snap.message and "smaller batch size" in snap.message
     trainer.start(Recipe(**QUICK), data=data)
     assert trainer.wait(60).status == "finished"
-    assert [j.snapshot().status for j in trainer.jobs] == ["failed", "finished"]
+    assert [j.snapshot().status for j in trainer.runs] == ["failed", "finished"]
 
 
 def test_a_huge_learning_rate_diverges_with_a_hint(trainer, data):
@@ -177,7 +177,7 @@ def test_a_huge_learning_rate_diverges_with_a_hint(trainer, data):
 def test_an_invalid_recipe_is_refused_before_any_thread_starts(trainer, data):
     with pytest.raises(RecipeError, match="Epochs must be a whole number"):
         trainer.start(Recipe(**{**QUICK, "epochs": 0}), data=data)
-    assert trainer.jobs == []
+    assert trainer.runs == []
 
 
 def widen(monkeypatch, name: str, seconds: float = 0.05) -> None:
@@ -232,7 +232,7 @@ def test_two_starts_at_the_same_moment_train_one_and_queue_the_other(trainer, da
     assert len(started) == 2 and not refused
     assert sorted(j.status == "queued" for j in started) == [False, True]
     assert trainer.wait(60).status == "finished"
-    assert [j.snapshot().status for j in trainer.jobs] == ["finished", "finished"]
+    assert [j.snapshot().status for j in trainer.runs] == ["finished", "finished"]
     assert busy and max(busy) == 1, "two runs trained on one device at once"
 
 
@@ -250,24 +250,27 @@ def test_the_queue_limits_hold_when_many_press_start_together(trainer, data, mon
     trainer.start(Recipe(**QUICK), data=data, owner="other")  # the server's third place
     with pytest.raises(JobBusyError, match=r"The queue is full \(3 runs waiting\)"):
         trainer.start(Recipe(**QUICK), data=data, owner="late")
-    assert [trainer.place(j) for j in trainer.jobs] == [None, 1, 2, 3]
-    assert trainer.starts_in(trainer.jobs[2]) > trainer.starts_in(trainer.jobs[1]) > 0
+    assert [trainer.place(j) for j in trainer.runs] == [None, 1, 2, 3]
+    assert trainer.starts_in(trainer.runs[2]) > trainer.starts_in(trainer.runs[1]) > 0
     trainer.stop(first.id, owner="teacher")
     trainer.wait(60)
-    assert [j.status for j in trainer.jobs] == ["stopped", "finished", "finished", "finished"]
+    assert [j.status for j in trainer.runs] == ["stopped", "finished", "finished", "finished"]
 
 
 def test_runs_queued_on_one_device_train_in_the_order_they_were_queued(trainer, data):
     order = []
 
     class Note(Callback):
-        def before_fit(self, learn):
-            order.append(learn.job.id)
+        def __init__(self, i):
+            self.i = i
 
-    runs = [trainer.start(Recipe(**{**QUICK, "epochs": 1}), data=data, cbs=[Note()])
-            for _ in range(5)]  # fmt: skip
+        def before_fit(self, learn):
+            order.append(self.i)
+
+    runs = [trainer.start(Recipe(**{**QUICK, "epochs": 1}), data=data, cbs=[Note(i)])
+            for i in range(5)]  # fmt: skip
     trainer.wait(60)
-    assert order == [r.id for r in runs]
+    assert order == list(range(5))
     assert all(r.status == "finished" for r in runs)
 
 
@@ -287,7 +290,7 @@ def test_only_the_browser_that_started_a_run_can_stop_cancel_or_delete_it(traine
     with pytest.raises(NotYoursError):
         trainer.delete(mine.id, owner="mallory")
     trainer.delete(waiting.id, owner="alice")
-    assert trainer.jobs == [mine]
+    assert trainer.runs == [mine]
 
 
 def test_deleting_a_run_deletes_its_model_file_and_nothing_else(trainer, data):
@@ -300,7 +303,7 @@ def test_deleting_a_run_deletes_its_model_file_and_nothing_else(trainer, data):
     trainer.wait(60)
     trainer.delete(gone.id, owner="a")
     assert not Path(gone.snapshot().out).exists() and Path(keep.snapshot().out).exists()
-    assert gone not in trainer.jobs
+    assert gone not in trainer.runs
 
 
 def test_the_divergence_guard_acts_before_any_callback_records_the_loss(trainer, data):
@@ -361,7 +364,7 @@ def test_a_recipe_over_budget_is_refused_before_anything_starts(trainer, data):
         trainer.start(Recipe(hidden=(8192, 8192, 8192), batch_size=60), data=data)
     with pytest.raises(RecipeError, match="steps .* this server runs at most"):
         trainer.start(Recipe(batch_size=1, epochs=1000), data=data)
-    assert trainer.jobs == [] and trainer.active() is None
+    assert trainer.runs == [] and trainer.training() == []
 
 
 def test_a_full_models_folder_refuses_a_new_run_with_a_sentence(trainer, data, monkeypatch):
@@ -372,7 +375,7 @@ def test_a_full_models_folder_refuses_a_new_run_with_a_sentence(trainer, data, m
     monkeypatch.setenv("MLP_MAX_MODELS", "3")
     with pytest.raises(ModelFileError, match=r"The models folder is full \(3 models"):
         trainer.start(Recipe(**QUICK), data=data)
-    assert trainer.jobs == []
+    assert trainer.runs == []
 
 
 def test_runs_with_the_same_name_never_overwrite_each_other(trainer, data):
@@ -397,7 +400,7 @@ def test_the_deepest_recipe_saves_under_a_short_name(trainer, data):
 
 
 def test_one_learning_rate_scan_at_a_time_even_beside_a_run(trainer, data, monkeypatch):
-    import mlp_core.jobs as jobs
+    import mlp_core.service.jobs as jobs
 
     inside, release = threading.Event(), threading.Event()
     real = jobs.lr_find
@@ -410,11 +413,11 @@ def test_one_learning_rate_scan_at_a_time_even_beside_a_run(trainer, data, monke
     monkeypatch.setattr(jobs, "lr_find", slow_find)
     run = trainer.start(Recipe(**QUICK), data=data, cbs=[Slow(0.01)])
     found = []
-    t = threading.Thread(target=lambda: found.append(trainer.find_lr(Recipe(**QUICK), data)))
+    t = threading.Thread(target=lambda: found.append(trainer.lr_find(Recipe(**QUICK), data)))
     t.start()
     assert inside.wait(10)
     with pytest.raises(JobBusyError, match="Another learning-rate scan is running"):
-        trainer.find_lr(Recipe(**QUICK), data)
+        trainer.lr_find(Recipe(**QUICK), data)
     release.set()
     t.join(30)
     assert found and found[0].lrs and run.join(30) and run.status == "finished"
@@ -434,17 +437,19 @@ def test_a_device_this_machine_lacks_is_one_sentence_and_starts_nothing(trainer,
     with pytest.raises(DeviceError, match="not"):
         trainer.start(Recipe(**QUICK, device=device), data=data)
     with pytest.raises(DeviceError, match="not"):
-        trainer.find_lr(Recipe(**QUICK, device=device), data)
-    assert trainer.jobs == []
+        trainer.lr_find(Recipe(**QUICK, device=device), data)
+    assert trainer.runs == []
 
 
 def test_a_run_cancelled_while_its_device_frees_up_is_never_trained(trainer, data, monkeypatch):
-    from mlp_core.jobs import Run
+    from mlp_core.service.jobs import Run
 
     real = Run.ended
+    cancelling = threading.Event()
 
     def slow_cancel(self, status, *args):  # widen the window inside the cancel
         if status == "cancelled":
+            cancelling.set()
             time.sleep(0.3)
         real(self, status, *args)
 
@@ -454,7 +459,7 @@ def test_a_run_cancelled_while_its_device_frees_up_is_never_trained(trainer, dat
     wait_until_training(first, 2)
     cancel = threading.Thread(target=trainer.stop, args=(second.id, "a"))
     cancel.start()
-    time.sleep(0.05)  # the cancel is under way: now the device frees up
+    assert cancelling.wait(10)  # the cancel is under way: now the device frees up
     trainer.stop(first.id, owner="a")
     cancel.join(10)
     assert first.join(10) and first.status == "stopped"

@@ -47,7 +47,7 @@ def test_linear_registers_parameters_and_repr():
     assert set(params) == {"weight", "bias"}
     assert params["weight"].shape == (784, 256) and params["bias"].shape == (256,)
     assert all(p.requires_grad for p in params.values())
-    assert repr(lin) == "in_features=784, out_features=256, bias=True"
+    assert repr(lin) == "Linear(in_features=784, out_features=256, bias=True)"
 
 
 @pytest.mark.parametrize("init, std", [("notebook", 0.1), ("kaiming", (2 / 784) ** 0.5)])
@@ -79,7 +79,7 @@ def test_sequential_matches_torch_sequential():
     ref = lambda x: F.linear(F.relu(F.linear(x, a.weight.T, a.bias)), b.weight.T, b.bias)
     check_like_torch(ours, ref, torch.randn(3, 6))
     assert len(list(ours.parameters())) == 4  # ModuleList registered both layers
-    assert "(0): in_features=6, out_features=5, bias=True" in repr(ours)
+    assert "(0): Linear(in_features=6, out_features=5, bias=True)" in repr(ours)
 
 
 def test_digit_classifier_shapes_and_parameters():
@@ -89,4 +89,4 @@ def test_digit_classifier_shapes_and_parameters():
     shapes = [tuple(p.shape) for p in model.parameters()]
     assert shapes == [(784, 256), (256,), (256, 64), (64,), (64, 10), (10,)]
     assert [lin.out_features for lin in DigitClassifier((32, 16, 8)).linears()] == [32, 16, 8, 10]
-    assert "(1): in_features=784, out_features=256, bias=True" in repr(model)
+    assert "(1): Linear(in_features=784, out_features=256, bias=True)" in repr(model)

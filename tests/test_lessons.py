@@ -11,9 +11,9 @@ from PIL import ImageFont
 from digit_pictures import encode, find_fonts, glyph_mask, paint, place
 from mlp_core.data import Split, load_mnist
 from mlp_core.learner import Callback, DivergedError
-from mlp_core.lessons import BY_KEY, DIGITS, LESSONS, NOTEBOOK, Claim
-from mlp_core.preprocess import preprocess
+from mlp_core.teach.lessons import BY_KEY, DIGITS, LESSONS, NOTEBOOK, Claim
 from mlp_core.train import build_learner
+from mlp_core.vision.digits import preprocess
 
 
 class Losses(Callback):

@@ -25,7 +25,7 @@ from digit_pictures import (
     render_messy_digits,
     specks,
 )
-from mlp_core.preprocess import ImageError, Preprocessed, preprocess
+from mlp_core.vision.digits import ImageError, Preprocessed, preprocess
 
 # A warning from decoding must never surface, let alone become an error.
 pytestmark = pytest.mark.filterwarnings("error")

@@ -64,7 +64,7 @@ def test_no_hidden_layer_is_a_linear_model_that_saves_loads_and_explains(tmp_pat
 def test_a_links_values_are_parsed_by_declaration_and_bad_ones_named():
     from mlp_core.recipe import LINKED, from_query, to_query
 
-    odd = Recipe(hidden=(), lr=1 / 3, momentum=0.5, augment=False, seed=2**63 - 1)
+    odd = Recipe(hidden=(), lr=1 / 3, momentum=0.5, augment=False, seed=2**53 - 1)
     assert from_query(to_query(odd), Recipe()) == (odd, [])  # exact, floats included
     assert set(to_query(odd)) == set(LINKED) and "device" not in LINKED
     hostile = {
@@ -74,3 +74,23 @@ def test_a_links_values_are_parsed_by_declaration_and_bad_ones_named():
     got, bad = from_query(hostile, odd)
     assert bad == ["hidden", "init", "lr", "batch_size", "epochs", "seed", "augment"]
     assert got == replace(odd, momentum=0.25)  # the device is never taken from a link
+
+
+def test_a_links_whole_numbers_fit_a_browsers_number_field_and_sizes_carry_no_signs():
+    from mlp_core.recipe import MAX_LINK_WHOLE, from_query
+
+    assert MAX_LINK_WHOLE == 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
+    base = Recipe()
+    for name in ("seed", "batch_size"):
+        for big in (2**53, 2**63 - 1, 2**64):
+            assert from_query({name: str(big)}, base) == (base, [name])
+    edge = from_query({"seed": str(2**53 - 1), "batch_size": str(2**53 - 1)}, base)
+    assert edge == (replace(base, seed=2**53 - 1, batch_size=2**53 - 1), [])
+    for text in ("-5-3", "5--3", "5-3-", "5,,3", "+5", "5_0", "٥", "5 3", "-"):
+        assert from_query({"hidden": text}, base) == (base, ["hidden"]), text
+    for text in ("+7", "1_000", "٣", " ", "0x10"):
+        assert from_query({"epochs": text}, base) == (base, ["epochs"]), text
+    good = {"hidden": "5-3", "epochs": " 7 "}
+    assert from_query(good, base) == (replace(base, hidden=(5, 3), epochs=7), [])
+    assert from_query({"hidden": "5, 3"}, base)[0].hidden == (5, 3)  # the form's own way
+    assert from_query({"hidden": ""}, base)[0].hidden == ()  # a linear model

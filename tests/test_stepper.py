@@ -11,11 +11,12 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from conftest import REPO
-from mlp_core import DigitClassifier, Learner, load_checkpoint, load_mnist, stepper
+from mlp_core import DigitClassifier, Learner, load_checkpoint, load_mnist
 from mlp_core.data import Batches, to_float
 from mlp_core.optim import OPTIMIZERS
 from mlp_core.recipe import RecipeError
-from mlp_core.stepper import DEFAULT, MAX_BATCH, Stepper, code_for
+from mlp_core.teach import stepper
+from mlp_core.teach.stepper import DEFAULT, MAX_BATCH, Stepper, code_for
 
 STEPS = ("batch", "predict", "loss", "gradients", "step", "after", "repeat")
 

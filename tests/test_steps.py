@@ -5,8 +5,8 @@ import textwrap
 
 from conftest import open_page
 from mlp_core import Split
-from mlp_core.lessons import LESSONS, NOTEBOOK
-from mlp_core.steps import STEPS, source
+from mlp_core.teach.lessons import LESSONS, NOTEBOOK
+from mlp_core.teach.steps import STEPS, source
 from mlp_core.train import build_learner
 
 

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mlp_core.history import smooth
-from mlp_core.jobs import Snapshot
-from mlp_core.lr_finder import LRFinderResult
+from mlp_core.lr_finder import LRFinderResult, smooth
+from mlp_core.service import Snapshot
 
 from .format import short
 

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from mlp_core import Recipe
-from mlp_core.jobs import Run, Snapshot
+from mlp_core.service import Run, Snapshot
 
 from .charts import accuracies_chart, runs_chart
 from .format import run_name

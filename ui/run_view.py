@@ -1,9 +1,9 @@
 """The Train page's view of runs: the queue, one run live (progress, curves, the first
 layer's templates, norms), what a finished one leaves, and every run in the history.
 
-Everything comes from the trainer's `Run`s and their `Snapshot`s (mlp_core.jobs); the
+Everything comes from the trainer's `Run`s and their `Snapshot`s (mlp_core.service.jobs); the
 actions here are Stop, Cancel and Delete (each only for this browser's own runs:
-mlp_core.trainer checks it again) and what a finished model offers (make it active,
+mlp_core.service.trainer checks it again) and what a finished model offers (make it active,
 download, save a copy).
 """
 
@@ -13,9 +13,17 @@ import pandas as pd
 import streamlit as st
 
 from mlp_core import ModelFileError, UserError
-from mlp_core.checkpoint import check_quota, save_as
 from mlp_core.insight import template_grid
-from mlp_core.jobs import ACTIVE, ENDED, WAITING, Run, Snapshot
+from mlp_core.service import (
+    ACTIVE,
+    ENDED,
+    WAITING,
+    Run,
+    RunStatus,
+    Snapshot,
+    check_quota,
+    save_as,
+)
 
 from .charts import accuracy_chart, loss_chart, norms_chart, runs_chart
 from .format import duration, enlarge, plain, run_name, shown_path
@@ -91,7 +99,7 @@ def show_run(snap: Snapshot, place: str = "") -> None:
         if mine:
             cancel_button(snap.id, "Cancel this run", key="train_cancel")
         return
-    if snap.status == "starting":
+    if snap.status == RunStatus.STARTING:
         st.info(snap.message, icon=":material/hourglass_top:")
     elif snap.active:
         bar, button = st.columns([4, 1], vertical_alignment="bottom")
@@ -123,7 +131,7 @@ def show_run(snap: Snapshot, place: str = "") -> None:
 
 def show_outcome(snap: Snapshot) -> None:
     """What a finished, stopped or failed run leaves behind."""
-    if snap.status == "diverged":
+    if snap.status == RunStatus.DIVERGED:
         st.error(snap.message, icon=":material/trending_up:")
         st.info(
             f"A learning rate of {snap.recipe.lr:g} makes each step overshoot, so the loss grows "
@@ -131,18 +139,18 @@ def show_outcome(snap: Snapshot) -> None:
             icon=":material/lightbulb:",
         )
         return
-    if snap.status in ("failed", "interrupted"):
-        what = "failed" if snap.status == "failed" else "was interrupted"
+    if snap.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
+        what = "failed" if snap.status == RunStatus.FAILED else "was interrupted"
         st.error(f"The run {what}: {plain(snap.message)}", icon=":material/error:")
         return
-    if snap.status == "cancelled":
+    if snap.status == RunStatus.CANCELLED:
         st.info(snap.message, icon=":material/cancel:")
         return
     if snap.out is None:  # stopped before the first epoch ended
         st.info(snap.message, icon=":material/stop_circle:")
         return
     st.success(f"Test accuracy: {snap.test_accuracy:.4f}", icon=":material/check_circle:")
-    if snap.status == "stopped":
+    if snap.status == RunStatus.STOPPED:
         st.caption(f"Stopped {snap.message.partition(' after ')[2] or 'early'}.")
     st.markdown(f"Saved as `{shown_path(snap.out)}`")
     c1, c2 = st.columns(2)

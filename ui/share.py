@@ -9,8 +9,8 @@ from dataclasses import fields
 
 import streamlit as st
 
-from mlp_core.lessons import BY_KEY, Lesson
 from mlp_core.recipe import LINKED, Recipe, from_query, to_query
+from mlp_core.teach import BY_KEY, Lesson
 
 from .format import plain
 from .recipe_form import shipped_recipe

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mlp_core.jobs import ACTIVE
+from mlp_core.service import ACTIVE
 
 from .models import active_model_name, model_caption
 from .server import browser, start_upload_sweeper, trainer
@@ -20,7 +20,7 @@ def sidebar(page) -> None:
         # pictures while a run trained were left with some answers missing, for good).
         if page.url_path == "train":
             return
-        runs = [r for r in trainer().jobs if r.status in ACTIVE]
+        runs = [r for r in trainer().runs if r.status in ACTIVE]
         mine = [r for r in runs if r.owner == browser()]
         if runs:
             snap = (mine or runs)[-1].snapshot(curves=False)

@@ -1,6 +1,6 @@
 """Step through learning: the visitor's own stepping network, its settings, the seven steps.
 
-One `Stepper` (mlp_core/stepper.py) per browser session, kept by the server under the
+One `Stepper` (mlp_core/teach/stepper.py) per browser session, kept by the server under the
 session's id: it goes when the session goes (Streamlit keeps a departed visitor's session
 for server.disconnectedSessionTTL; ui/server.py's sweeper then drops its stepper, as it
 frees its uploads). The server holds at most max_steppers() at once, and reports their
@@ -19,11 +19,10 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.stats import CACHE_MEMORY_FAMILY, CacheStat
 
-from mlp_core import ModelFileError, Recipe, RecipeError, budget, load_mnist
+from mlp_core import ModelFileError, Recipe, RecipeError, load_mnist, service
 from mlp_core.insight import diverging_rgb, grey_rgb
-from mlp_core.jobs import ACTIVE
 from mlp_core.optim import OPTIMIZERS
-from mlp_core.stepper import DEFAULT, MAX_BATCH, Record, Stepper, code_for
+from mlp_core.teach.stepper import DEFAULT, MAX_BATCH, Record, Stepper, code_for
 
 from .charts import activation_strip, loss_share_chart, probability_chart, stepping_charts
 from .format import enlarge, plain
@@ -38,13 +37,15 @@ _LOCK = threading.Lock()  # page threads add, the sweeper thread removes
 
 
 # what one visitor's stepping network may cost the web server, priced for one epoch
-LIMITS = budget.Limits(max_params=1_000_000, max_steps=60_000, max_minutes=1.0, memory_share=0.25)
+LIMITS = service.budget.Limits(
+    max_params=1_000_000, max_steps=60_000, max_minutes=1.0, memory_share=0.25
+)
 
 
-def price(recipe: Recipe) -> budget.Estimate:
+def price(recipe: Recipe) -> service.budget.Estimate:
     """The budget's estimate for one epoch of `recipe` on the CPU, or BudgetError (a sentence)."""
     n_train = len(load_mnist(True, download=False))
-    return budget.check(replace(recipe, epochs=1, device="cpu"), n_train, LIMITS)
+    return service.budget.check(replace(recipe, epochs=1, device="cpu"), n_train, LIMITS)
 
 
 def max_steppers() -> int:
@@ -241,7 +242,7 @@ BUSY = (
 
 def training() -> bool:
     """Is a run training on this server now (its worker busy with the processors)?"""
-    return any(run.status in ACTIVE for run in trainer().jobs)
+    return bool(trainer().training())
 
 
 def _code(step: str, optimizer: str) -> None:

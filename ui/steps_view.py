@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from mlp_core.lessons import LESSONS
-from mlp_core.steps import STEPS, source
+from mlp_core.teach import LESSONS, STEPS, source
 
 
 def show_steps() -> None:

@@ -16,8 +16,7 @@ from mlp_core.insight import (
     weight_images,
 )
 from mlp_core.metrics import predict_probs
-from mlp_core.numbers import UNSURE, verdict
-from mlp_core.preprocess import Preprocessed
+from mlp_core.vision import UNSURE, Preprocessed, verdict
 
 from .charts import STRIP_HEIGHT, activation_strip, probability_chart
 from .format import enlarge, prediction_line, upscale

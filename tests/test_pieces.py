@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mlp_core.ink import components, digit_pieces
+from mlp_core.vision.pieces import components, digit_pieces
 
 
 def flood_fill(mask: np.ndarray) -> tuple[np.ndarray, int]:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import N_CLASSES, N_PIXELS
-from .recipe import Recipe, RecipeError
+from ..model import N_CLASSES, N_PIXELS
+from ..recipe import Recipe, RecipeError
 
 OPTIMIZER_STATES = {"basic": 0, "sgd": 1, "adam": 2}  # tensors kept per weight
 # (floating-point operations per second, seconds of overhead per step), deliberately modest

@@ -21,8 +21,9 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .errors import UserError
-from .recipe import Recipe
+from ..errors import UserError
+from ..recipe import Recipe
+from .status import RunStatus
 
 SCHEMA_VERSION = 1
 
@@ -75,7 +76,7 @@ class RunRow:
     owner: str  # a hash of the browser token that started it ("" for scripts)
     recipe: Recipe
     device: str
-    status: str  # queued, starting, running, or one of jobs.ENDED
+    status: str  # a RunStatus value (status.py)
     message: str
     created: float  # time.time() when queued
     started: float | None
@@ -166,7 +167,7 @@ class RunStore:
         recipe: Recipe,
         device: str,
         owner: str = "",
-        status: str = "queued",
+        status: str = RunStatus.QUEUED,
         created: float | None = None,
     ) -> int:
         """Store a new run; return its id (never one a deleted run had)."""
@@ -234,14 +235,14 @@ class RunStore:
 
         def do(db):
             interrupted = db.execute(
-                "UPDATE runs SET status = 'interrupted', message = ?, ended = COALESCE(ended, ?)"
-                " WHERE status IN ('starting', 'running')",
-                (INTERRUPTED, now),
+                "UPDATE runs SET status = ?, message = ?, ended = COALESCE(ended, ?)"
+                " WHERE status IN (?, ?)",
+                (RunStatus.INTERRUPTED, INTERRUPTED, now, RunStatus.STARTING, RunStatus.RUNNING),
             ).rowcount
             cancelled = db.execute(
-                "UPDATE runs SET status = 'cancelled', message = ?, ended = COALESCE(ended, ?)"
-                " WHERE status = 'queued'",
-                (CANCELLED, now),
+                "UPDATE runs SET status = ?, message = ?, ended = COALESCE(ended, ?)"
+                " WHERE status = ?",
+                (RunStatus.CANCELLED, CANCELLED, now, RunStatus.QUEUED),
             ).rowcount
             return interrupted, cancelled
 

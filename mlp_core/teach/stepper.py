@@ -18,13 +18,13 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from .data import Batches, Split
-from .insight import activations
-from .layers import Linear, ReLU, Sequential
-from .learner import Learner
-from .model import DigitClassifier
-from .optim import OPTIMIZERS, SGD, Adam, BasicOptim, make_optimizer
-from .recipe import Recipe, RecipeError
+from ..data import Batches, Split
+from ..insight import activations
+from ..layers import Linear, ReLU, Sequential
+from ..learner import Learner
+from ..model import DigitClassifier
+from ..optim import OPTIMIZERS, SGD, Adam, BasicOptim, make_optimizer
+from ..recipe import Recipe, RecipeError
 
 MAX_BATCH = 128  # pictures per step: all of them are drawn on the page
 MAX_LR = 100.0  # far past divergence already; above it is a typo, not a lesson

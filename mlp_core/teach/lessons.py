@@ -8,7 +8,7 @@ class, and the claims those sentences make, checked on real MNIST by a short run
 
 from dataclasses import dataclass, replace
 
-from .recipe import Recipe
+from ..recipe import Recipe
 
 # The notebook's own run: randn x 0.1 weights, plain steps p -= lr x grad, no extras.
 NOTEBOOK = Recipe(
@@ -19,7 +19,7 @@ BEST = Recipe()  # the shipped model's recipe (README, "The shipped model")
 
 
 # The digits a claim's accuracies are measured on (tests/test_lessons.py renders the photos
-# with tests/digit_pictures.py and turns them into 28x28 digits with mlp_core.preprocess).
+# with tests/digit_pictures.py and turns them into 28x28 digits with mlp_core.vision.digits).
 DIGITS = {
     "test": "the 10,000 digits of MNIST's test split",
     "photos": "200 rendered phone photos of printed digits, turned by up to 10 degrees",
@@ -146,14 +146,15 @@ LESSONS = (
         "training image shifted by up to 2 pixels and turned by up to 10 degrees, anew every "
         "epoch). On MNIST's test split, whose digits are centred and upright like the "
         "training ones, the two runs stay within 1 point of each other. On pictures unlike "
-        "MNIST's the augmented run reads more: more of 200 rendered phone photos of printed "
-        "digits, and at least 4 points more of 200 such photos tilted by 15 to 25 degrees, "
-        "further than any training image was turned.",
+        "MNIST's the augmented run reads more: at least 3 points more of 200 rendered phone "
+        "photos of printed digits tilted by 15 to 25 degrees, further than any training "
+        "image was turned.",
         Claim("matches", 0.01, images=60_000, epochs=8), replace(BEST, epochs=8),
         "augmentation on",
         also=(
-            Claim("trails", 0.005, images=60_000, epochs=8, on="photos"),  # 1 photo in 200
-            Claim("trails", 0.04, images=60_000, epochs=8, on="tilted photos"),
+            # seeds 0-3: 5, 8, 5.5 and 6 points more (on upright photos 0 to 2 points: a claim
+            # about those would hold for some seeds and not others, so none is made)
+            Claim("trails", 0.03, images=60_000, epochs=8, on="tilted photos"),
         ),
     ),
 )  # fmt: skip

@@ -2,11 +2,12 @@
 
 A class on one server: thirty students press Start within a minute. Each run is priced
 first (budget.py) and put in line; each device trains one run at a time, the oldest
-waiting first, in a worker (worker.py: a process of its own; jobs.ThreadWorker: a thread,
-for scripts and tests). Every run belongs to the browser that started it (an opaque
+waiting first, in a worker (worker.py: ProcessWorker, a process of its own; ThreadWorker, a
+thread, for scripts and tests). Every run belongs to the browser that started it (an opaque
 `owner` token): only that browser may stop, cancel or delete it, and each browser may
-have only a few runs waiting. With a history (runstore.py) every run is written down as
-it trains, and read back when the server starts again.
+have only a few runs waiting. With a history (recorder.py, a listener of every run's
+events, writing to runstore.py) every run is written down as it trains, and read back
+when the server starts again.
 
 Every check-then-act (is there room in the queue? is the device free?) happens under one
 lock: two browsers pressing Start at the same moment cannot both take a free device.
@@ -19,15 +20,19 @@ import time
 import weakref
 from pathlib import Path
 
+from ..data import load_mnist
+from ..devices import resolve_device
+from ..errors import UserError
+from ..lr_finder import LRFinderResult
+from ..recipe import Recipe
 from . import budget
-from .checkpoint import check_quota
-from .data import load_mnist
-from .devices import resolve_device
-from .errors import UserError
-from .jobs import ACTIVE, ENDED, WAITING, JobBusyError, Run, Snapshot, ThreadWorker
-from .lr_finder import LRFinderResult
-from .recipe import Recipe
-from .runstore import HistoryError, RunStore
+from .events import Ended, Event
+from .jobs import JobBusyError, Run, Snapshot
+from .models_folder import check_quota
+from .recorder import HistoryRecorder
+from .runstore import RunStore
+from .status import ACTIVE, ENDED, WAITING, RunStatus
+from .worker import ProcessWorker, ThreadWorker, Worker
 
 MAX_WAITING_PER_OWNER = 3  # runs one browser may have in line (MLP_MAX_WAITING_PER_BROWSER)
 MAX_WAITING = 50  # runs in line on the whole server (MLP_MAX_WAITING)
@@ -41,7 +46,7 @@ def _server_exits() -> None:
     """The server is stopping: its runs are cut short, not failed. Nothing more is written
     (the next start reads runs left "running" as interrupted), then the workers end."""
     for trainer in list(_LIVE):
-        trainer._closing = True
+        trainer._closing = trainer.history.closing = True
         for worker in list(trainer._workers.values()):
             worker.close()
 
@@ -55,7 +60,8 @@ class Trainer:
 
     `start` prices a run and queues it (JobBusyError if the queue is full); `stop` stops
     or cancels; `delete` forgets an ended run and its model file; `runs` are all runs,
-    oldest first. `worker` is "process" (the server) or "thread" (scripts, tests).
+    oldest first, and `training()` those training now. `worker` is "process" (the server)
+    or "thread" (scripts, tests).
     """
 
     def __init__(
@@ -75,74 +81,33 @@ class Trainer:
         )
         self.max_waiting = max_waiting or int(os.environ.get("MLP_MAX_WAITING", MAX_WAITING))
         self._lock = threading.RLock()  # re-entered when a run ends while it is held
-        self._workers: dict[str, object] = {}
+        self._workers: dict[str, Worker] = {}
         self._training: dict[str, Run] = {}  # device -> the run it trains now
         self._launch_args: dict[int, tuple] = {}  # run id -> (data, cbs), until it starts
         self._estimates: dict[int, float] = {}  # run id -> estimated seconds of training
         self._finding = False
-        self._closing = False  # the server is exiting: write and start nothing more
-        self.problem: str | None = None  # a sentence when the history cannot be kept
-        self.store: RunStore | None = None
-        self.runs: list[Run] = []
-        if history is not None:
-            self._open_history(Path(history))
-        self._next_id = max((r.id for r in self.runs), default=0) + 1
+        self._closing = False  # the server is exiting: start nothing more
+        self.history = HistoryRecorder(history)  # writes every run's events down
+        self._listeners = (self.history, self._heard)  # written down, then the device freed
+        self._runs: list[Run] = [
+            Run.past(row, self.history.curves(row.id), self._listeners)
+            for row in self.history.past_runs()
+        ]
+        self._next_id = max((r.id for r in self._runs), default=0) + 1
         _LIVE.add(self)
 
-    # -- the history ------------------------------------------------------------------------
+    @property
+    def problem(self) -> str | None:
+        """A sentence when the history cannot be kept (training goes on)."""
+        return self.history.problem
 
-    def _open_history(self, path: Path) -> None:
-        try:
-            self.store = RunStore(path)
-            self.store.after_restart()
-            rows = self.store.runs()
-        except HistoryError as e:
-            self.store, self.problem = None, self._history_sentence(e)
-            return
-        for row in rows:
-            self.runs.append(Run.past(row, self._curves(row.id), self._heard))
+    @property
+    def store(self) -> RunStore | None:
+        return self.history.store
 
-    def _curves(self, run_id: int):
-        def read():
-            try:
-                return self.store.losses(run_id)[1], self.store.accuracies(run_id)
-            except HistoryError as e:
-                self.problem = self._history_sentence(e)
-                return [], []
-
-        return read
-
-    @staticmethod
-    def _history_sentence(e: HistoryError) -> str:
-        return f"{e} Training still works; runs not written down are shown until the server stops."
-
-    def _write(self, method: str, *args, **kwargs):
-        """One write to the history; a failure becomes `problem`, never a failed run."""
-        if self.store is None or self._closing:
-            return None
-        try:
-            return getattr(self.store, method)(*args, **kwargs)
-        except HistoryError as e:
-            self.problem = self._history_sentence(e)
-            return None
-
-    def _heard(self, run: Run, event: str, data: dict) -> None:
-        """A run's event: write it down; when a run ends, its device takes the next."""
-        now = time.time()
-        if event == "starting":
-            self._write("update_run", run.id, status="starting", started=now)
-        elif event == "began":
-            self._write("update_run", run.id, status="running", total_steps=data["total_steps"])
-        elif event == "progressed":
-            self._write("add_losses", run.id, data["steps"], data["losses"])
-            self._write("update_run", run.id, step=data["step"], seen=data["seen"],
-                        elapsed=data["elapsed"])  # fmt: skip
-        elif event == "epoch_ended":
-            self._write("add_accuracy", run.id, data["epoch"], data["accuracy"])
-            self._write("update_run", run.id, epoch=data["epoch"], test_accuracy=data["accuracy"])
-        elif event == "ended":
-            self._write("update_run", run.id, status=data["status"], message=data["message"],
-                        out=data["out"], ended=now)  # fmt: skip
+    def _heard(self, run: Run, event: Event) -> None:
+        """A run's event, after the history's: when a run ends, its device takes the next."""
+        if isinstance(event, Ended):
             with self._lock:
                 if self._training.get(run.device) is run:
                     del self._training[run.device]
@@ -151,14 +116,10 @@ class Trainer:
 
     # -- starting, queueing, dispatching ------------------------------------------------------
 
-    def _worker(self, device: str):
+    def _worker(self, device: str) -> Worker:
         if device not in self._workers:
-            if self.worker_kind == "process":
-                from .worker import ProcessWorker  # spawns processes: only where asked for
-
-                self._workers[device] = ProcessWorker(device, self.data_dir, self.models_dir)
-            else:
-                self._workers[device] = ThreadWorker(device, self.data_dir, self.models_dir)
+            kind = ProcessWorker if self.worker_kind == "process" else ThreadWorker
+            self._workers[device] = kind(device, self.data_dir, self.models_dir)
         return self._workers[device]
 
     def _n_train(self, data) -> int:
@@ -177,19 +138,19 @@ class Trainer:
         check_quota(self.models_dir, adding=est.params * 4)
         with self._lock:
             self._admit(owner)
-            run_id = self._write("add_run", recipe, device, owner) or self._next_id
+            run_id = self.history.add_run(recipe, device, owner) or self._next_id
             self._next_id = max(self._next_id, run_id + 1)
-            run = Run(run_id, recipe, owner, listener=self._heard)
+            run = Run(run_id, recipe, owner, listeners=self._listeners)
             run.device = device
             self._launch_args[run.id] = (data, list(cbs), eager)
             self._estimates[run.id] = est.seconds
-            self.runs.append(run)
+            self._runs.append(run)
             self._dispatch(device)
         return run
 
     def _admit(self, owner: str) -> None:
         """Raise JobBusyError if the queue has no room for one more of `owner`'s runs."""
-        waiting = [r for r in self.runs if r.status in WAITING]
+        waiting = [r for r in self._runs if r.status in WAITING]
         if len(waiting) >= self.max_waiting:
             raise JobBusyError(
                 f"The queue is full ({len(waiting)} runs waiting); try again when some have "
@@ -204,7 +165,7 @@ class Trainer:
 
     def _line(self, device: str) -> list[Run]:
         """The runs waiting for `device`, oldest first (call with the lock held)."""
-        return [r for r in self.runs if r.device == device and r.status in WAITING]
+        return [r for r in self._runs if r.device == device and r.status in WAITING]
 
     def _next_for(self, device: str) -> Run | None:
         """The run `device` should start now: the oldest waiting, if the device is free."""
@@ -223,30 +184,30 @@ class Trainer:
     # -- what a page asks -------------------------------------------------------------------
 
     @property
-    def jobs(self) -> list[Run]:
+    def runs(self) -> list[Run]:
         """This server's runs, oldest first (a copy)."""
         with self._lock:
-            return list(self.runs)
+            return list(self._runs)
 
     @property
     def current(self) -> Run | None:
         """The newest run, whatever its state."""
         with self._lock:
-            return self.runs[-1] if self.runs else None
+            return self._runs[-1] if self._runs else None
 
-    def active(self) -> Run | None:
-        """A run that is training now, if any (the first device's)."""
+    def training(self) -> list[Run]:
+        """The runs training now, one per busy device."""
         with self._lock:
-            return next(iter(self._training.values()), None)
+            return list(self._training.values())
 
     def busy(self) -> bool:
         """Whether any run is training or waiting."""
         with self._lock:
-            return bool(self._training) or any(r.status in WAITING for r in self.runs)
+            return bool(self._training) or any(r.status in WAITING for r in self._runs)
 
     def get(self, run_id: int) -> Run | None:
         with self._lock:
-            return next((r for r in self.runs if r.id == run_id), None)
+            return next((r for r in self._runs if r.id == run_id), None)
 
     def place(self, run: Run) -> int | None:
         """1 if `run` is next on its device, 2 after that...; None if it is not waiting."""
@@ -284,7 +245,7 @@ class Trainer:
         None only from the server's own code. Without `run_id`: every run of `owner`.
         """
         with self._lock:
-            runs = [r for r in self.runs if run_id is None or r.id == run_id]
+            runs = [r for r in self._runs if run_id is None or r.id == run_id]
         for run in runs:
             if run_id is None and owner is not None and run.owner != owner:
                 continue
@@ -293,7 +254,7 @@ class Trainer:
                 status = run.status
                 if status in WAITING:
                     self._launch_args.pop(run.id, None)
-                    run.ended("cancelled", "Cancelled before it started.")
+                    run.ended(RunStatus.CANCELLED, "Cancelled before it started.")
             if status in ACTIVE:
                 self._worker(run.device).stop(run.id)
 
@@ -311,11 +272,11 @@ class Trainer:
             inside = path.resolve().parent == self.models_dir.resolve()
             if inside and path.suffix == ".pt" and path.is_file():
                 path.unlink()
-        self._write("delete_run", run.id)
+        self.history.delete_run(run.id)
         with self._lock:
-            self.runs.remove(run)
+            self._runs.remove(run)
 
-    def find_lr(self, recipe: Recipe, data=None, **kwargs) -> LRFinderResult:
+    def lr_find(self, recipe: Recipe, data=None, **kwargs) -> LRFinderResult:
         """The learning-rate finder on `recipe`, in `recipe`'s device's worker, one scan at a
         time on the server (JobBusyError for a second); blocks until it is done."""
         device = str(resolve_device(recipe.device))
@@ -331,7 +292,7 @@ class Trainer:
             self._finding = True
             worker = self._worker(device)
         try:
-            return worker.find_lr(recipe, data, **kwargs)
+            return worker.lr_find(recipe, data, **kwargs)
         finally:
             with self._lock:
                 self._finding = False
@@ -346,9 +307,8 @@ class Trainer:
     def close(self) -> None:
         """Cancel what waits, stop what trains, end the workers (a server shutting down)."""
         self.stop()
-        for run in self.jobs:
+        for run in self.runs:
             run.join(30)
         for worker in list(self._workers.values()):
             worker.close()
-        if self.store is not None:
-            self.store.close()
+        self.history.close()

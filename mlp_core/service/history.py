@@ -1,4 +1,4 @@
-"""Loss curves: smoothed for the eye, and of bounded size however long the run.
+"""Loss curves of bounded size, however long the run (smoothing: lr_finder.Smoother).
 
 Every batch gives a loss, and a run of batch 1 for many epochs gives millions of them.
 Readers (a chart refreshed once a second, in every open tab) copy the curve each time,
@@ -46,26 +46,3 @@ class LossHistory:
             steps.append(self._count)
             values.append(self._sum / self._n)
         return steps, values
-
-
-class Smoother:
-    """An exponential moving average, corrected for its start at zero (what fastai plots).
-
-    Each new value moves the average by (1 - beta) of its distance; dividing by
-    1 - beta**n undoes the pull towards the 0 it starts from. The learning-rate finder
-    feeds it one loss at a time; `smooth` runs it over a whole curve.
-    """
-
-    def __init__(self, beta: float):
-        self.beta, self.avg, self.n = beta, 0.0, 0
-
-    def __call__(self, x: float) -> float:
-        self.avg = self.beta * self.avg + (1 - self.beta) * x
-        self.n += 1
-        return self.avg / (1 - self.beta**self.n)
-
-
-def smooth(values: list[float], beta: float) -> list[float]:
-    """Every value of a curve smoothed by one Smoother."""
-    s = Smoother(beta)
-    return [s(v) for v in values]

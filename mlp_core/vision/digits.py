@@ -5,9 +5,9 @@ pixels, then placed in a 28x28 frame so that their centre of mass sits at the ce
 picture (a canvas drawing, a phone photo of paper, a screenshot) is none of that, so
 `preprocess` rebuilds it step by step:
 
-    decode (first frame, EXIF orientation) -> grey in [0, 1] -> flatten transparency ->
+    decode (decode.py: first frame, EXIF orientation) -> grey in [0, 1] -> flatten transparency ->
     even out the lighting -> polarity (ink light, background dark) -> the ink's connected
-    pieces (ink.py); a shadow along the border lifted -> without specks, page edges, lines
+    pieces (pieces.py); a shadow along the border lifted -> without specks, page edges, lines
     and frames -> contrast (ink 1, background 0) -> crop to the ink -> stroke width towards
     MNIST's -> scale its larger side to 20 px -> move its centre of mass to pixel (14, 14)
 
@@ -17,30 +17,17 @@ The steps are public (`find_ink`, `stretch`, `to_mnist`) so that `numbers.py` ru
 ones on each digit of a number.
 """
 
-import io
 import os
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from .errors import UserError
-from .files import read_regular_file
-from .ink import Components, components, digit_pieces, noisy, stroke_width
+from .decode import ImageError, decode
+from .pieces import Components, components, digit_pieces, noisy, stroke_width
 
-MAX_FILE_BYTES = 50 * 2**20  # a picture file read from disk (uploads are capped lower)
-MAX_PIXELS = 25_000_000  # width*height limit, checked from the header before decoding
-ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # by content (PIL's img.format)
-_ACCEPTED_TEXT = ", ".join(ACCEPTED_FORMATS[:-1]) + " or " + ACCEPTED_FORMATS[-1]
-
-# How PNG, JPEG and GIF files begin: a file that begins so but does not open is a broken
-# picture, not something else.
-_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
-
-_WORK_SIDE = 2048  # larger pictures are box-averaged down first: the digit ends up 20 px anyway
 _MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of full scale to count
 _DIGIT_SIDE, _FRAME_SIDE = 20, 28  # MNIST: the digit's larger side is 20 px, in a 28 px frame
 _STROKES = (0.08, 0.2)  # stroke widths, as a fraction of the digit's larger side, left as they are
@@ -53,10 +40,6 @@ NO_DIGIT_MARKS = "The image has no digit in it: it shows no mark the size and sh
 NOISE = "The image has no digit in it: it looks like noise or a texture, not a digit."
 
 
-class ImageError(UserError, ValueError):
-    """A picture that cannot become a digit; str(e) is one sentence for the user."""
-
-
 @dataclass(frozen=True)
 class Preprocessed:
     tensor: torch.Tensor  # (1, 28, 28) float32 in [0, 1], 0 = background, 1 = ink
@@ -64,8 +47,10 @@ class Preprocessed:
 
 
 @dataclass(frozen=True)
-class Ink:
-    """A picture's ink, found but not yet stretched: the steps `preprocess` and `numbers` share."""
+class InkMap:
+    """Where a picture's ink is, found but not yet stretched: the steps `preprocess` and
+    `numbers` share. ("Ink" is the marks themselves; here are their grey levels, mask and
+    pieces.)"""
 
     gray: np.ndarray  # (H, W) float32 in [0, 1], the ink lighter than the background
     mask: np.ndarray  # (H, W) bool: Otsu's ink class
@@ -90,9 +75,9 @@ def preprocess(
     return to_mnist(x, mask, bridge=len(keep) > 1)
 
 
-def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> Ink:
+def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> InkMap:
     """Decode, flatten, even out the lighting, set the polarity, split the ink into pieces."""
-    gray, alpha = _decode(source)  # (H, W) each, in [0, 1]; alpha is None when opaque
+    gray, alpha = decode(source)  # (H, W) each, in [0, 1]; alpha is None when opaque
     if alpha is not None:
         gray = _flatten(gray, alpha)
     gray = _even_out(gray)  # (H, W), a flat background even in an unevenly lit photo
@@ -100,13 +85,13 @@ def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> In
     runs = np.count_nonzero(mask[:, 1:] & ~mask[:, :-1]) + np.count_nonzero(mask[:, 0])
     if runs > _MAX_RUNS * mask.shape[0]:  # a row of digits crosses a few dozen strokes at most
         raise ImageError(NOISE)
-    ink = Ink(gray, mask, components(mask))
+    ink = InkMap(gray, mask, components(mask))
     # a large piece along the border: a shadow, perhaps (or a table, or noise: left as is)
     if _shaded(ink.parts) and not noisy(ink.parts, digit_pieces(ink.parts, mask.shape)):
         lifted = np.clip(gray - _background(gray), 0, 1)  # (H, W)
         light = lifted >= _threshold(lifted)  # the ink is light already: no polarity to set
         if light.any():
-            again = Ink(lifted, light, components(light))
+            again = InkMap(lifted, light, components(light))
             if _shaded(again.parts) < _shaded(ink.parts) and not _blob(again.parts):
                 return again
     return ink
@@ -147,7 +132,7 @@ def _background(gray: np.ndarray) -> np.ndarray:
     return F.interpolate(smooth, size=(h, w), mode="bilinear")[0, 0].numpy()  # (H, W)
 
 
-def stretch(ink: Ink, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def stretch(ink: InkMap, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Background 0, typical ink of the pieces `keep` 1, every other piece erased.
 
     Returns the stretched picture and the kept pieces' mask, both (H, W).
@@ -182,115 +167,6 @@ def grow(mask: np.ndarray, r: int) -> np.ndarray:
     """Dilate a boolean (H, W) mask by r pixels (a square neighbourhood)."""
     t = torch.from_numpy(mask).float()[None, None]  # (1, 1, H, W)
     return F.max_pool2d(t, 2 * r + 1, stride=1, padding=r)[0, 0].numpy() > 0
-
-
-def _decode(source) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode any accepted source into grey levels and alpha; nothing but ImageError escapes."""
-    if isinstance(source, (str, os.PathLike)):
-        # read it all (PIL would otherwise keep the file open for animated pictures), but
-        # only a regular file of a picture's size: never /dev/zero, a FIFO or a folder
-        source = read_regular_file(source, MAX_FILE_BYTES, ImageError, "picture")
-    if isinstance(source, np.ndarray):
-        img = _from_array(source)
-    elif isinstance(source, Image.Image):
-        img = source  # the caller decoded it already, so no format check
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        img = _open(bytes(source))
-    else:
-        raise TypeError(
-            f"preprocess() takes bytes, a path, a PIL image or an array, not {source!r}"
-        )
-    _check_size(img.size)  # from the header: nothing has been decoded yet
-    try:
-        # Warnings (corrupt EXIF, palette transparency, ...) must not become errors where
-        # warnings are errors, and decoders of untrusted bytes can raise almost anything.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img.load()  # for an animated GIF, WEBP or PNG: the first frame only
-            img = _upright(img)
-            high_depth = img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
-            has_alpha = img.has_transparency_data and not high_depth
-            img = img.convert("F" if high_depth else "RGBA" if has_alpha else "RGB")
-    except Exception:  # see above: any failure here means a bad file
-        raise ImageError(
-            "The image file is truncated or corrupt and could not be decoded."
-        ) from None
-    if max(img.size) > _WORK_SIDE:
-        img = img.reduce(-(-max(img.size) // _WORK_SIDE))  # box-average by a ceil'd factor
-    if high_depth:
-        return _high_depth(np.asarray(img)), None
-    rgba = np.asarray(img, dtype=np.float32) / 255  # (H, W, 3 or 4)
-    gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)  # (H, W), ITU-R 601 luma
-    return gray, (rgba[..., 3] if has_alpha else None)
-
-
-def _open(data: bytes) -> Image.Image:
-    """Open a file lazily (header only) and refuse unaccepted formats before any decoding."""
-    if not data:
-        raise ImageError("The file is empty, so there is no picture in it.")
-    try:
-        with warnings.catch_warnings():
-            # PIL warns about corrupt EXIF and above its own pixel limit (ours, checked
-            # next, is lower); where warnings are errors, that must not refuse a good file.
-            warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        if data.startswith(_SIGNATURES) or data[:4] + data[8:12] == b"RIFFWEBP":
-            raise ImageError(
-                "The image file is truncated or corrupt and could not be read."
-            ) from None
-        raise ImageError(
-            f"This file is not a picture; please give a {_ACCEPTED_TEXT} image."
-        ) from None
-    except Image.DecompressionBombError:
-        raise ImageError(
-            f"The image is far too large; the limit is {MAX_PIXELS / 1e6:g} megapixels."
-        ) from None
-    except Exception:  # a header parser fed untrusted bytes can raise anything
-        raise ImageError("The image file is truncated or corrupt and could not be read.") from None
-    fmt = "JPEG" if img.format == "MPO" else img.format  # phone cameras' JPEGs open as MPO
-    if fmt not in ACCEPTED_FORMATS:
-        raise ImageError(
-            f"This picture is in {img.format} format; only {_ACCEPTED_TEXT} images are accepted."
-        )
-    return img
-
-
-def _from_array(a: np.ndarray) -> Image.Image:
-    """A canvas's (H, W, 4) RGBA array, or an (H, W) grey or (H, W, 3) RGB one, as an image."""
-    if not (a.ndim == 2 or a.ndim == 3 and a.shape[2] in (3, 4)) or a.dtype != np.uint8:
-        raise ImageError(
-            f"A picture array must be uint8 of shape (H, W), (H, W, 3) or (H, W, 4), "
-            f"not {a.dtype} of shape {a.shape}."
-        )
-    return Image.fromarray(np.ascontiguousarray(a))  # PIL picks L, RGB or RGBA from the shape
-
-
-def _check_size(size: tuple[int, int]) -> None:
-    w, h = size
-    if w * h > MAX_PIXELS:
-        raise ImageError(
-            f"The image is {w}x{h} pixels; the limit is {MAX_PIXELS / 1e6:g} megapixels."
-        )
-    if w * h == 0:
-        raise ImageError("The image has no digit in it: it has no pixels at all.")
-
-
-def _upright(img: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation a camera recorded; a malformed EXIF block is ignored."""
-    try:
-        return ImageOps.exif_transpose(img)
-    except Exception:  # broken EXIF is common; the pixels are still fine
-        return img
-
-
-def _high_depth(a: np.ndarray) -> np.ndarray:
-    """Grey levels of a 16/32-bit or float image in [0, 1]."""
-    a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)  # (H, W); float files may hold NaN
-    # These modes have no fixed range: assume the smallest usual one the values fit in.
-    top = float(a.max(initial=0))
-    scale = 1.0 if top <= 1 else 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
-    return np.clip(a / scale, 0, 1)
 
 
 def _flatten(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -32,9 +32,9 @@ and optimizer are what runs; around them:
 - gradients come from `torch.autograd.grad` inside the step: the graph's own
   buffers, rewritten at every replay (no `zero_grad`, no fresh `.grad`);
 - the learning rate, Adam's step count and the momentum buffers are tensors on
-  the device (`to_device_state` in optim.py); one-cycle computes the rate from
+  the device (`to_device_state` in device_state.py); one-cycle computes the rate from
   the step counter (`OneCycle.lr_tensor`); all are updated inside the graph,
-  where the optimizer's `foreach_step` updates every weight with one kernel
+  where `foreach_step` (device_state.py) updates every weight with one kernel
   per operation (a graph's time goes per kernel, however small);
 - each loss goes into a device buffer of the last 64. The host reads it every
   64 steps or about 0.1 s (its only wait for the GPU), then fires every
@@ -52,8 +52,9 @@ import time
 
 import torch
 
-from .data import to_float
-from .learner import CancelFitException, Learner, OneCycle
+from ..data import to_float
+from ..learner import CancelFitException, Learner, OneCycle
+from .device_state import foreach_step, to_device_state
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class StaticStep:
         self.device = self.labels.device
         self.model, self.opt, self.loss_func = learn.model, opt, learn.loss_func
         self.params, self.schedule = list(opt.params), schedule
-        opt.to_device_state()  # lr, Adam's t, momentum buffers: tensors the step updates in place
+        to_device_state(opt)  # lr, Adam's t, momentum buffers: tensors the step updates in place
         n, b = len(self.labels), batches.batch_size
         self.epoch_sizes = [b] * (n // b) + ([n % b] if n % b else [])  # as Batches cuts them
         self.shuffle, self.order_generator = batches.shuffle, batches.generator
@@ -120,7 +121,7 @@ class StaticStep:
             if self.schedule is not None:  # the rate for step `count`, as OneCycle sets it
                 t = (self.count / self.total).clamp(max=1.0)  # 0-dim float64
                 self.opt.lr.copy_(self.schedule.lr_tensor(t))
-            self.opt.foreach_step()  # step(), all weights per kernel: fewer kernels per replay
+            foreach_step(self.opt)  # step(), all weights per kernel: fewer kernels per replay
             slot = (self.count % len(self.losses)).view(1)  # (1,)
             self.losses.index_copy_(0, slot, loss.detach().view(1))
             self.count += 1  # in place: the graph adds 1 at every replay

@@ -1,4 +1,4 @@
-"""Ink as connected components: which pixels touch, how large each piece is, where it lies.
+"""The ink's pieces (connected components): which pixels touch, how large each is, where.
 
 A picture's ink mask is split into components (8-connected: diagonal neighbours touch), the
 way a reader sees separate marks. The labelling works on runs, not pixels, so that it stays

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from .layers import Linear
-from .learner import DivergenceGuard, Learner
-from .optim import BasicOptim
+from ..layers import Linear
+from ..learner import DivergenceGuard, Learner
+from ..optim import BasicOptim
 
 
 @dataclass(frozen=True)

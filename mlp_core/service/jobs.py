@@ -3,12 +3,13 @@
 A web page must stay responsive while a model trains, and the run must outlive the page
 that started it. So the training happens elsewhere (a worker process, see worker.py, or a
 thread of this process for scripts and tests), and the numbers it makes come back as
-events: `began`, `progressed` (the losses since the last one: every batch, or a few times
-a second from a worker process), `epoch_ended`, `publish` (pictures and norms for the live
-view) and `ended`. A `Run` takes those events under a lock and hands any reader (a
-dashboard refreshing once a second, a test) a consistent `Snapshot`. A `TrainingJob` is
-the loop on the other side: it builds the Learner, fits it with a callback that sends the
-events, saves the model.
+typed events (events.py): `Began`, `Progressed` (the losses since the last one: every
+batch, or a few times a second from a worker process), `EpochEnded`, `Published`
+(pictures and norms for the live view) and `Ended`. A `Run` applies those events under a
+lock and hands any reader (a dashboard refreshing once a second, a test) a consistent
+`Snapshot`; its listeners (the run history, the queue) hear each event after it is
+applied. A `TrainingJob` is the loop on the other side: it builds the Learner, fits it
+with a callback that emits the events, saves the model.
 """
 
 import threading
@@ -19,20 +20,19 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import ModelFileError, check_quota, model_filename, save_checkpoint, unused_path
-from .data import Split, load_mnist
-from .errors import UserError
+from .. import fast  # noqa: F401  (plugs the captured CUDA step into build_learner)
+from ..checkpoint import ModelFileError, save_checkpoint
+from ..data import Split, load_mnist
+from ..errors import UserError
+from ..insight import WeightWatch
+from ..learner import Callback, CancelFitException, DivergedError, Learner
+from ..lr_finder import LRFinderResult, lr_find
+from ..recipe import Recipe
+from ..train import build_learner, training_record
+from .events import Began, Ended, EpochEnded, Event, Progressed, Published, Starting
 from .history import LossHistory
-from .insight import WeightWatch
-from .learner import Callback, CancelFitException, DivergedError, Learner
-from .lr_finder import LRFinderResult, lr_find
-from .recipe import Recipe
-from .train import build_learner, training_record
-
-WAITING = ("queued",)
-ACTIVE = ("starting", "running")
-ENDED = ("finished", "stopped", "diverged", "failed", "cancelled", "interrupted")
-STATUSES = (*WAITING, *ACTIVE, *ENDED)
+from .models_folder import check_quota, model_filename, unused_path
+from .status import ACTIVE, ENDED, WAITING, RunStatus
 
 
 class JobBusyError(UserError, RuntimeError):
@@ -44,7 +44,7 @@ class Snapshot:
     """A consistent copy of a run's state, safe to read from any thread."""
 
     id: int
-    status: str
+    status: RunStatus
     message: str
     recipe: Recipe
     epoch: int  # epochs completed
@@ -86,9 +86,10 @@ class Snapshot:
 class Run:
     """One run as the server knows it: queued, training somewhere, or ended.
 
-    The training side calls the event methods (from its thread, or the thread that reads
-    a worker process's messages); readers call `snapshot`. `listener(run, event, data)`,
-    if given, hears every event after it is applied (the run history writes them down).
+    The training side applies events (`apply`, or the method of the same name, from its
+    thread or the thread that reads a worker process's messages); readers call `snapshot`.
+    Each of `listeners`, `listener(run, event)`, hears every event after it is applied (the
+    run history writes them down; the queue frees the device when a run ends).
     """
 
     def __init__(
@@ -97,17 +98,17 @@ class Run:
         recipe: Recipe,
         owner: str = "",
         created: float | None = None,
-        listener: Callable | None = None,
+        listeners: tuple[Callable[["Run", Event], None], ...] = (),
     ):
         self.id, self.recipe, self.owner = id, recipe, owner
         self.device = recipe.device
         self.created = time.time() if created is None else created
-        self.listener = listener
+        self.listeners = tuple(listeners)
         self.extras: dict = {}  # what callbacks publish: "weights" (n, 28, 28), "norms" [...]
         self._lock = threading.Lock()
-        self._done = threading.Event()  # set once `ended` has been heard
-        self._over = False  # `ended` was called
-        self._status, self._message = "queued", "Waiting for its turn."
+        self._done = threading.Event()  # set once Ended has been heard
+        self._over = False  # Ended was applied
+        self._status, self._message = RunStatus.QUEUED, "Waiting for its turn."
         self._losses = LossHistory()
         self._accuracies: list[float] = []
         self._epoch = self._step = self._seen = self._total_steps = 0
@@ -117,60 +118,75 @@ class Run:
 
     # -- events, from the training side ---------------------------------------------------
 
-    def _tell(self, event: str, data: dict) -> None:
-        if self.listener is not None:
-            self.listener(self, event, data)
+    def apply(self, event: Event) -> None:
+        """Apply one of the run's events (events.py); anything else is a TypeError."""
+        match event:
+            case Starting(message):
+                self.starting(message)
+            case Began(total_steps):
+                self.began(total_steps)
+            case Progressed(losses, step, seen, elapsed):
+                self.progressed(losses, step, seen, elapsed)
+            case EpochEnded(epoch, accuracy):
+                self.epoch_ended(epoch, accuracy)
+            case Published(key, value):
+                self.publish(key, value)
+            case Ended(status, message, out):
+                self.ended(status, message, out)
+            case _:
+                raise TypeError(f"not a run's event: {type(event).__name__}")
+
+    def _tell(self, event: Event) -> None:
+        for listener in self.listeners:
+            listener(self, event)
 
     def starting(self, message: str = "Loading MNIST...") -> None:
         with self._lock:
-            self._status, self._message = "starting", message
-        self._tell("starting", {})
+            self._status, self._message = RunStatus.STARTING, message
+        self._tell(Starting(message))
 
     def began(self, total_steps: int) -> None:
         with self._lock:
-            self._status, self._message = "running", "Training..."
+            self._status, self._message = RunStatus.RUNNING, "Training..."
             self._total_steps = total_steps
-        self._tell("began", {"total_steps": total_steps})
+        self._tell(Began(total_steps))
 
     def progressed(self, losses: list[float], step: int, seen: int, elapsed: float) -> None:
         """The losses of the batches since the last call; `step` batches done in all."""
         with self._lock:
-            first = self._step + 1
             for loss in losses:
                 self._losses.append(loss)  # bounded: long runs keep averages of neighbours
             self._step, self._seen, self._elapsed = step, seen, elapsed
-        steps = list(range(first, first + len(losses)))
-        self._tell("progressed", {"steps": steps, "losses": list(losses), "step": step,
-                                  "seen": seen, "elapsed": elapsed})  # fmt: skip
+        self._tell(Progressed(list(losses), step, seen, elapsed))
 
     def epoch_ended(self, epoch: int, accuracy: float) -> None:
         with self._lock:
             self._accuracies.append(accuracy)
             self._epoch = epoch
-        self._tell("epoch_ended", {"epoch": epoch, "accuracy": accuracy})
+        self._tell(EpochEnded(epoch, accuracy))
 
     def publish(self, key: str, value) -> None:
         """For callbacks: share a value with readers (they get it in Snapshot.extras)."""
         with self._lock:
             self.extras[key] = value
 
-    def ended(self, status: str, message: str, out: str | None = None) -> None:
+    def ended(self, status: RunStatus, message: str, out: str | None = None) -> None:
         """The run is over (once: a later call is ignored). `join` returns after the
-        listener has heard it: the run is written down and its device free again."""
+        listeners have heard it: the run is written down and its device free again."""
         with self._lock:
             if self._over:
                 return
             self._over = True
-            self._status, self._message, self._out = status, message, out
+            self._status, self._message, self._out = RunStatus(status), message, out
         try:
-            self._tell("ended", {"status": status, "message": message, "out": out})
+            self._tell(Ended(status, message, out))
         finally:
             self._done.set()
 
     # -- readers ----------------------------------------------------------------------------
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         with self._lock:
             return self._status
 
@@ -210,12 +226,12 @@ class Run:
     # -- a run from the history of an earlier server ------------------------------------------
 
     @classmethod
-    def past(cls, row, curves: Callable, listener: Callable | None = None) -> "Run":
+    def past(cls, row, curves: Callable, listeners=()) -> "Run":
         """A run read back from the run history (a runstore.RunRow); `curves()` returns its
         (losses, accuracies) when the run is first shown."""
-        run = cls(row.id, row.recipe, row.owner, row.created, listener)
+        run = cls(row.id, row.recipe, row.owner, row.created, listeners)
         run.device = row.device
-        run._status, run._message, run._out = row.status, row.message, row.out
+        run._status, run._message, run._out = RunStatus(row.status), row.message, row.out
         run._epoch, run._step, run._seen = row.epoch, row.step, row.seen
         run._total_steps, run._elapsed = row.total_steps, row.elapsed
         run._restore, run._final = curves, row.test_accuracy
@@ -236,35 +252,38 @@ class Run:
 
 
 class _Watch(Callback):
-    """Sends the live numbers to the run's events (every `every` seconds), and turns a stop
-    request into a clean stop (checked every batch: a stop takes effect within one)."""
+    """Emits the run's live numbers (every `every` seconds), and turns a stop request (the
+    `stop` event, set by TrainingJob.stop) into a clean stop, checked every batch."""
 
     order = 10  # after DivergenceGuard (-10): a diverging loss is never recorded
 
-    def __init__(self, job: "TrainingJob", every: float = 0.0):
-        self.job, self.every = job, every
+    def __init__(self, emit: Callable[[Event], None], stop: threading.Event, every: float = 0.0):
+        self.emit, self.stop, self.every = emit, stop, every
 
     def before_fit(self, learn):
         self.losses, self.step, self.seen, self.last = [], 0, 0, time.monotonic()
-        self.job.sink.began(learn.epochs * len(learn.train))
+        self.emit(Began(learn.epochs * len(learn.train)))
 
     def flush(self, learn):
         if self.losses:
-            self.job.sink.progressed(self.losses, self.step, self.seen, learn.seconds)
+            self.emit(Progressed(self.losses, self.step, self.seen, learn.seconds))
             self.losses, self.last = [], time.monotonic()
 
     def after_batch(self, learn):
         self.losses.append(learn.loss)
         self.step, self.seen = self.step + 1, self.seen + learn.batch_size
-        if self.job._stop.is_set():
-            self.flush(learn)
-            raise CancelFitException
         if time.monotonic() - self.last >= self.every:
             self.flush(learn)
+        # checked after the flush: a stop requested after a reader saw step s ends at s + 1
+        # at the latest (checked before it, a stop landing between the check and the flush
+        # would run one batch more)
+        if self.stop.is_set():
+            self.flush(learn)
+            raise CancelFitException
 
     def after_epoch(self, learn):
         self.flush(learn)
-        self.job.sink.epoch_ended(learn.epochs_done, learn.test_accuracy)
+        self.emit(EpochEnded(learn.epochs_done, learn.test_accuracy))
 
     def after_fit(self, learn):
         self.flush(learn)
@@ -274,9 +293,9 @@ Data = tuple[Split, Split]
 
 
 class TrainingJob:
-    """The training loop of one run: build the Learner by `recipe`, fit it while sending
-    the run's events to `sink` (a Run, or a worker's pipe), save the model. `run` does it
-    in the caller's thread; `start` in a daemon thread of its own."""
+    """The training loop of one run: build the Learner by `recipe`, fit it while emitting
+    the run's events (to `run`, or to `emit`: a worker's pipe), save the model. `train`
+    does it in the caller's thread; `start` in a daemon thread of its own."""
 
     _ids = iter(range(1, 1_000_000))
 
@@ -288,25 +307,30 @@ class TrainingJob:
         data: Data | Callable[[], Data] | None = None,
         cbs: list[Callback] = (),
         eager: bool | None = None,  # build_learner's: None captures the step on CUDA
-        sink=None,  # a Run, or anything with its event methods; a new Run if None
-        report_every: float = 0.0,  # seconds between `progressed` events; 0: every batch
+        run: Run | None = None,  # the run the events go to; a new Run if neither is given
+        emit: Callable[[Event], None] | None = None,  # where events go instead (a pipe)
+        report_every: float = 0.0,  # seconds between Progressed events; 0: every batch
+        run_id: int | None = None,  # with `emit`: the run's id, for the thread's name
     ):
         self.recipe, self.eager = recipe, eager
         self.data_dir, self.models_dir, self.data = data_dir, Path(models_dir), data
         self.cbs, self.report_every = list(cbs), report_every
-        self.sink = sink if sink is not None else Run(next(self._ids), recipe)
-        self.id = getattr(self.sink, "id", None)
-        self._stop = threading.Event()
+        if emit is None and run is None:
+            run = Run(next(self._ids), recipe)
+        self.run = run
+        self.emit = emit if emit is not None else run.apply
+        self.id = run.id if run is not None else run_id
+        self.stop_requested = threading.Event()  # the stop event _Watch checks every batch
         self._thread: threading.Thread | None = None
 
     def start(self) -> "TrainingJob":
-        self._thread = threading.Thread(target=self.run, name=f"training-{self.id}", daemon=True)
+        self._thread = threading.Thread(target=self.train, name=f"training-{self.id}", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         """Ask the run to end; it does so after the batch in progress."""
-        self._stop.set()
+        self.stop_requested.set()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread; True if it has ended."""
@@ -316,30 +340,33 @@ class TrainingJob:
         return True
 
     def snapshot(self) -> Snapshot:
-        return self.sink.snapshot()
+        return self.run.snapshot()
 
     def _load(self) -> Data:
         if callable(self.data):
             return self.data()
         return self.data or (load_mnist(True, self.data_dir), load_mnist(False, self.data_dir))
 
-    def run(self) -> None:
-        """Train to the end, stop or failure; the last event sent is always `ended`."""
+    def train(self) -> None:
+        """Train to the end, stop or failure; the last event emitted is always Ended."""
         learn: Learner | None = None
         watch: _Watch | None = None
-        end = ("failed", "The run ended without a word (a bug).", None)
+        end = (RunStatus.FAILED, "The run ended without a word (a bug).", None)
         try:
-            self.sink.starting()
+            self.emit(Starting())
             train, test = self._load()
             # templates (up to 64, the page shows as many as asked) and norms for the live view
-            watch_weights = WeightWatch(self.sink.publish, n=64)
-            watch = _Watch(self, self.report_every)
+            watch_weights = WeightWatch(lambda key, value: self.emit(Published(key, value)), n=64)
+            watch = _Watch(self.emit, self.stop_requested, self.report_every)
             cbs = [watch, watch_weights, *self.cbs]
             learn = build_learner(self.recipe, train, test, cbs, eager=self.eager)
-            learn.job = self  # lets callbacks reach the job (its id, stop)
             learn.fit(self.recipe.epochs)
             if learn.epochs_done == 0:
-                end = ("stopped", "Stopped before the first epoch ended; nothing was saved.", None)
+                end = (
+                    RunStatus.STOPPED,
+                    "Stopped before the first epoch ended; nothing was saved.",
+                    None,
+                )
                 return
             check_quota(self.models_dir)
             out = unused_path(self.models_dir / model_filename(self.recipe, learn.test_accuracy))
@@ -347,32 +374,40 @@ class TrainingJob:
             done = (
                 f"after {learn.epochs_done} of {self.recipe.epochs} epochs" if learn.stopped else ""
             )
-            status = "stopped" if learn.stopped else "finished"
+            status = RunStatus.STOPPED if learn.stopped else RunStatus.FINISHED
             end = (status, f"Test accuracy: {learn.test_accuracy:.4f} {done}".strip(), str(out))
         except DivergedError as e:
-            end = ("diverged", str(e), None)
+            end = (RunStatus.DIVERGED, str(e), None)
         except torch.cuda.OutOfMemoryError:
             end = (
-                "failed",
+                RunStatus.FAILED,
                 "CUDA ran out of memory: try a smaller batch size or hidden layers, or the CPU.",
                 None,
             )
         except (ModelFileError, UserError) as e:  # e.g. the models folder filled up, no MNIST
-            end = ("failed", str(e), None)
+            end = (RunStatus.FAILED, str(e), None)
         except OSError as e:  # the message would show the server's folders: only say why
-            end = ("failed", f"Saving the model failed: {e.strerror or type(e).__name__}.", None)
+            end = (
+                RunStatus.FAILED,
+                f"Saving the model failed: {e.strerror or type(e).__name__}.",
+                None,
+            )
         except Exception as e:  # any other failure ends this run, never the server
-            end = ("failed", f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, None)
+            end = (
+                RunStatus.FAILED,
+                f"{type(e).__name__}: {e}" if str(e) else type(e).__name__,
+                None,
+            )
         finally:
             if watch is not None and learn is not None and hasattr(watch, "losses"):
                 watch.flush(learn)  # the batches recorded before a failure
             del learn  # free the model and the data copy on the device
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            self.sink.ended(*end)
+            self.emit(Ended(*end))
 
 
-def find_lr(recipe: Recipe, data: Data | Callable[[], Data], **kwargs) -> LRFinderResult:
+def lr_find_for(recipe: Recipe, data: Data | Callable[[], Data], **kwargs) -> LRFinderResult:
     """The learning-rate finder on `recipe`'s model, on the training split of `data`.
 
     Eager on every device: the finder sets a new rate from Python before each batch, which
@@ -380,31 +415,3 @@ def find_lr(recipe: Recipe, data: Data | Callable[[], Data], **kwargs) -> LRFind
     """
     train = (data() if callable(data) else data)[0]
     return lr_find(build_learner(recipe, train, eager=True), **kwargs)
-
-
-class ThreadWorker:
-    """Trains one device's runs in threads of this process (scripts and tests: callbacks
-    and in-memory data pass as they are). worker.ProcessWorker does the same in a process."""
-
-    def __init__(self, device: str, data_dir=None, models_dir="models"):
-        self.device, self.data_dir, self.models_dir = device, data_dir, models_dir
-        self._jobs: dict[int, TrainingJob] = {}
-
-    def train(self, run: Run, data: Data | None = None, cbs=(), eager=None) -> None:
-        job = TrainingJob(run.recipe, self.data_dir, self.models_dir, data, cbs, eager, sink=run)
-        self._jobs = {i: j for i, j in self._jobs.items() if not j.sink.join(0)}  # live ones
-        self._jobs[run.id] = job
-        job.start()
-
-    def stop(self, run_id: int) -> None:
-        if (job := self._jobs.get(run_id)) is not None:
-            job.stop()
-
-    def find_lr(self, recipe: Recipe, data: Data | None = None, **kwargs) -> LRFinderResult:
-        if data is None:
-            data = (load_mnist(True, self.data_dir, download=False), None)
-        return find_lr(recipe, data, **kwargs)
-
-    def close(self) -> None:
-        for job in self._jobs.values():
-            job.stop()

@@ -1,4 +1,6 @@
-"""Training in a worker process: the web server only submits, reads progress and stops.
+"""Workers: where a device's runs train. One interface (`Worker`), two kinds side by side:
+`ThreadWorker` trains in threads of this process (scripts and tests), `ProcessWorker` in a
+worker process (the server): the web server only submits, reads progress and stops.
 
 Why not a thread of the server? Python runs one thread at a time (the GIL), so a
 training loop in the server's process competes with every page it serves: with eight
@@ -10,31 +12,49 @@ marks it failed, starts a new worker and goes on with the queue.
 
 The worker is started with `spawn` (a fresh interpreter: forking a process that already
 runs threads and torch is unsafe), loads MNIST once and keeps it for every run after.
-Server and worker talk over one pipe, in tuples:
+Server and worker talk over one pipe in the typed messages of events.py:
 
-    server -> worker   ("train", run_id, recipe, cbs, eager)   ("stop", run_id)
-                       ("find", request_id, recipe, kwargs)
-    worker -> server   (event, run_id, *args): the Run's events (jobs.py), e.g.
-                       ("progressed", 7, [2.30, 2.28], 2, 128, 0.05); ("found", id, result)
+    server -> worker   Train(run_id, recipe, cbs, eager), Stop(run_id),
+                       LRFind(request_id, recipe, kwargs)
+    worker -> server   RunEvent(run_id, event): one of the run's events, e.g.
+                       RunEvent(7, Progressed([2.30, 2.28], 2, 128, 0.05)); Found(id, result)
+
+Each side checks what it receives: anything else is refused with one logged sentence.
 """
 
 import contextlib
 import itertools
+import logging
 import multiprocessing
 import os
 import queue
 import threading
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from .data import load_mnist
-from .errors import UserError
-from .jobs import Run, TrainingJob, find_lr
-from .lr_finder import LRFinderResult
-from .recipe import Recipe
+from ..data import load_mnist
+from ..errors import UserError
+from ..lr_finder import LRFinderResult
+from ..recipe import Recipe
+from .events import (
+    EVENTS,
+    Ended,
+    Event,
+    Found,
+    LRFind,
+    Published,
+    RunEvent,
+    Stop,
+    Train,
+)
+from .jobs import Data, Run, TrainingJob, lr_find_for
+from .status import RunStatus
+
+log = logging.getLogger(__name__)
 
 NICE = 10  # the worker yields the CPU to the web server when both want it
 REPORT_EVERY = 0.1  # seconds between progress messages: one pickle per batch would cost more
@@ -48,21 +68,63 @@ class WorkerDiedError(UserError, RuntimeError):
     """The worker process ended while the server waited for its answer."""
 
 
+class Worker(Protocol):
+    """Trains one device's runs, one after another, and scans for learning rates."""
+
+    device: str
+
+    def train(self, run: Run, data: Data | None = None, cbs=(), eager=None) -> None:
+        """Train `run` (its events go to it, Ended last); returns at once."""
+
+    def stop(self, run_id: int) -> None:
+        """Ask the run to end after its batch in progress."""
+
+    def lr_find(self, recipe: Recipe, data: Data | None = None, **kwargs) -> LRFinderResult:
+        """The learning-rate finder on `recipe`; blocks until it is done."""
+
+    def close(self) -> None:
+        """Stop what trains; end the worker."""
+
+
+# -- in this process --------------------------------------------------------------------------
+
+
+class ThreadWorker:
+    """Trains one device's runs in threads of this process (scripts and tests: callbacks
+    and in-memory data pass as they are)."""
+
+    def __init__(self, device: str, data_dir=None, models_dir="models"):
+        self.device, self.data_dir, self.models_dir = device, data_dir, models_dir
+        self._jobs: dict[int, TrainingJob] = {}
+
+    def train(self, run: Run, data: Data | None = None, cbs=(), eager=None) -> None:
+        job = TrainingJob(run.recipe, self.data_dir, self.models_dir, data, cbs, eager, run=run)
+        self._jobs = {i: j for i, j in self._jobs.items() if not j.run.join(0)}  # live ones
+        self._jobs[run.id] = job
+        job.start()
+
+    def stop(self, run_id: int) -> None:
+        if (job := self._jobs.get(run_id)) is not None:
+            job.stop()
+
+    def lr_find(self, recipe: Recipe, data: Data | None = None, **kwargs) -> LRFinderResult:
+        if data is None:
+            data = (load_mnist(True, self.data_dir, download=False), None)
+        return lr_find_for(recipe, data, **kwargs)
+
+    def close(self) -> None:
+        for job in self._jobs.values():
+            job.stop()
+
+
 # -- the worker process -----------------------------------------------------------------------
 
 
-class _PipeSink:
-    """A Run's event methods, sent down the pipe (tensors as numpy arrays: plain pickles)."""
-
-    def __init__(self, run_id: int, send: Callable):
-        self.id, self.send = run_id, send
-
-    def __getattr__(self, event: str):
-        def send(*args):
-            args = [a.numpy() if isinstance(a, torch.Tensor) else a for a in args]
-            self.send((event, self.id, *args))
-
-        return send
+def _plain(event: Event) -> Event:
+    """The event as a plain pickle: a published tensor as a numpy array."""
+    if isinstance(event, Published) and isinstance(event.value, torch.Tensor):
+        return replace(event, value=event.value.numpy())
+    return event
 
 
 def _step_aside() -> None:
@@ -106,11 +168,11 @@ def main(conn, data_dir, models_dir, threads: int) -> None:
 
     def find(request_id, recipe, kwargs) -> None:
         try:
-            send(("found", request_id, find_lr(recipe, data, **kwargs)))
+            send(Found(request_id, lr_find_for(recipe, data, **kwargs)))
         except UserError as e:
-            send(("found", request_id, UserError(str(e))))
+            send(Found(request_id, UserError(str(e))))
         except Exception as e:  # the finder fails, never the worker
-            send(("found", request_id, UserError(f"The scan failed: {type(e).__name__}.")))
+            send(Found(request_id, UserError(f"The scan failed: {type(e).__name__}.")))
 
     def listen() -> None:
         while True:
@@ -118,24 +180,30 @@ def main(conn, data_dir, models_dir, threads: int) -> None:
                 message = conn.recv()
             except (EOFError, OSError):  # the server is gone: so is its worker
                 os._exit(0)
-            kind, key, *rest = message
-            if kind == "train":
-                recipe, cbs, eager = rest
-                sink = _PipeSink(key, send)
-                jobs[key] = TrainingJob(
-                    recipe, data_dir, models_dir, data, cbs, eager, sink=sink,
-                    report_every=REPORT_EVERY,
-                )  # fmt: skip
-                todo.put(key)
-            elif kind == "stop" and key in jobs:
-                jobs[key].stop()
-            elif kind == "find":
-                threading.Thread(target=find, args=(key, *rest), daemon=True).start()
+            match message:
+                case Train(run_id, recipe, cbs, eager):
+                    emit = lambda event, run_id=run_id: send(RunEvent(run_id, _plain(event)))
+                    jobs[run_id] = TrainingJob(
+                        recipe, data_dir, models_dir, data, cbs, eager, emit=emit,
+                        report_every=REPORT_EVERY, run_id=run_id,
+                    )  # fmt: skip
+                    todo.put(run_id)
+                case Stop(run_id) if run_id in jobs:
+                    jobs[run_id].stop()
+                case LRFind(request_id, recipe, kwargs):
+                    args = (request_id, recipe, kwargs)
+                    threading.Thread(target=find, args=args, daemon=True).start()
+                case Stop():
+                    pass  # the run has ended already
+                case _:
+                    log.warning(
+                        "The worker refused a message it does not know: %s.", _name(message)
+                    )
 
     threading.Thread(target=listen, daemon=True).start()
     while True:
         run_id = todo.get()
-        jobs[run_id].run()  # sends the run's events, `ended` last
+        jobs[run_id].train()  # sends the run's events, Ended last
         del jobs[run_id]
 
 
@@ -149,7 +217,7 @@ def _reads_its_own(data) -> None:
 
 
 class ProcessWorker:
-    """One device's worker process, seen from the server: `train`, `stop`, `find_lr`.
+    """One device's worker process, seen from the server: `train`, `stop`, `lr_find`.
 
     Started on first use; if it dies, the run it was training ends as failed and the
     next `train` starts a new one. `runs` finds the Run an event is about.
@@ -163,7 +231,7 @@ class ProcessWorker:
         self._proc = None
         self._conn = None
         self._runs: dict[int, tuple] = {}  # (run, its process): sent and not yet ended
-        self._found: dict[int, list] = {}  # find_lr requests waiting: [event, answer]
+        self._found: dict[int, list] = {}  # lr_find requests waiting: [event, answer]
         self._ids = itertools.count(1)
 
     @property
@@ -200,19 +268,19 @@ class ProcessWorker:
     def train(self, run: Run, data=None, cbs=(), eager=None) -> None:
         _reads_its_own(data)
         run.starting("Starting...")
-        self._send(("train", run.id, run.recipe, list(cbs), eager), run)
+        self._send(Train(run.id, run.recipe, list(cbs), eager), run)
 
     def stop(self, run_id: int) -> None:
         with self._lock:
             alive = self._conn is not None and self._proc.is_alive()
         if alive:
-            self._send(("stop", run_id))
+            self._send(Stop(run_id))
 
-    def find_lr(self, recipe: Recipe, data=None, timeout: float = 300, **kwargs) -> LRFinderResult:
+    def lr_find(self, recipe: Recipe, data=None, timeout: float = 300, **kwargs) -> LRFinderResult:
         _reads_its_own(data)
         request_id = next(self._ids)
         waiting = self._found[request_id] = [threading.Event(), None]
-        self._send(("find", request_id, recipe, kwargs))
+        self._send(LRFind(request_id, recipe, kwargs))
         try:
             if not waiting[0].wait(timeout):
                 raise UserError("The learning-rate scan took too long; try again.")
@@ -226,23 +294,10 @@ class ProcessWorker:
         """Apply the worker's events to their runs until it ends; then fail what it held."""
         while True:
             try:
-                event, key, *args = conn.recv()
+                message = conn.recv()
             except (EOFError, OSError):
                 break
-            if event == "found":
-                if (waiting := self._found.get(key)) is not None:
-                    waiting[1] = args[0]
-                    waiting[0].set()
-                continue
-            run, _ = self._runs.get(key, (None, None))
-            if run is None:
-                continue
-            if event == "publish" and isinstance(args[1], np.ndarray):
-                args[1] = torch.from_numpy(args[1])
-            if event == "ended":
-                with self._lock:
-                    self._runs.pop(key, None)
-            getattr(run, event)(*args)
+            self._receive(message)
         proc.join(5)
         conn.close()
         with self._lock:
@@ -255,7 +310,29 @@ class ProcessWorker:
             waiting[1] = WorkerDiedError(DIED.partition(";")[0] + ".")
             waiting[0].set()
         for run in lost:
-            run.ended("failed", DIED)
+            run.ended(RunStatus.FAILED, DIED)
+
+    def _receive(self, message) -> None:
+        """Apply one message from the worker: a run's event, or a scan's answer. Anything
+        else is refused with a logged sentence, never called."""
+        match message:
+            case Found(request_id, result) if isinstance(result, (LRFinderResult, UserError)):
+                if (waiting := self._found.get(request_id)) is not None:
+                    waiting[1] = result
+                    waiting[0].set()
+            case RunEvent(run_id, event) if isinstance(event, EVENTS):
+                run, _ = self._runs.get(run_id, (None, None))
+                if run is None:
+                    return
+                if isinstance(event, Published) and isinstance(event.value, np.ndarray):
+                    event = replace(event, value=torch.from_numpy(event.value))
+                if isinstance(event, Ended):
+                    with self._lock:
+                        self._runs.pop(run_id, None)
+                run.apply(event)
+            case _:
+                log.warning("Refused a message from the worker that is not an event: %s.",
+                            _name(message))  # fmt: skip
 
     def close(self) -> None:
         """End the worker process (its run, if any, ends as failed)."""
@@ -264,3 +341,9 @@ class ProcessWorker:
         if proc is not None and proc.is_alive():
             proc.terminate()
             proc.join(5)
+
+
+def _name(message) -> str:
+    """What a refused message was, for the log: its type, and the event's type inside."""
+    inner = getattr(message, "event", None)
+    return type(message).__name__ + (f"({type(inner).__name__})" if inner is not None else "")

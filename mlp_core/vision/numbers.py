@@ -1,0 +1,294 @@
+"""Read a number: let recognition cut the picture into its digits, then read each digit.
+
+The network reads one centred 28x28 digit at a time, so a picture of "2026" must be cut into
+its digits, and rules about ink alone cut badly: a 5 whose flag does not touch its body
+becomes two digits, a broad 0 is cut in two, touching digits are split in the wrong place. So
+the networks decide (LeCun, Bottou, Bengio, Haffner 1998, section VI):
+
+    digits.find_ink (decode, even out the lighting, polarity, ink in connected pieces) ->
+    drop specks, page edges, frames and lines (pieces.digit_pieces), and punctuation ->
+    segment: cut generously into atoms (pieces; wide pieces again at thin columns), and
+    take every run of 1-3 neighbouring atoms as a candidate digit ->
+    each candidate: the classifier's ten probabilities, the verifier's "one whole digit?" ->
+    the reading whose digits together score best: a shortest path over the candidates
+
+A candidate's score is log P(digit) + log P(whole): half a digit or two digits together may
+look like some digit to the classifier, but the verifier (verifier.py, a small MLP of its own,
+so any classifier a user trains still reads numbers) says they are not one whole digit.
+
+Each digit's answer comes with its confidence; below UNSURE the answer names the runner-up
+("unsure: 4 or 9"). When the second-best reading scores nearly as well, the number says so,
+"135 (or 1355?)", and points at the digit in doubt.
+"""
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..metrics import predict_probs
+from .decode import ImageError
+from .digits import NO_DIGIT_MARKS, NOISE, Preprocessed, find_ink, stretch
+from .pieces import Components, digit_pieces, noisy
+from .segment import Atom, Line, atoms, crop, line_of, runs
+from .verifier import Verifier, shipped_verifier
+
+MAX_DIGITS = 12  # a longer row of marks is text, noise or a texture, not a number
+UNSURE = 0.75  # below this top probability, an answer names its runner-up
+_SMALL = 0.4  # a piece smaller than this many digit heights is part of a digit, or punctuation
+_KEEP = 4  # readings kept into each node of the path search: enough for the runner-up
+_CLOSE = 1.5  # a runner-up reading within this much log-score (4.5x) is named as well
+_TRUST = 0.5  # the verifier's weight against the classifier's in a candidate's score
+_PER_DIGIT = 0.5  # added to a reading's score per digit: a longer reading's small bonus
+
+
+@dataclass(frozen=True)
+class Digit:
+    """One digit of a number: the network's answer and what it saw."""
+
+    digit: int
+    probabilities: list[float]  # ten, summing to 1
+    box: tuple[int, int, int, int]  # (left, top, right, bottom) in the picture as read, px
+    prep: Preprocessed  # the 28x28 tensor and preview the network saw
+    joined: bool = False  # True: cut out of touching digits
+    whole: float = 1.0  # the verifier's probability that this is one whole digit
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.digit]
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number read from a picture, digit by digit, left to right."""
+
+    digits: list[Digit]
+    problems: list[str]  # sentences about parts that could not be separated
+    alternative: str = ""  # a reading nearly as likely ("1355" for "135"), else ""
+    doubt: int | None = None  # with an alternative: the index of the digit it differs at
+
+    @property
+    def text(self) -> str:
+        return "".join(str(d.digit) for d in self.digits)
+
+    @property
+    def weakest(self) -> int:
+        """Index of the digit in doubt: where the alternative differs, else the one the network
+        is least sure of."""
+        if self.doubt is not None:
+            return self.doubt
+        return int(np.argmin([d.confidence for d in self.digits]))
+
+    @property
+    def unsure(self) -> bool:
+        low = self.digits[self.weakest].confidence < UNSURE
+        return low or bool(self.problems) or bool(self.alternative)
+
+    @property
+    def heading(self) -> str:
+        """`135`, or `135 (or 1355?)` when another reading is nearly as likely."""
+        return f"{self.text} (or {self.alternative}?)" if self.alternative else self.text
+
+    @property
+    def caution(self) -> str:
+        """What is in doubt, one clause: `digit 3 could be 7`, or `digit 3 is in doubt: the
+        picture may also read 1355`; "" when sure."""
+        if not self.unsure:
+            return ""
+        if self.alternative:
+            k, other = self.weakest + 1, self.alternative
+            return f"digit {k} is in doubt: the picture may also read {other}"
+        rival = int(np.argsort(self.digits[self.weakest].probabilities)[-2])
+        return f"digit {self.weakest + 1} could be {rival}"
+
+    def summary(self) -> str:
+        """`2026`; `135 (or 1355? digit 3 in doubt)`; `2026 (unsure: digit 3 could be 7)`."""
+        if self.alternative:
+            return f"{self.text} (or {self.alternative}? digit {self.weakest + 1} in doubt)"
+        return f"{self.text} (unsure: {self.caution})" if self.unsure else self.text
+
+    def lines(self) -> list[str]:
+        """One line per digit, the weakest marked when unsure, then any problem."""
+        out = [
+            f"digit {i + 1}: {verdict(d.probabilities)}"
+            + ("  <- in doubt" if self.unsure and i == self.weakest else "")
+            for i, d in enumerate(self.digits)
+        ]
+        return out + self.problems
+
+    def as_dict(self) -> dict:
+        """Plain values for JSON: the number, each digit's answer, box and probabilities."""
+        return {
+            "number": self.text,
+            "unsure": self.unsure,
+            "weakest": self.weakest,
+            "alternative": self.alternative or None,
+            "problems": self.problems,
+            "digits": [
+                {"digit": d.digit, "confidence": d.confidence, "whole": d.whole,
+                 "box": list(d.box), "probabilities": d.probabilities}
+                for d in self.digits
+            ],
+        }  # fmt: skip
+
+
+def verdict(probs) -> str:
+    """`7 (98.2%)`, or `unsure: 4 or 9 (52.0% / 41.3%)` when the top probability is low."""
+    p = np.asarray(probs, dtype=float)
+    first, second = np.argsort(p)[::-1][:2]
+    if p[first] >= UNSURE:
+        return f"{first} ({p[first]:.1%})"
+    return f"unsure: {first} or {second} ({p[first]:.1%} / {p[second]:.1%})"
+
+
+def read_number(
+    model: torch.nn.Module,
+    source: bytes | str | os.PathLike | Image.Image | np.ndarray,
+    verifier: Verifier | None = None,
+) -> Number:
+    """Find the digits of a number in a picture and read each one; left to right.
+
+    `verifier`: judges whether a candidate is one whole digit (default: the shipped one).
+    Raises ImageError, with one sentence for the user, for a picture with no digit in it (as
+    `preprocess` does) and for one with more than MAX_DIGITS separate marks.
+    """
+    ink = find_ink(source)
+    keep = digit_pieces(ink.parts, ink.mask.shape)  # (k,) piece indices
+    if len(keep) == 0:
+        raise ImageError(NO_DIGIT_MARKS)
+    if noisy(ink.parts, keep):
+        raise ImageError(NOISE)
+    if len(keep) > 4 * MAX_DIGITS:  # the candidates stay few: never more than this many pieces
+        raise ImageError(_too_many(len(keep)))
+    line = line_of(ink.parts, keep)
+    keep = _near(ink.parts, keep, line)  # without punctuation and marks far from the digits
+    if _columns(ink.parts, keep, line) > MAX_DIGITS:
+        raise ImageError(_too_many(_columns(ink.parts, keep, line)))
+    x, _ = stretch(ink, keep)  # (H, W): background 0, ink 1
+    found = atoms(ink.parts, keep, line)
+    if len(found) > 5 * MAX_DIGITS:  # a long row of touching marks: text, not a number
+        raise ImageError(_too_many(len(found)))
+    spans = runs(found, line)  # at most MAX_RUN per atom: the work stays bounded
+    cands = [crop(ink.parts, x, found, i, j, line) for i, j in spans]
+    pictures = torch.cat([c.prep.tensor for c in cands])  # (C, 28, 28)
+    features = torch.from_numpy(np.stack([c.features for c in cands]))  # (C, N_FEATURES)
+    probs = predict_probs(model, pictures).numpy()  # (C, 10)
+    whole = (verifier or shipped_verifier()).whole(pictures, features).numpy()  # (C,)
+    best, *rest = _readings(spans, probs, whole, len(found))
+    shared = _shared_pieces(found, spans, best.steps)
+    digits = [
+        Digit(d, probs[c].tolist(), cands[c].box, cands[c].prep, joined=c in shared,
+              whole=float(whole[c]))
+        for c, d in best.steps
+    ]  # fmt: skip
+    if len(digits) > MAX_DIGITS:
+        raise ImageError(_too_many(len(digits)))
+    rival = next((r for r in rest if best.score - r.score < _CLOSE), None)
+    doubt = None if rival is None else _first_difference(best.steps, rival.steps)
+    return Number(digits, _problems(digits), rival.text if rival else "", doubt)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    score: float  # the sum over its digits of log P(digit) + _TRUST log P(whole) + _PER_DIGIT
+    steps: tuple[tuple[int, int], ...]  # (candidate, digit) left to right
+
+    @property
+    def text(self) -> str:
+        return "".join(str(d) for _, d in self.steps)
+
+
+def _readings(spans, probs: np.ndarray, whole: np.ndarray, n: int) -> list[_Reading]:
+    """The best few readings of atoms 0..n, best first, no two the same text: a shortest path
+    over the graph whose nodes are the gaps between atoms and whose edges are the candidates
+    (each with its two likeliest digits), keeping the _KEEP best paths into each node."""
+    score = np.log(probs + 1e-9) + _TRUST * np.log(whole + 1e-9)[:, None] + _PER_DIGIT  # (C, 10)
+    leaving = [[] for _ in range(n)]
+    for c, (i, _) in enumerate(spans):
+        leaving[i].append(c)
+    into: list[dict[str, _Reading]] = [{} for _ in range(n + 1)]
+    into[0][""] = _Reading(0.0, ())
+    for i in range(n):
+        for r in sorted(into[i].values(), key=lambda r: -r.score)[:_KEEP]:
+            for c in leaving[i]:
+                for d in np.argsort(score[c])[-2:].tolist():
+                    new = _Reading(r.score + float(score[c, d]), (*r.steps, (c, d)))
+                    j, text = spans[c][1], r.text + str(d)
+                    if text not in into[j] or into[j][text].score < new.score:
+                        into[j][text] = new
+    return sorted(into[n].values(), key=lambda r: -r.score)
+
+
+def _first_difference(steps, other) -> int:
+    """The index of the first digit of `steps` that `other` does not read the same way."""
+    return next((k for k, s in enumerate(steps) if s not in other), len(steps) - 1)
+
+
+def _shared_pieces(found: list[Atom], spans, steps) -> set[int]:
+    """The candidates of a reading that hold a part of a piece cut between digits."""
+    owners: dict[tuple[int, ...], set[int]] = {}
+    for c, _ in steps:
+        for a in found[spans[c][0] : spans[c][1]]:
+            owners.setdefault(a.pieces, set()).add(c)
+    return {c for cs in owners.values() if len(cs) > 1 for c in cs}
+
+
+def _problems(digits: list[Digit]) -> list[str]:
+    """A sentence per run of digits cut apart from one piece and read without confidence."""
+    out, k = [], 0
+    while k < len(digits):
+        end = k
+        while end + 1 < len(digits) and digits[end + 1].joined and digits[k].joined:
+            end += 1
+        group = digits[k : end + 1]
+        if end > k and min(d.confidence * d.whole for d in group) < UNSURE:
+            out.append(
+                f"Digits {k + 1} to {end + 1} touch and could not be separated with confidence."
+            )
+        k = end + 1
+    return out
+
+
+def _near(parts: Components, keep: np.ndarray, line: Line) -> np.ndarray:
+    """Drop small marks (a full stop, a dash) farther than 0.15 digit heights from any larger
+    piece: punctuation; a small mark close to a digit may be a part of it."""
+    size = np.maximum(parts.height[keep], parts.width[keep])
+    large = keep[size >= _SMALL * line.height]
+    out = [
+        i for i, s in zip(keep.tolist(), size)
+        if s >= _SMALL * line.height
+        or min((_distance(_box(parts, [i]), _box(parts, [j])) for j in large), default=0)
+        < 0.15 * line.height
+    ]  # fmt: skip
+    return np.array(out, dtype=int)
+
+
+def _columns(parts: Components, keep: np.ndarray, line: Line) -> int:
+    """How many separate columns of large pieces there are: at least that many digits."""
+    big = keep[np.maximum(parts.height[keep], parts.width[keep]) >= _SMALL * line.height]
+    ends, count = -1, 0
+    for i in big[np.argsort(parts.left[big])]:
+        count += parts.left[i] >= ends
+        ends = max(ends, parts.right[i]) if parts.left[i] < ends else parts.right[i]
+    return int(count)
+
+
+def _too_many(n: int) -> str:
+    return (
+        f"The image has no number in it: it has {n} separate marks, more than the "
+        f"{MAX_DIGITS} digits a number may have."
+    )
+
+
+def _box(parts: Components, g: list[int]) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of a group of pieces."""
+    return parts.left[g].min(), parts.top[g].min(), parts.right[g].max(), parts.bottom[g].max()
+
+
+def _distance(a: tuple, b: tuple) -> float:
+    """The gap between two boxes (left, top, right, bottom), 0 where they overlap."""
+    dx = max(a[0] - b[2], b[0] - a[2], 0)
+    dy = max(a[1] - b[3], b[1] - a[3], 0)
+    return float(np.hypot(dx, dy))
