@@ -33,6 +33,9 @@ def main() -> None:
         st.Page(
             f"{folder}/predict.py", title="Predict", icon=":material/draw:", url_path="predict"
         ),
+        st.Page(
+            f"{folder}/step.py", title="Step through", icon=":material/footprint:", url_path="step"
+        ),
     ]
     page = st.navigation(pages)
     ui.sidebar(page)

@@ -25,11 +25,11 @@ def show_number(model, source) -> None:
     except ImageError as e:
         st.info(f"{NUMBER_HINT} ({e})")
         return
-    st.markdown(f"#### Read: {found.text}")
+    st.markdown(f"#### Read: {found.heading}")
     for problem in found.problems:
         st.warning(problem)
     if found.unsure:
-        st.caption(f"Unsure: {found.doubt}.")
+        st.caption(f"Unsure: {found.caution}.")
     for col, (i, d) in zip(st.columns(len(found.digits)), enumerate(found.digits), strict=True):
         weakest = found.unsure and i == found.weakest
         with col, st.container(border=True):

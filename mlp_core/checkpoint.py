@@ -56,14 +56,19 @@ def save_checkpoint(
     A crash or full disk midway leaves the previous file untouched. With overwrite=False an
     existing file is never replaced (FileExistsError), even by a save racing this one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "recipe": recipe.to_dict(),
         "record": dict(record or {}),
     }
+    return write_atomically(path, payload, overwrite)
+
+
+def write_atomically(path, payload: dict, overwrite: bool = True) -> Path:
+    """torch.save a dict of tensors and plain values to a temporary file, then move it in place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -115,16 +120,24 @@ def _refusal(e: Exception, data: bytes) -> str:
 
 def load_checkpoint(source) -> Checkpoint:
     """Load a model file (path or bytes) safely, or raise ModelFileError."""
+    return _checked(read_tensors(source, MAX_FILE_BYTES))
+
+
+def read_tensors(source, max_bytes: int):
+    """torch.load a file (path or bytes) of at most max_bytes with weights_only=True, which
+    runs no code; anything else is a ModelFileError naming what was wrong."""
     if isinstance(source, bytes):
         data = source
     else:  # a regular file only, its size checked before a byte is read
-        data = read_regular_file(source, MAX_FILE_BYTES, ModelFileError, "model file")
-    if len(data) > MAX_FILE_BYTES:
-        raise ModelFileError("The model file is larger than 200 MB, too large to be one of ours.")
+        data = read_regular_file(source, max_bytes, ModelFileError, "model file")
+    if len(data) > max_bytes:
+        raise ModelFileError(
+            f"The model file is larger than {max_bytes / 2**20:g} MB, too large to be one of ours."
+        )
     try:
         with warnings.catch_warnings():  # e.g. "pickle protocol 4": we answer with our own sentence
             warnings.simplefilter("ignore")
-            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise ModelFileError(_refusal(e, data)) from None
     except MemoryError:
@@ -133,7 +146,6 @@ def load_checkpoint(source) -> Checkpoint:
         ) from None
     except Exception:  # torch's readers fed broken bytes raise almost anything (struct.error...)
         raise ModelFileError(CORRUPT) from None
-    return _checked(obj)
 
 
 def _checked(obj) -> Checkpoint:
@@ -152,10 +164,16 @@ def _checked(obj) -> Checkpoint:
     if acc is not None and not (isinstance(acc, (int, float)) and 0 <= acc <= 1):
         raise ModelFileError("The model file's test accuracy is not a number from 0 to 1.")
     model = DigitClassifier(recipe.hidden)
+    load_checked(model, state, "a DigitClassifier")
+    return Checkpoint(model.eval(), recipe, record)
+
+
+def load_checked(model: torch.nn.Module, state: dict, what: str) -> None:
+    """Load a state dict into model after checking its keys, shapes and finite float values."""
     expected = {k: v.shape for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
     if set(got) != set(expected) or len(state) != len(expected):
-        raise ModelFileError("The model file's weights do not match a DigitClassifier.")
+        raise ModelFileError(f"The model file's weights do not match {what}.")
     for k, shape in expected.items():
         if got[k] != tuple(shape):
             raise ModelFileError(
@@ -164,7 +182,6 @@ def _checked(obj) -> Checkpoint:
         if not state[k].is_floating_point() or not torch.isfinite(state[k]).all():
             raise ModelFileError(f"The model file's {k} holds NaN, infinite or non-float values.")
     model.load_state_dict(state)
-    return Checkpoint(model.eval(), recipe, record)
 
 
 @dataclass(frozen=True)

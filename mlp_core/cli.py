@@ -20,6 +20,7 @@ from .errors import UserError
 from .learner import Callback
 from .recipe import Recipe
 from .service import budget, model_filename
+from .vision.verifier import VerifierRecipe
 
 
 class CliError(UserError):
@@ -144,6 +145,27 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="per file: the digit and all ten probabilities, or the error",
     )
+    v = sub.add_parser(
+        "train-verifier",
+        help="train the verifier that tells one whole digit from parts and pairs (numbers)",
+    )
+    for f in fields(VerifierRecipe):
+        default = f.default
+        if f.name == "hidden":
+            v.add_argument(
+                "--hidden",
+                type=int,
+                nargs="+",
+                default=list(default),
+                help=f"hidden layer sizes (default: {' '.join(map(str, default))})",
+            )
+        else:
+            v.add_argument("--" + f.name.replace("_", "-"), type=type(default), default=default,
+                           help=f"(default: {default})")  # fmt: skip
+    v.add_argument(
+        "--data-dir", help="folder holding MNIST/raw (default: $MNIST_ROOT, else ./data)"
+    )
+    v.add_argument("--out", default="models/verifier.pt", help="(default: models/verifier.pt)")
     return parser
 
 
@@ -300,12 +322,36 @@ def predict_numbers(model, files: list[str], as_json: bool) -> int:
     return 0 if ok else 1
 
 
+def cmd_train_verifier(args) -> int:
+    from .vision.verifier import save_verifier, train_verifier
+
+    names = {f.name for f in fields(VerifierRecipe)}
+    recipe = VerifierRecipe(**{k: v for k, v in vars(args).items() if k in names})
+    recipe.hidden = tuple(recipe.hidden)
+    if (
+        not all(1 <= n <= 4096 for n in recipe.hidden)
+        or min(recipe.numbers, recipe.epochs, recipe.batch_size) < 1
+        or not recipe.lr > 0
+    ):
+        raise CliError("The verifier's sizes, counts and learning rate must be positive.")
+    train_images = load_mnist(True, args.data_dir).images.numpy()
+    test_images = load_mnist(False, args.data_dir).images.numpy()
+    model, record = train_verifier(recipe, train_images, test_images)
+    out = save_verifier(args.out, model, recipe, record)
+    print(
+        f"Verifier: {record['test_accuracy']:.4f} of {record['test_candidates']} test candidates "
+        f"right (whole digits kept {record['whole_recall']:.4f}, parts and pairs refused "
+        f"{record['part_rejected']:.4f}) in {record['seconds']:.0f} s; saved {out}"
+    )
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}[args.command](
-            args
-        )
+        commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                    "train-verifier": cmd_train_verifier}  # fmt: skip
+        return commands[args.command](args)
     except UserError as e:  # a sentence for the user: no type, no traceback
         print(f"error: {one_line(str(e))}", file=sys.stderr)
         return 1

@@ -81,7 +81,7 @@ def imported(path: Path) -> set[str]:
 
 
 def test_there_are_pages_to_check():
-    assert {p.stem for p in PAGES} == {"overview", "train", "samples", "predict"}
+    assert {p.stem for p in PAGES} == {"overview", "train", "samples", "predict", "step"}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)

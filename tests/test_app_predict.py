@@ -373,9 +373,10 @@ def test_an_unsure_digit_is_pointed_out():
     ImageDraw.Draw(img).ellipse((330, 40, 450, 170), outline=(255, 255, 255, 255), width=14)
     ImageDraw.Draw(img).line([(340, 60), (440, 160)], fill=(255, 255, 255, 255), width=14)
     draw(at, img)  # a crossed-out ring after "20": no digit the network is sure of
-    (line,) = read_lines(at)
-    assert line.startswith("#### Read: 20") and len(line) == len("#### Read: 20") + 1
-    assert any(re.fullmatch(r"Unsure: digit 3 could be \d\.", c.value) for c in at.caption)
+    (line,) = read_lines(at)  # a close second reading is named beside it: "208 (or 209?)"
+    assert re.fullmatch(r"#### Read: 20\d( \(or 20\d\?\))?", line), line
+    caution = r"Unsure: digit 3 (could be \d|is in doubt: the picture may also read 20\d)\."
+    assert any(re.fullmatch(caution, c.value) for c in at.caption)
     assert sum(m.value.startswith("**weakest:** ") for m in at.markdown) == 1
 
 

@@ -16,7 +16,8 @@ def test_deep_links_open_each_page_inside_the_dashboard(browser, tmp_path):
             # a fresh server's very first request is a deep link: the legacy pages/ mode
             # would run the page alone, with file names in the navigation and no sidebar
             for path, heading in [("/predict", "Predict"), ("/samples", "Samples"),
-                                  ("/train", "Train"), ("/", "Teach a network")]:  # fmt: skip
+                                  ("/train", "Train"), ("/step", "Step through learning"),
+                                  ("/", "Teach a network")]:  # fmt: skip
                 page.goto(server.url + path)
                 nav = page.get_by_test_id("stSidebarNav")
                 expect(nav.get_by_role("link", name="Overview", exact=True)).to_be_visible()

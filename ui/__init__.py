@@ -12,6 +12,7 @@ why.py         one picture's answer and "Why this answer?"
 canvas.py      the drawing square
 sidebar.py     the active model and a running job, on every page
 steps_view.py  the seven steps of learning with their code; the lessons listed
+step_view.py   Step through: the visitor's stepping network, its settings, the seven steps
 compare_view.py two runs side by side: recipes with differences marked, curves
 share.py       where the Train form starts from: a lesson, or a link carrying a recipe
 """
@@ -51,6 +52,11 @@ from .server import (
 )
 from .share import start_from, write_link
 from .sidebar import sidebar
+from .step_view import act as step_act
+from .step_view import buttons as step_buttons
+from .step_view import network_form, stepper
+from .step_view import settings as step_settings
+from .step_view import show as show_step
 from .steps_view import show_lessons, show_steps
 from .why import show_prediction, show_why
 
@@ -71,6 +77,7 @@ __all__ = [
     "limit_uploads",
     "load_model",
     "mnist_missing",
+    "network_form",
     "model_caption",
     "model_files",
     "model_picker",
@@ -91,6 +98,7 @@ __all__ = [
     "show_queue",
     "show_run",
     "show_runs",
+    "show_step",
     "show_teacher",
     "show_steps",
     "show_why",
@@ -98,6 +106,10 @@ __all__ = [
     "start_from",
     "split_probs",
     "starts_in",
+    "step_act",
+    "step_buttons",
+    "step_settings",
+    "stepper",
     "trainer",
     "upscale",
     "write_link",

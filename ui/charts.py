@@ -270,3 +270,48 @@ def accuracies_chart(snaps: list[Snapshot]) -> alt.Chart:
         "run:N", legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=0)
     )
     return _accuracy_lines(df, tooltip=["run", "epoch"], color=color)
+
+
+def loss_share_chart(shares, labels) -> alt.Chart:
+    """Each picture's share of one batch's loss: a bar per picture, numbered from 1."""
+    n = len(shares)
+    df = pd.DataFrame({
+        "picture": range(1, n + 1), "share": [float(s) for s in shares],
+        "label": [int(v) for v in labels],
+    })  # fmt: skip
+    return (
+        alt.Chart(df, height=150)
+        .mark_bar(color="#ff4b4b")
+        .encode(
+            x=alt.X("picture:O", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("share:Q", title="share of the loss", axis=alt.Axis(format="%")),
+            tooltip=["picture", "label", alt.Tooltip("share:Q", format=".1%")],
+        )
+    )
+
+
+def stepping_charts(losses: list[tuple[int, float]], accuracies: list[tuple[int, float]]):
+    """The loss of each step's batch and the test-slice accuracy, side by side (finite
+    values only: a diverged step's NaN is left out)."""
+    df = pd.DataFrame(losses, columns=["step", "loss"])
+    df = df[np.isfinite(df["loss"])]
+    loss = (
+        alt.Chart(df, title="Loss of each step's batch", height=200)
+        .mark_line(point=len(df) <= 30)
+        .encode(
+            x=alt.X("step:Q", axis=alt.Axis(format="d")),
+            y=alt.Y("loss:Q", title="loss (cross-entropy)"),
+            tooltip=["step", alt.Tooltip("loss:Q", format=".4f")],
+        )
+    )
+    acc = pd.DataFrame(accuracies, columns=["step", "test accuracy"])
+    accuracy = (
+        alt.Chart(acc, title="Accuracy on 1,000 test pictures", height=200)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("step:Q", axis=alt.Axis(format="d")),
+            y=alt.Y("test accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            tooltip=["step", alt.Tooltip("test accuracy:Q", format=".1%")],
+        )
+    )
+    return loss, accuracy

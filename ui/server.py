@@ -290,9 +290,20 @@ def _sweep_departed_uploads_forever() -> None:
             for _, info in expired:
                 info.session.shutdown()
             departed = sweep_uploads(runtime)
-            if expired or departed:
+            forgot = [forget(_live_session_ids(runtime)) for forget in list(_FORGETTERS)]
+            if expired or departed or any(forgot):
                 _collect_all()  # a session's objects refer to each other: free them now
                 _trim_heap()
+
+
+_FORGETTERS: list = []  # forget(live session ids) -> whether it freed anything
+
+
+def when_sessions_leave(forget) -> None:
+    """Have the sweeper call `forget(live_session_ids)` every SWEEP_SECONDS, to free what
+    sessions that no longer exist held (it returns whether it freed anything)."""
+    if forget not in _FORGETTERS:
+        _FORGETTERS.append(forget)
 
 
 def sweep_uploads(runtime: Runtime, now: float | None = None) -> int:

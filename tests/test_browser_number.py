@@ -1,0 +1,45 @@
+"""A number drawn with the mouse on the Predict page's "A number" strip, as a visitor draws it."""
+
+import re
+
+import pytest
+
+from conftest import streamlit_server
+
+# Strokes on the 700x200 strip, digit by digit, close together: "2", "5" with its flag drawn
+# as a stroke of its own that does not touch the body, "7".
+STROKES = [
+    [(40, 60), (75, 35), (120, 45), (125, 85), (40, 165), (135, 165)],  # 2
+    [(160, 45), (225, 45)],  # 5: the flag, apart
+    [(163, 62), (160, 100), (200, 92), (228, 118), (225, 150), (195, 168), (160, 158)],  # 5
+    [(255, 40), (345, 40), (290, 170)],  # 7
+]
+
+
+@pytest.mark.browser
+def test_a_number_drawn_with_the_mouse_is_read(browser, tmp_path):
+    from playwright.sync_api import expect
+
+    with streamlit_server({"MLP_MODELS_DIR": str(tmp_path)}) as server:
+        page = browser.new_page(viewport={"width": 1300, "height": 1100})
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(server.url + "/predict")
+            page.get_by_role("tab", name="A number").click()
+            # fabric.js draws on two canvases; the upper one takes the mouse
+            strip = page.get_by_role("tabpanel", name="A number").locator("canvas").last
+            expect(strip).to_be_visible(timeout=60_000)
+            box = strip.bounding_box()
+            for stroke in STROKES:
+                x, y = stroke[0]
+                page.mouse.move(box["x"] + x, box["y"] + y)
+                page.mouse.down()
+                for x, y in stroke[1:]:
+                    page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
+                page.mouse.up()
+            # read right; a close second reading may be named beside it, "(or 2557?)"
+            heading = page.get_by_role("heading", name=re.compile(r"^Read: 257( \(or \d+\?\))?$"))
+            expect(heading).to_be_visible(timeout=60_000)
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+        finally:
+            page.close()
