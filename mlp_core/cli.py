@@ -38,9 +38,9 @@ class Parser(argparse.ArgumentParser):
 class ProgressBar(Callback):
     """One line per epoch on stderr: a bar, the loss, samples/s, then test accuracy."""
 
-    def __init__(self, stream=sys.stderr, width=24):
-        self.stream, self.width = stream, width
-        self.tty = stream.isatty()
+    def __init__(self, stream=None, width=24):
+        self.stream, self.width = stream or sys.stderr, width  # stderr as it is now, not at import
+        self.tty = self.stream.isatty()
 
     def before_epoch(self, learn):
         self.t0, self.seen = time.perf_counter(), 0

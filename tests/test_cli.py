@@ -1,28 +1,70 @@
 """The command line: train and evaluate on real MNIST, and one-line errors."""
 
+import io
 import json
 import os
 import subprocess
 import sys
+import threading
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import fields
 
 import pytest
 
 from conftest import REPO
 from mlp_core import Recipe, load_checkpoint
+from mlp_core.cli import main
 from mlp_core.service.models_folder import model_filename
 
 TINY_TRAIN = ("train", "--epochs", 1, "--hidden", 16, "--batch-size", 60, "--no-augment")
 
 
-def cli(*args, env=None, timeout=300, cwd=REPO, **run):
-    """`python -m mlp_core *args` in `cwd` (mlp_core importable from anywhere); a hang
-    past `timeout` seconds fails the test."""
+def cli_process(*args, env=None, timeout=300, cwd=REPO, **run):
+    """`python -m mlp_core *args` in a process of its own, in `cwd` (mlp_core importable
+    from anywhere); a hang past `timeout` seconds fails the test (test_cli_hardening.py's
+    commands, which read FIFOs and devices, run so)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "mlp_core", *map(str, args)],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, **run,
     )  # fmt: skip
+
+
+def cli(*args, cwd=REPO, timeout=300, **_) -> subprocess.CompletedProcess:
+    """`python -m mlp_core *args` run in this process: the same `main` as `__main__.py`
+    calls, its exit code, stdout and stderr, in `cwd`, warnings off as for a user. A second
+    interpreter would spend 2 s importing torch per command; that `python -m mlp_core` runs
+    at all is test_the_module_runs_as_a_program's. The command runs in a thread: one that
+    has not ended after `timeout` seconds (it opened a FIFO it should never read, say)
+    fails the test instead of stalling the suite."""
+    out, err, here, ended = io.StringIO(), io.StringIO(), os.getcwd(), {}
+
+    def run() -> None:
+        try:
+            ended["code"] = main([str(a) for a in args])
+        except SystemExit as e:  # argparse: --help (0), a bad argument (2)
+            ended["code"] = e.code if isinstance(e.code, int) else int(e.code is not None)
+
+    try:
+        os.chdir(cwd)
+        with redirect_stdout(out), redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            thread.join(timeout)
+    finally:
+        os.chdir(here)
+    assert "code" in ended, f"mlp_core {' '.join(map(str, args))} did not end in {timeout} s"
+    return subprocess.CompletedProcess(["mlp_core", *args], ended["code"], out.getvalue(),
+                                       err.getvalue())  # fmt: skip
+
+
+def test_the_module_runs_as_a_program(tmp_path):
+    """`python -m mlp_core` from another folder: its help, and a bad argument's one line."""
+    r = cli_process("--help", cwd=tmp_path, timeout=60)
+    assert r.returncode == 0 and "train" in r.stdout and "predict" in r.stdout, r.stderr
+    assert_one_line_error(cli_process("fly", cwd=tmp_path, timeout=60), code=2)
 
 
 def assert_one_line_error(r, code=1):

@@ -1,7 +1,8 @@
 """The command line under abuse (issue 12, item 6): every failure is one line and a
 nonzero exit, nothing hangs, and no file that is not a model is ever replaced.
 
-Each command runs in a real subprocess with a timeout, so a hang fails the test.
+Each command runs with a timeout (test_cli.cli: in a thread of this process), so a hang, such
+as reading a FIFO that stands in for a file never to be read, fails the test.
 """
 
 import os
@@ -10,7 +11,7 @@ import shutil
 import signal
 
 import pytest
-from test_cli import assert_one_line_error, cli
+from test_cli import assert_one_line_error, cli, cli_process
 from test_cli_predict import MODEL, drawn_digit
 from test_data import BAD_IDX, spoil
 
@@ -18,7 +19,7 @@ from mlp_core import load_checkpoint
 from mlp_core.cli import main
 from mlp_core.data import MNIST_FILES
 
-FAST = 60  # seconds: a refused command takes a few (importing torch); a hang takes forever
+FAST = 60  # seconds: a refused command takes well under one; a hang takes forever
 NOT_REGULAR = "is not a regular file, so it was not opened."
 TINY_RUN = ("train", "--epochs", 1, "--hidden", 16, "--no-augment", "--json")
 
@@ -168,8 +169,16 @@ def small_files_only():  # in the child: writes past 100 kB fail with EFBIG, lik
 
 def test_a_save_that_fails_after_training_is_one_line(tmp_path, tiny_mnist):
     out = tmp_path / "big.pt"  # 784 x 64 weights: about 200 kB, more than the child may write
-    r = cli(*TINY_RUN, "--hidden", 64, "--data-dir", tiny_mnist, "--out", out,
-            preexec_fn=small_files_only)  # fmt: skip
+    r = cli_process(
+        *TINY_RUN,
+        "--hidden",
+        64,
+        "--data-dir",
+        tiny_mnist,
+        "--out",
+        out,
+        preexec_fn=small_files_only,
+    )  # fmt: skip (a file size limit: its own process)
     assert_one_line_error(r)
     assert (
         f"Training finished but the model could not be saved to {out}: File too large." in r.stderr

@@ -1,15 +1,14 @@
 """`python -m mlp_core predict`: one answer or one error per file, the exit code, --json."""
 
 import json
-import os
 import random
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageOps
+from test_cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "default.pt"
@@ -31,14 +30,8 @@ def drawn_digit(digit: int) -> Image.Image:
 
 
 def predict(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mlp_core", "predict", *args],
-        cwd=REPO,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """`python -m mlp_core predict *args`, run in this process (test_cli.cli)."""
+    return cli("predict", *args)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ No Streamlit here: these drive mlp_core.service.jobs directly on tiny synthetic 
 """
 
 import dataclasses
+import functools
 import math
 import shutil
 import threading
@@ -468,13 +469,17 @@ def test_one_learning_rate_scan_at_a_time_even_beside_a_run(trainer, data, monke
     assert found and found[0].lrs and run.join(30) and run.status == "finished"
 
 
-def test_a_long_runs_snapshot_stays_small(trainer, data):
-    # 600 images in batches of 1 for 12 epochs: 7,200 losses, more than the history keeps
-    trainer.start(Recipe(hidden=(8,), batch_size=1, epochs=12, lr=0.001, augment=False), data=data)
+def test_a_long_runs_snapshot_stays_small(trainer, data, monkeypatch):
+    # a run's loss history capped at 64 points (4,096 when served): 600 images in batches of
+    # 6 for 3 epochs are 300 losses, over four times the cap, as 7,200 would be for 4,096
+    from mlp_core.service import jobs
+
+    monkeypatch.setattr(jobs, "LossHistory", functools.partial(jobs.LossHistory, cap=64))
+    trainer.start(Recipe(hidden=(8,), batch_size=6, epochs=3, lr=0.001, augment=False), data=data)
     snap = trainer.wait(300)
     assert snap.status == "finished", snap.message
-    assert snap.step == 7200 and len(snap.losses) == len(snap.loss_steps) <= 4096
-    assert snap.loss_steps[-1] == 7200
+    assert snap.step == 300 and len(snap.losses) == len(snap.loss_steps) <= 64
+    assert snap.loss_steps[-1] == 300
 
 
 @pytest.mark.parametrize("device", ["../../etc", "cuda:7", "nonsense"])
