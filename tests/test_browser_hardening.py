@@ -77,9 +77,13 @@ def uploads_held(url: str) -> int:
 def test_the_uploads_of_browsers_that_left_are_given_back(browser, tmp_path, report):
     expect.set_options(timeout=60_000)
     env = {"MLP_MODELS_DIR": str(tmp_path), "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "2"}
-    files = [{"name": f"n{i}.png", "mimeType": "image/png", "buffer": broken_png(i, 5_000_000)}
-             for i in range(8)]  # fmt: skip
-    size = sum(len(f["buffer"]) for f in files)
+    # on disk, handed to Chromium by path: Playwright sends a buffer through its own pipe
+    # (base64, about 2 MB/s here), a path it does not
+    files = []
+    for i in range(8):
+        files.append(tmp_path / f"n{i}.png")
+        files[-1].write_bytes(broken_png(i, 5_000_000))
+    size = sum(f.stat().st_size for f in files)
     with streamlit_server(env) as server:
         contexts = []
 
