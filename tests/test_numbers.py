@@ -197,6 +197,22 @@ def test_specks_a_frame_a_ruled_line_and_a_page_edge_are_not_digits(model):
     assert read_number(model, encode(img, "PNG", rng)).text == "2026"
 
 
+@pytest.mark.parametrize("style", ["paper", "photo"])
+def test_a_number_on_ruled_paper_is_read_and_the_lines_are_not(model, style):
+    # issue 23's leftover: "4711" on lined paper read as one box the size of the page
+    rng = np.random.default_rng(4)
+    number = printed_number("4711", size=70)  # its glyphs cross the line above the one it is on
+    h, w = number.shape
+    page = np.zeros((600, 800), np.float32)
+    for y in range(40, 600, 60):
+        page[y : y + 3] = 1  # a ruled line every 60 px, across the page
+    top = 283 - h + 8
+    page[top : top + h, 200 : 200 + w] = np.maximum(page[top : top + h, 200 : 200 + w], number)
+    got = read_number(model, encode(paint(page, style, rng), "PNG", rng))
+    assert got.text == "4711"
+    assert all(d.box[3] - d.box[1] < 90 and d.box[2] - d.box[0] < 90 for d in got.digits)
+
+
 REGRESSED = pytest.mark.xfail(strict=True, reason="issue 24: regression, cut in the wrong place")
 
 
