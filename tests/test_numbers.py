@@ -213,14 +213,7 @@ def test_a_number_on_ruled_paper_is_read_and_the_lines_are_not(model, style):
     assert all(d.box[3] - d.box[1] < 90 and d.box[2] - d.box[0] < 90 for d in got.digits)
 
 
-REGRESSED = pytest.mark.xfail(strict=True, reason="issue 24: regression, cut in the wrong place")
-
-
-@pytest.mark.parametrize(
-    "number",
-    [pytest.param("12", marks=REGRESSED), "90", "1999", pytest.param("2026", marks=REGRESSED),
-     "3845"],
-)  # fmt: skip
+@pytest.mark.parametrize("number", ["12", "90", "1999", "2026", "3845"])
 def test_touching_digits_are_cut_apart(model, number):
     cover = printed_number(number, gap=-0.05)  # each glyph overlaps the next by 5% of a size
     from mlp_core.vision.pieces import components
