@@ -48,3 +48,23 @@ def test_an_atom_owns_a_pixel_once_and_every_pixel_is_owned():
     found = atoms(parts, np.arange(len(parts)), Line(height=100.0, middle=60.0))
     count = sum((mask & a.owns(0, mask.shape[0], 0, mask.shape[1])).astype(int) for a in found)
     assert (count[mask] == 1).all()
+
+
+def test_a_tall_piece_is_cut_on_a_small_copy(monkeypatch):
+    from mlp_core.vision import segment
+
+    seen = []
+    paths = segment._paths
+    monkeypatch.setattr(
+        segment, "_paths", lambda ink, half: seen.append(ink.shape) or paths(ink, half)
+    )
+    img = Image.new("L", (1200, 420), 0)
+    draw = ImageDraw.Draw(img)
+    for x in range(40, 1100, 180):  # six rings side by side, touching: one piece
+        draw.ellipse((x, 10, x + 190, 410), outline=255, width=30)
+    mask = np.asarray(img) > 127
+    parts = components(mask)
+    assert len(parts) == 1
+    found = atoms(parts, np.arange(1), Line(height=400.0, middle=210.0))
+    assert seen and all(h <= segment._CUT_ROWS for h, _ in seen)  # the paths' work: 40 rows
+    assert 6 <= len(found) <= 6 * 3  # cut between the rings, not into slivers
