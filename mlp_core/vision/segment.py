@@ -20,7 +20,7 @@ import numpy as np
 from .digits import Preprocessed, grow, to_mnist
 from .pieces import Components
 
-MAX_RUN = 3  # atoms in one digit at most: a 5's flag and body, a wide 0 cut in three
+MAX_RUN = 4  # atoms in one digit at most: a 5's flag and body, a wide 0 cut in three or four
 _CUT_FROM = 0.6  # a piece this many digit heights wide may be touching digits: cut it
 _CUT_MARGIN = 0.1  # digit heights: no cut nearer a piece's end (a 1 is about this wide)
 _CUT_APART = 0.18  # digit heights between two cuts of one piece, at least
