@@ -97,14 +97,14 @@ def test_handwritten_numbers_are_read(model, test_digits, report):
     # bench/bench_numbers.py measures the target itself, 93% entirely right
     right, misses = share_right(model, render_handwritten_numbers(*test_digits, seed=5, n=60))
     report(f"60 handwritten numbers (seed 5): {right:.1%} read entirely right")
-    assert right >= 0.75, "\n".join(misses)  # 81.7% when written
+    assert right >= 0.8, "\n".join(misses)  # 86.7% (81.7% with upright cuts)
 
 
 def test_the_ways_handwriting_was_misread_are_read(model, test_digits, report):
     # a 5 with its flag apart, a wide 0, a slanted 8, touching 1s: two of each
     right, misses = share_right(model, targeted(*test_digits, seed=5, n=2))
     report(f"8 targeted handwritten cases: {right:.0%} read entirely right")
-    assert right >= 0.5, "\n".join(misses)  # 62% when written
+    assert right >= 0.6, "\n".join(misses)  # 75% (62% with upright cuts)
 
 
 def test_a_model_of_ones_own_reads_numbers_with_the_shipped_verifier(model, mnist_root):
