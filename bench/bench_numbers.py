@@ -1,12 +1,13 @@
 """Reading numbers: how many pictures `read_number` reads entirely right, and how fast.
 
-Prints, for the shipped model (or --model): the handwritten corpus (numbers composed from
-MNIST's test digits, tests/handwritten_numbers.py) by spacing, the targeted failure cases,
-the rendered-font numbers (tests/number_pictures.py), the 250 rendered single digits read by
-`preprocess` (tests/digit_pictures.py), and the seconds to read a 6-digit photo (the minimum
-over --repeats). --misses lists what was misread.
+Prints, for the shipped model and verifier (or --model, --verifier): the handwritten corpus
+(numbers composed from MNIST's test digits, tests/handwritten_numbers.py; --seed) by spacing,
+the targeted failure cases, the rendered-font numbers (tests/number_pictures.py;
+--rendered-seed), the 250 rendered single digits read by `preprocess`
+(tests/digit_pictures.py), and the seconds to read a 6-digit photo (the minimum over
+--repeats). --misses lists what was misread.
 
-    MNIST_ROOT=../shared/mnist python bench/bench_numbers.py [--n 300] [--misses]
+    MNIST_ROOT=../shared/mnist python bench/bench_numbers.py [--n 300] [--seed 0] [--misses]
 """
 
 import argparse
@@ -28,18 +29,19 @@ from mlp_core.data import load_mnist  # noqa: E402
 from mlp_core.metrics import predict_probs  # noqa: E402
 from mlp_core.vision import ImageError, preprocess  # noqa: E402
 from mlp_core.vision.numbers import read_number  # noqa: E402
+from mlp_core.vision.verifier import load_verifier  # noqa: E402
 
 
-def read_text(model, data: bytes) -> str:
+def read_text(model, data: bytes, verifier=None) -> str:
     try:
-        return read_number(model, data).text
+        return read_number(model, data, verifier).text
     except ImageError as e:
         return f"error: {e}"
 
 
-def score(model, pictures, name: str, misses: bool) -> float:
+def score(model, pictures, name: str, misses: bool, verifier=None) -> float:
     """Print and return the share read entirely right; by spacing where the words name one."""
-    got = [read_text(model, data) for data, _, _ in pictures]
+    got = [read_text(model, data, verifier) for data, _, _ in pictures]
     right = np.array([g == n for g, (_, n, _) in zip(got, pictures, strict=True)])
     parts = []
     for s in SPACINGS:
@@ -58,17 +60,23 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(ROOT / "models" / "default.pt"), help="default: shipped")
     p.add_argument("--n", type=int, default=300, help="handwritten numbers (default: 300)")
-    p.add_argument("--seed", type=int, default=0, help="corpus seed (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="handwritten corpus seed (default: 0)")
+    p.add_argument(
+        "--rendered-seed", type=int, default=0, help="rendered-font corpus seed (default: 0)"
+    )
+    p.add_argument("--verifier", help="a verifier file (default: models/verifier.pt)")
     p.add_argument("--repeats", type=int, default=5, help="timing repeats (default: 5)")
     p.add_argument("--misses", action="store_true", help="list the misread pictures")
     args = p.parse_args()
     model = load_checkpoint(args.model).model
+    verifier = load_verifier(args.verifier) if args.verifier else None
     test = load_mnist(train=False, download=False)
     images, labels = test.images.numpy(), test.labels.numpy()
     hand = render_handwritten_numbers(images, labels, args.seed, args.n)
-    score(model, hand, "handwritten (MNIST test digits)", args.misses)
-    score(model, targeted(images, labels, args.seed), "targeted cases", args.misses)
-    score(model, render_number_pictures(seed=0, n=120), "rendered numbers", args.misses)
+    score(model, hand, "handwritten (MNIST test digits)", args.misses, verifier)
+    score(model, targeted(images, labels, args.seed), "targeted cases", args.misses, verifier)
+    rendered = render_number_pictures(seed=args.rendered_seed, n=120)
+    score(model, rendered, "rendered numbers", args.misses, verifier)
     singles = render_digit_pictures(seed=0)
     tensors = [preprocess(data).tensor for data, _, _ in singles]
     import torch
@@ -80,7 +88,7 @@ def main() -> None:
     seconds = []
     for _ in range(args.repeats):
         began = time.perf_counter()
-        read_text(model, six)
+        read_text(model, six, verifier)
         seconds.append(time.perf_counter() - began)
     print(f"a 6-digit photo: {min(seconds):.3f} s (min of {args.repeats})")
 

@@ -97,14 +97,14 @@ def test_handwritten_numbers_are_read(model, test_digits, report):
     # bench/bench_numbers.py measures the target itself, 93% entirely right
     right, misses = share_right(model, render_handwritten_numbers(*test_digits, seed=5, n=60))
     report(f"60 handwritten numbers (seed 5): {right:.1%} read entirely right")
-    assert right >= 0.75, "\n".join(misses)  # 81.7% when written
+    assert right >= 0.8, "\n".join(misses)  # 86.7% (81.7% with upright cuts)
 
 
 def test_the_ways_handwriting_was_misread_are_read(model, test_digits, report):
     # a 5 with its flag apart, a wide 0, a slanted 8, touching 1s: two of each
     right, misses = share_right(model, targeted(*test_digits, seed=5, n=2))
     report(f"8 targeted handwritten cases: {right:.0%} read entirely right")
-    assert right >= 0.5, "\n".join(misses)  # 62% when written
+    assert right >= 0.6, "\n".join(misses)  # 75% (62% with upright cuts)
 
 
 def test_a_model_of_ones_own_reads_numbers_with_the_shipped_verifier(model, mnist_root):
@@ -197,14 +197,23 @@ def test_specks_a_frame_a_ruled_line_and_a_page_edge_are_not_digits(model):
     assert read_number(model, encode(img, "PNG", rng)).text == "2026"
 
 
-REGRESSED = pytest.mark.xfail(strict=True, reason="issue 24: regression, cut in the wrong place")
+@pytest.mark.parametrize("style", ["paper", "photo"])
+def test_a_number_on_ruled_paper_is_read_and_the_lines_are_not(model, style):
+    # issue 23's leftover: "4711" on lined paper read as one box the size of the page
+    rng = np.random.default_rng(4)
+    number = printed_number("4711", size=70)  # its glyphs cross the line above the one it is on
+    h, w = number.shape
+    page = np.zeros((600, 800), np.float32)
+    for y in range(40, 600, 60):
+        page[y : y + 3] = 1  # a ruled line every 60 px, across the page
+    top = 283 - h + 8
+    page[top : top + h, 200 : 200 + w] = np.maximum(page[top : top + h, 200 : 200 + w], number)
+    got = read_number(model, encode(paint(page, style, rng), "PNG", rng))
+    assert got.text == "4711"
+    assert all(d.box[3] - d.box[1] < 90 and d.box[2] - d.box[0] < 90 for d in got.digits)
 
 
-@pytest.mark.parametrize(
-    "number",
-    [pytest.param("12", marks=REGRESSED), "90", "1999", pytest.param("2026", marks=REGRESSED),
-     "3845"],
-)  # fmt: skip
+@pytest.mark.parametrize("number", ["12", "90", "1999", "2026", "3845"])
 def test_touching_digits_are_cut_apart(model, number):
     cover = printed_number(number, gap=-0.05)  # each glyph overlaps the next by 5% of a size
     from mlp_core.vision.pieces import components

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mlp_core.vision.pieces import components, digit_pieces
+from mlp_core.vision.pieces import components, digit_pieces, ruled_lines
 
 
 def flood_fill(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -90,3 +90,24 @@ def test_a_dotted_zero_loses_its_dot_and_a_frameless_digit_keeps_its_pieces():
     draw.line([(110, 50), (200, 50)], 255, 14)
     draw.line([(110, 90), (105, 140), (190, 150), (190, 240), (100, 250)], 255, 14)
     assert len(kept(img)) == 2
+
+
+def test_ruled_lines_are_found_without_the_strokes_that_cross_them():
+    img = Image.new("L", (400, 300), 0)
+    draw = ImageDraw.Draw(img)
+    for y in (60, 120, 180, 240):
+        draw.line([(0, y), (399, y)], 255, 3)  # lined paper
+    draw.line([(150, 90), (150, 210)], 255, 10)  # a 1 crossing the lines at 120 and 180
+    mask = np.asarray(img) > 127
+    lines = ruled_lines(mask)
+    # beside the 1, every line pixel is a ruled line's; where the 1 crosses, the 1 keeps them
+    assert (lines[:, :140] == mask[:, :140]).all() and (lines[:, 160:] == mask[:, 160:]).all()
+    assert not lines[90:211, 146:155].any()
+    assert len(components(mask & ~lines)) == 1  # the 1, whole
+
+
+def test_a_seven_in_a_tight_crop_is_not_a_ruled_line():
+    img = Image.new("L", (60, 80), 0)
+    draw = ImageDraw.Draw(img)
+    draw.line([(0, 2), (59, 2), (25, 79)], 255, 4)  # its bar spans the picture
+    assert not ruled_lines(np.asarray(img) > 127).any()

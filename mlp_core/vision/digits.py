@@ -6,10 +6,11 @@ picture (a canvas drawing, a phone photo of paper, a screenshot) is none of that
 `preprocess` rebuilds it step by step:
 
     decode (decode.py: first frame, EXIF orientation) -> grey in [0, 1] -> flatten transparency ->
-    even out the lighting -> polarity (ink light, background dark) -> the ink's connected
-    pieces (pieces.py); a shadow along the border lifted -> without specks, page edges, lines
-    and frames -> contrast (ink 1, background 0) -> crop to the ink -> stroke width towards
-    MNIST's -> scale its larger side to 20 px -> move its centre of mass to pixel (14, 14)
+    even out the lighting -> polarity (ink light, background dark) -> ruled lines across the
+    picture erased (lined paper) -> the ink's connected pieces (pieces.py); a shadow along
+    the border lifted -> without specks, page edges, lines and frames -> contrast (ink 1,
+    background 0) -> crop to the ink -> stroke width towards MNIST's -> scale its larger side
+    to 20 px -> move its centre of mass to pixel (14, 14)
 
 A picture whose ink looks like noise or a texture, not strokes, has no digit in it.
 
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .decode import ImageError, decode
-from .pieces import Components, components, digit_pieces, noisy, stroke_width
+from .pieces import Components, components, digit_pieces, noisy, ruled_lines, stroke_width
 
 _MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of full scale to count
 _DIGIT_SIDE, _FRAME_SIDE = 20, 28  # MNIST: the digit's larger side is 20 px, in a 28 px frame
@@ -76,7 +77,8 @@ def preprocess(
 
 
 def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> InkMap:
-    """Decode, flatten, even out the lighting, set the polarity, split the ink into pieces."""
+    """Decode, flatten, even out the lighting, set the polarity, erase ruled lines, split the
+    ink into pieces."""
     gray, alpha = decode(source)  # (H, W) each, in [0, 1]; alpha is None when opaque
     if alpha is not None:
         gray = _flatten(gray, alpha)
@@ -85,6 +87,10 @@ def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> In
     runs = np.count_nonzero(mask[:, 1:] & ~mask[:, :-1]) + np.count_nonzero(mask[:, 0])
     if runs > _MAX_RUNS * mask.shape[0]:  # a row of digits crosses a few dozen strokes at most
         raise ImageError(NOISE)
+    lines = ruled_lines(mask)  # (H, W): lined paper's lines, erased with their soft edge
+    if lines.any():
+        gray = np.where(grow(lines, 1) & ~(mask & ~lines), np.median(gray[~mask]), gray)
+        mask = mask & ~lines
     ink = InkMap(gray, mask, components(mask))
     # a large piece along the border: a shadow, perhaps (or a table, or noise: left as is)
     if _shaded(ink.parts) and not noisy(ink.parts, digit_pieces(ink.parts, mask.shape)):

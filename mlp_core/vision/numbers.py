@@ -7,8 +7,9 @@ the networks decide (LeCun, Bottou, Bengio, Haffner 1998, section VI):
 
     digits.find_ink (decode, even out the lighting, polarity, ink in connected pieces) ->
     drop specks, page edges, frames and lines (pieces.digit_pieces), and punctuation ->
-    segment: cut generously into atoms (pieces; wide pieces again at thin columns), and
-    take every run of 1-3 neighbouring atoms as a candidate digit ->
+    segment: cut generously into atoms (pieces; wide pieces again along paths that cross
+    little ink and through the dips between touching digits' outlines), and
+    take every run of 1-4 neighbouring atoms as a candidate digit ->
     each candidate: the classifier's ten probabilities, the verifier's "one whole digit?" ->
     the reading whose digits together score best: a shortest path over the candidates
 

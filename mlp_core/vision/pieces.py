@@ -204,3 +204,57 @@ def stroke_width(mask: np.ndarray) -> float:
     inner[:, :-1] &= mask[:, 1:]
     outline = mask.sum() - inner.sum()
     return 2 * float(mask.sum()) / max(int(outline), 1)
+
+
+def ruled_lines(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of ruled lines across the picture (lined paper, a long
+    underline), without the strokes that cross them; all False when there are none.
+
+    A ruled line is a thin horizontal stretch of ink at least half as wide as the picture and
+    three times as long as the tallest mark left without it (a 7's bar, even in a tight crop,
+    is shorter than its stem is tall). A digit written on the line touches it and, joined to
+    it, would be one piece as wide as the page; with the line erased it stands alone. Where a
+    stroke goes on above and below a line, the line's pixels stay, as part of the stroke.
+    """
+    h, w = mask.shape
+    none = np.zeros((h, w), bool)
+    if min(h, w) < 8:
+        return none
+    # a slightly tilted line is steps of runs: join rows one pixel apart before measuring
+    near = mask.copy()
+    near[1:] |= mask[:-1]
+    near[:-1] |= mask[1:]
+    rows, starts, ends = _runs(near)
+    long = ends - starts >= 0.5 * w
+    if not long.any():
+        return none
+    lines = np.zeros(h * w + 1, np.int32)  # +1 at each long run's start, -1 after its end
+    np.add.at(lines, rows[long] * w + starts[long], 1)
+    np.add.at(lines, rows[long] * w + ends[long], -1)
+    lines = (np.cumsum(lines[:-1]).reshape(h, w) > 0) & mask  # (H, W)
+    # a thick band (a table's edge, a shadow) is not a ruled line: thin ones only
+    thin = max(3, h // 30)
+    cols, tops, bottoms = _runs(lines.T)  # vertical runs of line pixels per column
+    thick = bottoms - tops > thin
+    # ink just above and just below the line, within two columns: a stroke crossing it
+    wide = mask.copy()
+    for s in (1, 2):
+        wide[:, s:] |= mask[:, :-s]
+        wide[:, :-s] |= mask[:, s:]
+    above = wide[np.maximum(tops - 1, 0), cols] & (tops > 0)
+    below = wide[np.minimum(bottoms, h - 1), cols] & (bottoms < h)
+    drop = ~thick & ~(above & below)
+    marks = np.zeros(w * h + 1, np.int32)  # transposed, as the runs were found
+    np.add.at(marks, cols[drop] * h + tops[drop], 1)
+    np.add.at(marks, cols[drop] * h + bottoms[drop], -1)
+    out = (np.cumsum(marks[:-1]).reshape(w, h) > 0).T  # (H, W)
+    if not out.any():
+        return none
+    rest = components(mask & ~out)
+    if len(rest) == 0:
+        return none
+    big = rest.area >= 0.02 * rest.area.max()
+    longest = max(e - s for s, e in zip(starts[long], ends[long]))
+    if longest < 3 * rest.height[big].max():
+        return none
+    return out

@@ -4,11 +4,13 @@ Reading is driven by recognition (LeCun, Bottou, Bengio, Haffner 1998, section V
 over-segmentation"): cut generously and let the networks judge. `atoms` cuts the ink into
 small parts, left to right: each connected piece (pieces that stand above one another, the
 halves of a broken stroke or a 5's flag over its body, count as one), and a wide piece again
-at its thin columns (where touching digits meet), so that every digit is a run of
-neighbouring atoms. `runs`
-lists the runs of 1 to MAX_RUN atoms narrow enough to be one digit, and `crop` turns a run
-into the 28x28 picture the classifier reads, plus its size and place against the line's
-digits, which the verifier also weighs. The verifier is trained on exactly these crops.
+where touching digits may meet: along paths from top to bottom that cross little ink, winding
+and leaning with the writing (overlapping digits share columns, so no straight line parts
+them), and through the dips of its outline between two digits' tops or bottoms (where two
+round digits touch, the ink there is thick). Every digit is then a run of neighbouring
+atoms. `runs` lists the runs of 1 to MAX_RUN atoms narrow enough to be one digit, and `crop`
+turns a run into the 28x28 picture the classifier reads, plus its size and place against the
+line's digits, which the verifier also weighs. The verifier is trained on exactly these crops.
 """
 
 from dataclasses import dataclass
@@ -18,11 +20,18 @@ import numpy as np
 from .digits import Preprocessed, grow, to_mnist
 from .pieces import Components
 
-MAX_RUN = 3  # atoms in one digit at most: a 5's flag and body, a wide 0 cut in three
+MAX_RUN = 4  # atoms in one digit at most: a 5's flag and body, a wide 0 cut in three or four
 _CUT_FROM = 0.6  # a piece this many digit heights wide may be touching digits: cut it
 _CUT_MARGIN = 0.1  # digit heights: no cut nearer a piece's end (a 1 is about this wide)
 _CUT_APART = 0.18  # digit heights between two cuts of one piece, at least
 _CUT_EVERY = 0.4  # at most one cut per this many digit heights of a piece's width
+_CUT_BAND = 0.08  # digit heights: how far a cut may wind either side of its straight line
+_CUT_SLANTS = (-0.3, 0.0, 0.3)  # the leans of a cut's straight line, columns per row up
+_SIDEWAYS = 0.2  # a cut's cost per sideways step, in ink pixels: straighter cuts preferred
+_SLIVER = 0.03  # digit heights squared: less ink than this beside a cut is no part of its own
+_DIP = 0.12  # digit heights: how deep an outline's dip between two digits' tops is, at least
+_DIP_SPAN = 0.3  # digit heights either side of a dip where the outline must stand higher
+_CUT_ROWS = 40  # cuts are found on a copy of a tall piece shrunk to at most this many rows
 _WIDEST = 1.4  # a run wider than this many digit heights is never one digit
 N_FEATURES = 7  # what the verifier sees besides the 28x28 picture (see `crop`)
 
@@ -35,14 +44,26 @@ class Line:
     middle: float  # px: their typical vertical centre
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Atom:
-    """Columns [left, right) of pieces of ink standing above one another: all of them, or a
-    part between two cuts."""
+    """Pieces of ink standing above one another: all of them, or the part between two cuts.
+    A cut follows the ink (see `_cuts`), so a part's columns may change from row to row."""
 
     pieces: tuple[int, ...]  # indices into the Components
-    left: int
+    left: int  # columns [left, right) of its ink
     right: int
+    top: int  # the first row of `bounds`
+    bounds: np.ndarray  # (h, 2) int: per row from `top`, the columns [start, end) it owns
+    cut_in: int = 0  # ink pixels its left cut crosses (0: no cut, the piece's own end)
+    cut_out: int = 0  # ink pixels its right cut crosses
+
+    def owns(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        """(bottom - top, right - left) bool: which pixels of that box are its territory."""
+        rows = np.arange(top, bottom) - self.top  # (h,)
+        inside = (rows >= 0) & (rows < len(self.bounds))
+        b = self.bounds[np.clip(rows, 0, len(self.bounds) - 1)]  # (h, 2)
+        cols = np.arange(left, right)[None]  # (1, w)
+        return inside[:, None] & (cols >= b[:, :1]) & (cols < b[:, 1:])
 
 
 @dataclass(frozen=True)
@@ -67,13 +88,37 @@ def line_of(parts: Components, keep: np.ndarray) -> Line:
 
 
 def atoms(parts: Components, keep: np.ndarray, line: Line) -> list[Atom]:
-    """The kept pieces, those standing above one another together, wide ones cut at thin
-    columns; sorted by their centres left to right."""
+    """The kept pieces, those standing above one another together, wide ones cut along the
+    ink's thinnest paths; sorted by their centres left to right."""
     out = []
     for g in _stacks(parts, keep):
         left, right = int(parts.left[g].min()), int(parts.right[g].max())
-        edges = [left, *_cuts(parts, g, line.height), right]
-        out += [Atom(tuple(g), a, b) for a, b in zip(edges, edges[1:])]
+        top, bottom = int(parts.top[g].min()), int(parts.bottom[g].max())
+        ink = np.isin(parts.labels[top:bottom, left:right], np.asarray(g) + 1)  # (h, w)
+        paths, crossed = _cuts(ink, line.height)  # (k, h) columns in the box, (k,) pixels
+        edges = [np.zeros(len(ink), int), *paths, np.full(len(ink), right - left)]
+        costs = [0, *crossed, 0]
+        cols = np.arange(right - left)[None]  # (1, w)
+        parts_of = [
+            ink & (cols >= a[:, None]) & (cols < np.maximum(b, a)[:, None])  # (h, w)
+            for a, b in zip(edges, edges[1:])
+        ]
+        # a sliver beside a cut (a cut that leans out at a piece's end) is no part of its own:
+        # the cut goes, and the sliver stays with its neighbour
+        least = _SLIVER * line.height**2
+        while len(parts_of) > 1 and min(m.sum() for m in parts_of) < least:
+            k = int(np.argmin([m.sum() for m in parts_of]))
+            cut = k if k == len(parts_of) - 1 or (k > 0 and costs[k] <= costs[k + 1]) else k + 1
+            parts_of[cut - 1] = parts_of[cut - 1] | parts_of.pop(cut)
+            del edges[cut], costs[cut]
+        for k, mine in enumerate(parts_of):
+            used = np.flatnonzero(mine.any(axis=0))
+            if len(used) == 0:
+                continue  # two cuts met: nothing between them
+            start, end = edges[k], np.maximum(edges[k + 1], edges[k])  # (h,) each
+            bounds = np.stack([start, end], axis=1) + left  # (h, 2)
+            out.append(Atom(tuple(g), left + int(used[0]), left + int(used[-1]) + 1, top, bounds,
+                            costs[k], costs[k + 1]))  # fmt: skip
     return sorted(out, key=lambda a: a.left + a.right)
 
 
@@ -96,26 +141,125 @@ def _stacks(parts: Components, keep: np.ndarray) -> list[list[int]]:
     return list({id(g): g for g in group.values()}.values())
 
 
-def _cuts(parts: Components, g: list[int], height: float) -> list[int]:
-    """Columns where pieces g may be two touching digits: the thinnest local minima of their
-    ink per column, apart from each other and from their ends."""
-    left, right = int(parts.left[g].min()), int(parts.right[g].max())
-    if right - left < _CUT_FROM * height:
-        return []
-    top, bottom = int(parts.top[g].min()), int(parts.bottom[g].max())
-    box = np.isin(parts.labels[top:bottom, left:right], np.asarray(g) + 1)  # (h, w)
-    ink = np.convolve(box.sum(axis=0), np.ones(3) / 3, mode="same")  # (w,) smoothed
+def _cuts(ink: np.ndarray, height: float) -> tuple[list[np.ndarray], list[int]]:
+    """Where the ink (h, w) may be touching digits: paths from top to bottom crossing the
+    least ink, each a column per row, and the ink pixels each crosses; left to right.
+
+    Each column c is given the cheapest path that stays within a band around a line through
+    c (upright, or leaning as slanted writing does), one column of drift per row at most;
+    the cuts are the columns whose path crosses less ink than those of the columns beside
+    them, apart from each other and from the ends. Overlapping digits, which no straight
+    line parts, are parted along the gap that winds between them.
+    """
+    h, w = ink.shape
+    if w < _CUT_FROM * height:
+        return [], []
+    f = -(-h // _CUT_ROWS)  # the paths are found on a copy at most _CUT_ROWS rows tall
+    small = _shrink(ink, f)  # (h', w') share of ink in each f x f block
+    height /= f
     margin, apart = max(2, int(_CUT_MARGIN * height)), max(2, int(_CUT_APART * height))
-    most = int((right - left) / (_CUT_EVERY * height))
+    half = max(1, min(apart // 2 - 1, int(_CUT_BAND * height)))
+    cost, paths = _paths(small, half)  # (w',), (w', h')
+    most = int(small.shape[1] / (_CUT_EVERY * height))
     chosen: list[int] = []
-    for c in np.argsort(ink[margin:-margin], kind="stable") + margin:
-        if ink[c] > ink[max(0, c - 2) : c + 3].min():
-            continue  # not a local minimum: a cut here would cross more ink than one beside it
+    for c in np.argsort(cost[margin:-margin], kind="stable") + margin:
+        if cost[c] > cost[max(0, c - 2) : c + 3].min():
+            continue  # not a local minimum: a cut beside it crosses less ink
         if all(abs(c - d) >= apart for d in chosen):
             chosen.append(int(c))
             if len(chosen) >= most:
                 break
-    return sorted(left + c for c in chosen)
+    # where two digits touch, the outline dips between their tops (or rises between their
+    # bottoms) even when the ink there is thick: a cut through the dip as well
+    for c in _dips(small > 0, height, margin):
+        if all(abs(c - d) >= apart for d in chosen) and len(chosen) < 2 * most:
+            chosen.append(c)
+    out = [_full_size(ink, paths[c], f) for c in sorted(chosen)]  # (h,) each
+    for k in range(1, len(out)):  # cuts never cross: a later one never left of an earlier one
+        out[k] = np.maximum(out[k], out[k - 1])
+    crossed = [int(ink[np.arange(h), np.minimum(p, w - 1)].sum()) for p in out]
+    return out, crossed
+
+
+def _dips(ink: np.ndarray, height: float, margin: int) -> list[int]:
+    """Columns of ink (h, w) where its upper outline dips, or its lower outline rises, by
+    _DIP digit heights below (above) the highest (lowest) ink within _DIP_SPAN on each side;
+    deepest first."""
+    h, w = ink.shape
+    has = ink.any(axis=0)  # (w,)
+    upper = np.where(has, ink.argmax(axis=0), h)  # (w,) the first row with ink
+    lower = np.where(has, h - 1 - ink[::-1].argmax(axis=0), -1)  # (w,) the last
+    span, least = max(2, int(_DIP_SPAN * height)), _DIP * height
+    found = []
+    for c in range(margin, w - margin):
+        if not has[c]:
+            continue
+        for depth in (
+            upper[c] - max(upper[max(0, c - span) : c].min(), upper[c + 1 : c + 1 + span].min()),
+            min(lower[max(0, c - span) : c].max(), lower[c + 1 : c + 1 + span].max()) - lower[c],
+        ):
+            if depth >= least:
+                found.append((-depth, c))
+    return [c for _, c in sorted(found)]
+
+
+def _shrink(ink: np.ndarray, f: int) -> np.ndarray:
+    """The share of ink in each f x f block of ink (h, w): (ceil(h / f), ceil(w / f))."""
+    if f == 1:
+        return ink.astype(float)
+    h, w = ink.shape
+    padded = np.zeros((-(-h // f) * f, -(-w // f) * f))
+    padded[:h, :w] = ink
+    return padded.reshape(len(padded) // f, f, -1, f).mean(axis=(1, 3))
+
+
+def _full_size(ink: np.ndarray, path: np.ndarray, f: int) -> np.ndarray:
+    """A path found on the shrunk copy, back at full size (h,): in each row, the column of its
+    block with the least ink (the block's first where there is none)."""
+    h, w = ink.shape
+    rows = np.arange(h)
+    start = path[rows // f] * f  # (h,) each row's block
+    cols = np.minimum(start[:, None] + np.arange(f)[None], w - 1)  # (h, f)
+    return np.minimum(start + ink[rows[:, None], cols].argmin(axis=1), w)
+
+
+def _paths(ink: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each column c of ink (h, w), the path through c's bands that crosses the least ink:
+    its cost (ink pixels crossed, plus a little per sideways step) and its columns (w, h)."""
+    h, w = ink.shape
+    best_cost, best_path = np.full(w, np.inf), np.zeros((w, h), int)
+    offsets = np.arange(-half, half + 1)  # (O,) places in the band
+    rows = np.arange(h)
+    for slant in _CUT_SLANTS:
+        lean = np.round(slant * (h / 2 - rows)).astype(int)  # (h,) the band's shift per row
+        centre = np.arange(w)[:, None] + lean[None]  # (w, h)
+        cols = centre[:, :, None] + offsets[None, None]  # (w, h, O)
+        inside = (cols >= 0) & (cols < w)
+        pay = np.where(inside, ink[rows[None, :, None], np.clip(cols, 0, w - 1)], 1.0)  # (w, h, O)
+        total = pay[:, 0].astype(float)  # (w, O): cheapest way to each place of row 0
+        step = np.zeros((w, h, len(offsets)), np.int8)  # the move into each place: -1, 0, +1
+        for r in range(1, h):
+            # the band moves with the slant; within it, a path moves at most one place a row
+            stay = total
+            from_left = np.pad(total[:, :-1], ((0, 0), (1, 0)), constant_values=np.inf)
+            from_right = np.pad(total[:, 1:], ((0, 0), (0, 1)), constant_values=np.inf)
+            moves = np.stack([from_left + _SIDEWAYS, stay, from_right + _SIDEWAYS])  # (3, w, O)
+            pick = moves.argmin(axis=0)  # (w, O)
+            total = np.take_along_axis(moves, pick[None], 0)[0] + pay[:, r]
+            step[:, r] = pick - 1
+        end = total.argmin(axis=1)  # (w,)
+        cost = total[np.arange(w), end]
+        better = cost < best_cost
+        if not better.any():
+            continue
+        place = np.zeros((w, h), int)
+        place[:, -1] = end
+        for r in range(h - 1, 0, -1):  # walk back up: where each row's place came from
+            place[:, r - 1] = place[:, r] + step[np.arange(w), r, place[:, r]]
+        path = np.clip(np.take_along_axis(cols, place[:, :, None], 2)[:, :, 0], 0, w)  # (w, h)
+        best_cost = np.where(better, cost, best_cost)
+        best_path[better] = path[better]
+    return best_cost, best_path
 
 
 def runs(atoms: list[Atom], line: Line) -> list[tuple[int, int]]:
@@ -144,12 +288,9 @@ def crop(parts: Components, x: np.ndarray, found: list[Atom], i: int, j: int, li
     left, right = min(a.left for a in run), max(a.right for a in run)
     top, bottom = int(parts.top[pieces].min()), int(parts.bottom[pieces].max())
     labels = parts.labels[top:bottom, left:right]  # (h, w)
-    cols = np.arange(left, right)
     mask = np.zeros(labels.shape, bool)
     for a in run:
-        mask |= (
-            np.isin(labels, np.asarray(a.pieces) + 1) & ((cols >= a.left) & (cols < a.right))[None]
-        )
+        mask |= np.isin(labels, np.asarray(a.pieces) + 1) & a.owns(top, bottom, left, right)
     soft = np.where(grow(mask, 2), x[top:bottom, left:right], 0)  # with its antialiased edge
     prep = to_mnist(soft, mask, bridge=len(set(pieces)) > 1)
     rows = np.flatnonzero(mask.any(axis=1))  # a cut piece's part may be shorter than the piece
@@ -160,22 +301,14 @@ def crop(parts: Components, x: np.ndarray, found: list[Atom], i: int, j: int, li
             (right - left) / h,
             (rows[-1] + 1 - rows[0]) / h,
             (mid - line.middle) / h,
-            _cut_ink(parts, run[0], run[0].left) / h,
-            _cut_ink(parts, run[-1], run[-1].right - 1) / h,
+            run[0].cut_in / h,
+            run[-1].cut_out / h,
             _overlap(found[i - 1], left, right) / h if i > 0 else 0.0,
             _overlap(found[j], left, right) / h if j < len(found) else 0.0,
         ],
         np.float32,
     )
     return Candidate(prep, np.clip(features, -4, 4), (left, top, right, bottom), mask)
-
-
-def _cut_ink(parts: Components, a: Atom, col: int) -> int:
-    """Pixels of a's pieces in column col where that column is a cut, else 0."""
-    g = list(a.pieces)
-    if parts.left[g].min() < col < parts.right[g].max() - 1:
-        return int(np.isin(parts.labels[:, col], np.asarray(g) + 1).sum())
-    return 0
 
 
 def _overlap(a: Atom, left: int, right: int) -> int:

@@ -3,8 +3,8 @@
 The classifier was trained on whole, centred digits and answers confidently about anything it
 is shown, so reading a number needs a second opinion (LeCun et al. 1998 trained theirs on
 pieces and pairs cut from real digits). The verifier is a small MLP apart from the classifier,
-so that any model a user trains still reads numbers: 784 pixels plus segment's three features
-(size, place, cut ends, neighbours) -> hidden -> one logit.
+so that any model a user trains still reads numbers: 784 pixels plus segment's seven features
+(size, place, ink crossed by the cuts at its ends, neighbours) -> hidden -> one logit.
 
 It learns from numbers composed of MNIST's *training* digits (slanted, scaled, spaced from
 apart to overlapping, some with a stroke broken), cut by `segment` exactly as a picture's
@@ -40,8 +40,8 @@ _GAPS = (-0.15, 0.5)  # gaps between composed digits, in digit heights: overlapp
 @dataclass
 class VerifierRecipe:
     hidden: tuple[int, ...] = (128,)  # one hidden layer: about 0.4 MB of weights
-    numbers: int = 4000  # numbers of 2-4 training digits composed and cut into candidates
-    epochs: int = 15  # passes over the candidates
+    numbers: int = 8000  # numbers of 2-4 training digits composed and cut into candidates
+    epochs: int = 20  # passes over the candidates
     lr: float = 0.002  # Adam's step size
     batch_size: int = 256  # candidates per step
     seed: int = 0  # the numbers composed and the initial weights
