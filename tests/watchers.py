@@ -1,0 +1,202 @@
+"""Visitors that speak Streamlit's websocket protocol, as its frontend does, without a browser.
+
+Thirty Chromium tabs on a 2-core machine measure the tabs, not the server. A `Visitor` opens
+`/_stcore/stream`, asks for a page (a `rerun_script` BackMsg), and from then on does what
+the real frontend does for an `st.fragment(run_every=...)`: when the server sends
+`auto_rerun` (a fragment id and an interval), it sends that fragment's rerun every interval,
+whether or not the last one was answered (the frontend's `setInterval`), until
+`stop_auto_rerun`. Like the frontend it keeps the cacheable messages it was sent and lists
+their hashes in each rerun (the server then sends a reference, not the message), dropping
+those not used in the last `max_cached_message_age` runs.
+
+`Tally` reads the two directions' frames, from a Visitor or from a real tab's websocket
+(Playwright's `framesent`/`framereceived`), the same way: a refresh's latency is from a
+fragment rerun's request to the `script_finished` of the first run that began after it (the
+server folds requests that arrive while the fragment runs into one later run).
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from streamlit.proto.Alert_pb2 import Alert
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+FRAGMENT_DONE = ForwardMsg.ScriptFinishedStatus.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+PAGE_DONE = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
+
+
+@dataclass
+class Tally:
+    """What one page was sent and showed: refresh latencies, progress, errors."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds, one per refresh asked
+    progress: list[int] = field(default_factory=list)  # each progress bar's value (0-100)
+    errors: list[str] = field(default_factory=list)  # error alerts' and exceptions' texts
+    page_runs: int = 0  # whole-page runs finished
+    fragment_runs: int = 0  # fragment runs finished
+    bytes_in: int = 0
+    asked: list[float] = field(default_factory=list)  # fragment reruns sent, not yet answered
+    _run: str = ""  # the script run whose messages arrive now
+    _began: float = 0.0  # when its first message arrived
+
+    def sent(self, data: bytes, at: float) -> None:
+        msg = BackMsg.FromString(data)
+        if msg.WhichOneof("type") == "rerun_script" and msg.rerun_script.fragment_id:
+            self.asked.append(at)
+
+    def received(self, msg: ForwardMsg, size: int, at: float) -> None:
+        self.bytes_in += size
+        run = msg.metadata.run.script_run_id
+        if run and run != self._run:
+            self._run, self._began = run, at
+        kind = msg.WhichOneof("type")
+        if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            element = msg.delta.new_element
+            what = element.WhichOneof("type")
+            if what == "progress":
+                self.progress.append(element.progress.value)
+            elif what == "exception":
+                self.errors.append(f"{element.exception.type}: {element.exception.message}")
+            elif what == "alert" and element.alert.format == Alert.ERROR:
+                self.errors.append(element.alert.body)
+        elif kind == "script_finished":
+            if msg.script_finished == FRAGMENT_DONE:
+                self.fragment_runs += 1
+                answered = [t for t in self.asked if t <= self._began]
+                self.asked = self.asked[len(answered) :]
+                self.latencies += [at - t for t in answered]
+            elif msg.script_finished == PAGE_DONE:
+                self.page_runs += 1
+
+
+class Visitor:
+    """One page open in a browser that is only its websocket (see the module's docstring)."""
+
+    def __init__(self, url: str, page: str = "train", query: str = ""):
+        self.url = url.replace("http://", "ws://") + "/_stcore/stream"
+        self.page, self.query = page, query
+        self.tally = Tally()
+        self.widgets: dict[str, str] = {}  # a widget's key -> its id, as the page drew it
+        self._page_hash = ""  # the page's script hash, once the server said it
+        self._cache: dict[str, tuple[ForwardMsg, int]] = {}  # hash -> (message, last run used)
+        self._max_age = 2  # runs a cached message is kept unused (the server's config says)
+        self._runs = 0
+        self._ticker: asyncio.Task | None = None
+        self._ticking: tuple[str, float] | None = None  # (fragment id, interval)
+        self._ws = None
+
+    async def visit(self, seconds: float, clicks: dict[float, str] | None = None) -> Tally:
+        """Open the page, follow it for `seconds`; `clicks`: {seconds after opening: button
+        key} pressed once the page has drawn it."""
+        from websockets.asyncio.client import connect
+
+        clicks = dict(clicks or {})
+        began = time.monotonic()
+        async with connect(self.url, subprotocols=["streamlit"], max_size=None) as ws:
+            self._ws = ws
+            await self._rerun()
+            reader = asyncio.create_task(self._read())
+            try:
+                while (left := seconds - (time.monotonic() - began)) > 0:
+                    for at, key in sorted(clicks.items()):
+                        if time.monotonic() - began >= at and key in self.widgets:
+                            del clicks[at]
+                            await self._rerun([self._trigger(key)])
+                    await asyncio.sleep(min(0.1, left))
+            finally:
+                reader.cancel()
+                if self._ticker is not None:
+                    self._ticker.cancel()
+        return self.tally
+
+    def _trigger(self, key: str) -> WidgetState:
+        state = WidgetState(id=self.widgets[key])
+        state.trigger_value = True
+        return state
+
+    async def _rerun(self, states=(), fragment: str = "") -> None:
+        msg = BackMsg()
+        r = msg.rerun_script
+        r.query_string, r.page_script_hash = self.query, self._page_hash
+        r.page_name = "" if self._page_hash else self.page  # the first time: by its URL
+        r.widget_states.widgets.extend(states)
+        r.cached_message_hashes.extend(self._cache)
+        if fragment:
+            r.fragment_id, r.is_auto_rerun = fragment, True
+        data = msg.SerializeToString()
+        self.tally.sent(data, time.monotonic())
+        await self._ws.send(data)
+
+    async def _tick(self, fragment: str, interval: float) -> None:
+        """The frontend's setInterval: a rerun of `fragment` every `interval` seconds."""
+        while True:
+            await asyncio.sleep(interval)
+            await self._rerun(fragment=fragment)
+
+    async def _read(self) -> None:
+        async for data in self._ws:
+            self._received(ForwardMsg.FromString(data), len(data))
+
+    def _received(self, msg: ForwardMsg, size: int) -> None:
+        if msg.WhichOneof("type") == "ref_hash":  # a message this visitor said it holds
+            cached, _ = self._cache[msg.ref_hash]
+            self._cache[msg.ref_hash] = (cached, self._runs)
+            msg = cached
+        elif msg.metadata.cacheable:
+            self._cache[msg.hash] = (msg, self._runs)
+        self.tally.received(msg, size, time.monotonic())
+        match msg.WhichOneof("type"):
+            case "new_session":
+                self._page_hash = msg.new_session.page_script_hash or self._page_hash
+                self._max_age = msg.new_session.config.max_cached_message_age or self._max_age
+            case "navigation":
+                self._page_hash = msg.navigation.page_script_hash or self._page_hash
+            case "delta" if msg.delta.WhichOneof("type") == "new_element":
+                element = msg.delta.new_element
+                what = element.WhichOneof("type")
+                widget = getattr(element, what, None) if what else None
+                if widget is not None and getattr(widget, "id", "").startswith("$$ID-"):
+                    self.widgets[widget.id.rsplit("-", 1)[-1]] = widget.id
+            case "auto_rerun":
+                ticking = (msg.auto_rerun.fragment_id, msg.auto_rerun.interval)
+                if ticking != self._ticking:
+                    self._stop_ticking()
+                    self._ticking = ticking
+                    self._ticker = asyncio.create_task(self._tick(*ticking))
+            case "stop_auto_rerun":
+                if self._ticking and self._ticking[0] in msg.stop_auto_rerun.fragment_ids:
+                    self._stop_ticking()
+            case "script_finished":
+                self._runs += 1
+                self._cache = {
+                    h: (m, used)
+                    for h, (m, used) in self._cache.items()
+                    if self._runs - used <= self._max_age
+                }
+
+    def _stop_ticking(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self._ticker, self._ticking = None, None
+
+
+async def crowd(url: str, n: int, seconds: float, stagger: float = 0.05) -> list[Tally]:
+    """`n` visitors opening the Train page `stagger` seconds apart, each for `seconds`."""
+
+    async def one(i: int) -> Tally:
+        await asyncio.sleep(i * stagger)
+        return await Visitor(url).visit(seconds - i * stagger)
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process `pid` has used (its children not included)."""
+    import os
+
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
