@@ -3,7 +3,8 @@
 `tests/test_watchers.py` runs 30 websocket visitors (tests/watchers.py) once. This script
 runs any number, and checks the visitors against real pages: the same number of headless
 Chromium tabs, whose websocket frames are read the same way (`Tally`), one phase after the
-other on the same server and run. A script, not a test (the figures depend on the machine):
+other on the same server and run; each phase is measured once all its pages have drawn
+the whole page (arriving is not watching). A script, not a test (the figures depend on the machine):
 
     .venv/bin/python bench/watch_load.py --visitors 30            # 30 visitors
     .venv/bin/python bench/watch_load.py --visitors 4 --tabs 4    # 4 visitors, then 4 tabs
@@ -22,21 +23,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
-from conftest import (  # noqa: E402
-    CHROMIUM_ARGS,
-    HealthWatch,
-    make_tiny_mnist,
-    quantile,
-    streamlit_server,
-)
-from watchers import Tally, Visitor, cpu_seconds, crowd  # noqa: E402
+from conftest import CHROMIUM_ARGS, make_tiny_mnist, quantile, streamlit_server  # noqa: E402
+from watchers import Tally, Visitor, Window, arrive_and_watch, crowd  # noqa: E402
 
-LONG_RUN = "hidden=32&batch_size=16&epochs=500"
+LONG_RUN = "hidden=32&batch_size=16&epochs=1000"
 
 
-async def tabs(url: str, n: int, seconds: float) -> list[Tally]:
-    """`n` Chromium tabs (one browser context each) on the Train page for `seconds`, their
-    websocket frames tallied as the visitors' are."""
+async def tabs(url: str, n: int, window: Window, seconds: float) -> list[Tally]:
+    """`n` Chromium tabs (one browser context each) open the Train page; once all have
+    drawn it, `window` measures for `seconds`. Their websocket frames, tallied as the
+    visitors' are."""
     from playwright.async_api import async_playwright
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
@@ -70,32 +66,35 @@ async def tabs(url: str, n: int, seconds: float) -> list[Tally]:
             page.on("websocket", follow(tally))
             await page.goto(f"{url}/train", wait_until="commit")
             pages.append(page)
-        await asyncio.sleep(seconds)
+        await arrive_and_watch([{"tally": t} for t in tallies], window, seconds)
         await browser.close()
     return tallies
 
 
-def figures(name: str, tallies: list[Tally], health: HealthWatch, cpu: float) -> str:
-    lat = [s for t in tallies for s in t.latencies]
+def figures(name: str, tallies: list[Tally], window: Window) -> str:
+    measured = [t.between(window.began, window.ended) for t in tallies]
+    lat = [s for answered, _ in measured for s in answered]
+    unanswered = sum(n for _, n in measured)
     runs = [t.fragment_runs for t in tallies]
     errors = sum(len(t.errors) for t in tallies)
+    h = window.health.latencies
     if not lat:
-        return f"{name}: no refresh answered (errors {errors})"
-    h = health.latencies
+        return f"{name}: no refresh answered ({unanswered} asked; errors {errors})"
     return (
         f"{name}: refresh p50 {quantile(lat, 0.5) * 1000:.0f} ms, p90 "
-        f"{quantile(lat, 0.9) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms ({len(lat)} asked, "
-        f"refreshes per page {min(runs)}-{max(runs)}); health p50 {quantile(h, 0.5) * 1000:.0f} "
-        f"ms, p99 {quantile(h, 0.99) * 1000:.0f} ms, max {max(h) * 1000:.0f} ms; server CPU "
-        f"{cpu:.0%}; {sum(t.bytes_in for t in tallies) / len(tallies) / 1000:.0f} kB per page; "
+        f"{quantile(lat, 0.9) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms ({len(lat)} "
+        f"answered, {unanswered} not yet; fragment runs per page {min(runs)}-{max(runs)}); "
+        f"health p50 {quantile(h, 0.5) * 1000:.0f} ms, p99 {quantile(h, 0.99) * 1000:.0f} ms, "
+        f"max {max(h) * 1000:.0f} ms; server CPU {window.cpu:.0%}; "
+        f"{sum(t.bytes_in for t in tallies) / len(tallies) / 1000:.0f} kB per page; "
         f"errors {errors}"
     )
 
 
 async def measure(url: str, pid: int, args) -> None:
+    stop = asyncio.Event()
     starter = Visitor(url, query=LONG_RUN)
-    total = 2 * args.seconds + 60
-    started = asyncio.create_task(starter.visit(total, clicks={0.0: "train_start"}))
+    started = asyncio.create_task(starter.visit(stop, clicks=("train_start",)))
     while not starter.tally.progress:
         await asyncio.sleep(0.1)
     phases = [("visitors", args.visitors, crowd), ("tabs", args.tabs, tabs)]
@@ -103,13 +102,11 @@ async def measure(url: str, pid: int, args) -> None:
         if not n:
             continue
         await asyncio.sleep(2)  # the last phase's pages gone
-        health = HealthWatch(url).start()
-        cpu, began = cpu_seconds(pid), time.monotonic()
-        tallies = await how(url, n, args.seconds)
-        health.stop()
-        share = (cpu_seconds(pid) - cpu) / (time.monotonic() - began)
-        print(figures(f"{n} {name}, {args.seconds} s", tallies, health, share), flush=True)
-    started.cancel()
+        window = Window(url, pid)
+        tallies = await how(url, n, window, args.seconds)
+        print(figures(f"{n} {name}, {args.seconds:g} s", tallies, window), flush=True)
+    stop.set()
+    await started
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ server folds requests that arrive while the fragment runs into one later run).
 """
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -32,7 +33,7 @@ PAGE_DONE = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
 class Tally:
     """What one page was sent and showed: refresh latencies, progress, errors."""
 
-    latencies: list[float] = field(default_factory=list)  # seconds, one per refresh asked
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (asked, seconds)
     progress: list[int] = field(default_factory=list)  # each progress bar's value (0-100)
     errors: list[str] = field(default_factory=list)  # error alerts' and exceptions' texts
     page_runs: int = 0  # whole-page runs finished
@@ -67,9 +68,17 @@ class Tally:
                 self.fragment_runs += 1
                 answered = [t for t in self.asked if t <= self._began]
                 self.asked = self.asked[len(answered) :]
-                self.latencies += [at - t for t in answered]
+                self.latencies += [(t, at - t) for t in answered]
             elif msg.script_finished == PAGE_DONE:
                 self.page_runs += 1
+
+    def between(self, began: float, ended: float) -> tuple[list[float], int]:
+        """The latencies of the refreshes asked from `began` to `ended` (time.monotonic),
+        and how many of those were still unanswered at `ended`."""
+        answered = [s for t, s in self.latencies if began <= t <= ended and t + s <= ended]
+        return answered, sum(began <= t <= ended for t in self.asked) + sum(
+            began <= t <= ended < t + s for t, s in self.latencies
+        )
 
 
 class Visitor:
@@ -88,24 +97,22 @@ class Visitor:
         self._ticking: tuple[str, float] | None = None  # (fragment id, interval)
         self._ws = None
 
-    async def visit(self, seconds: float, clicks: dict[float, str] | None = None) -> Tally:
-        """Open the page, follow it for `seconds`; `clicks`: {seconds after opening: button
-        key} pressed once the page has drawn it."""
+    async def visit(self, until: asyncio.Event, clicks: tuple[str, ...] = ()) -> Tally:
+        """Open the page and follow it until `until` is set; `clicks`: the keys of buttons
+        pressed, in turn, as soon as the page has drawn each."""
         from websockets.asyncio.client import connect
 
-        clicks = dict(clicks or {})
-        began = time.monotonic()
+        clicks = list(clicks)
         async with connect(self.url, subprotocols=["streamlit"], max_size=None) as ws:
             self._ws = ws
             await self._rerun()
             reader = asyncio.create_task(self._read())
             try:
-                while (left := seconds - (time.monotonic() - began)) > 0:
-                    for at, key in sorted(clicks.items()):
-                        if time.monotonic() - began >= at and key in self.widgets:
-                            del clicks[at]
-                            await self._rerun([self._trigger(key)])
-                    await asyncio.sleep(min(0.1, left))
+                while not until.is_set():
+                    if clicks and clicks[0] in self.widgets:
+                        await self._rerun([self._trigger(clicks.pop(0))])
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(until.wait(), 0.1)
             finally:
                 reader.cancel()
                 if self._ticker is not None:
@@ -183,14 +190,52 @@ class Visitor:
         self._ticker, self._ticking = None, None
 
 
-async def crowd(url: str, n: int, seconds: float, stagger: float = 0.05) -> list[Tally]:
-    """`n` visitors opening the Train page `stagger` seconds apart, each for `seconds`."""
+class Window:
+    """Health checks and the server's CPU time over a measuring window."""
 
-    async def one(i: int) -> Tally:
+    def __init__(self, url: str, pid: int):
+        self.url, self.pid = url, pid
+
+    def start(self) -> None:
+        from conftest import HealthWatch
+
+        self.health = HealthWatch(self.url).start()
+        self.cpu, self.began = cpu_seconds(self.pid), time.monotonic()
+
+    def stop(self) -> None:
+        self.ended = time.monotonic()
+        self.cpu = (cpu_seconds(self.pid) - self.cpu) / (self.ended - self.began)
+        self.health.stop()
+
+
+async def arrive_and_watch(pages: list, window: Window, seconds: float, settle: float = 90):
+    """`pages` ({"tally": Tally, "task": a task that follows the page}) arrive; once each
+    has drawn the whole page (or after `settle` seconds), `window` measures for
+    `seconds`."""
+    deadline = time.monotonic() + settle
+    while any(p["tally"].page_runs < 1 for p in pages) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    window.start()
+    await asyncio.sleep(seconds)
+    window.stop()
+
+
+async def crowd(url: str, n: int, window: Window, seconds: float, stagger: float = 0.05):
+    """`n` visitors open the Train page `stagger` s apart; once all have drawn it, `window`
+    measures for `seconds`. Their tallies."""
+    stop = asyncio.Event()
+    visitors = [Visitor(url) for _ in range(n)]
+
+    async def one(i: int, visitor: Visitor) -> Tally:
         await asyncio.sleep(i * stagger)
-        return await Visitor(url).visit(seconds - i * stagger)
+        return await visitor.visit(stop)
 
-    return list(await asyncio.gather(*(one(i) for i in range(n))))
+    tasks = [asyncio.create_task(one(i, v)) for i, v in enumerate(visitors)]
+    try:
+        await arrive_and_watch([{"tally": v.tally} for v in visitors], window, seconds)
+    finally:
+        stop.set()
+    return list(await asyncio.gather(*tasks))
 
 
 def cpu_seconds(pid: int) -> float:
