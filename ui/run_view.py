@@ -230,6 +230,7 @@ def show_weights(view: View) -> None:
         n = n if n in UNITS_SHOWN else 32  # a forged value: the default
         st.image(
             view.templates(n),
+            output_format="PNG",  # as made: "auto" would decode it and encode a JPEG per page
             caption=f"Run {snap.id}: the first {len(weights[:n])} of "
             f"{(snap.recipe.hidden or (10,))[0]} units, {when}",  # a linear model's units
         )  # are the ten digits' scores
