@@ -1,7 +1,8 @@
 """Pages watching a run train: refresh and health-check latency, the server's CPU share.
 
 `tests/test_watchers.py` runs 30 websocket visitors (tests/watchers.py) once. This script
-runs any number, and checks the visitors against real pages: the same number of headless
+runs any number (in a process of their own at a low priority, as the test does), and
+checks the visitors against real pages: the same number of headless
 Chromium tabs, whose websocket frames are read the same way (`Tally`), one phase after the
 other on the same server and run; each phase is measured once all its pages have drawn
 the whole page (arriving is not watching). A script, not a test (the figures depend on the machine):
@@ -24,9 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 from conftest import CHROMIUM_ARGS, make_tiny_mnist, quantile, streamlit_server  # noqa: E402
-from watchers import Tally, Visitor, Window, arrive_and_watch, crowd  # noqa: E402
+from watchers import LONG_RUN, Tally, Visitor, Window, arrive_and_watch, elsewhere  # noqa: E402
 
-LONG_RUN = "hidden=32&batch_size=16&epochs=1000"
+# every tab's timers run on time, as in a window a visitor looks at
+AWAKE = [
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
 
 
 async def tabs(url: str, n: int, window: Window, seconds: float) -> list[Tally]:
@@ -55,7 +61,8 @@ async def tabs(url: str, n: int, window: Window, seconds: float) -> list[Tally]:
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(
-            executable_path=str(REPO / "tests" / "chromium_elsewhere.sh"), args=CHROMIUM_ARGS
+            executable_path=str(REPO / "tests" / "chromium_elsewhere.sh"),
+            args=[*CHROMIUM_ARGS, *AWAKE],
         )
         contexts = [await browser.new_context(viewport={"width": 1400, "height": 1600})]
         contexts += [await browser.new_context(viewport={"width": 1400, "height": 1600})
@@ -66,29 +73,49 @@ async def tabs(url: str, n: int, window: Window, seconds: float) -> list[Tally]:
             page.on("websocket", follow(tally))
             await page.goto(f"{url}/train", wait_until="commit")
             pages.append(page)
-        await arrive_and_watch([{"tally": t} for t in tallies], window, seconds)
+        await arrive_and_watch(tallies, window, seconds)
         await browser.close()
     return tallies
 
 
-def figures(name: str, tallies: list[Tally], window: Window) -> str:
-    measured = [t.between(window.began, window.ended) for t in tallies]
-    lat = [s for answered, _ in measured for s in answered]
-    unanswered = sum(n for _, n in measured)
-    runs = [t.fragment_runs for t in tallies]
-    errors = sum(len(t.errors) for t in tallies)
-    h = window.health.latencies
+def figures(name: str, pages: list[dict], window: tuple[float, float], health, cpu: str) -> str:
+    lat = [s for p in pages for s in p["latencies"]]
+    unanswered = sum(p["unanswered"] for p in pages)
+    runs = [p["fragment_runs"] for p in pages]
+    errors = sum(len(p["errors"]) for p in pages)
+    asks = (len(lat) + unanswered) / len(pages) / (window[1] - window[0])
+    h = health.latencies
     if not lat:
         return f"{name}: no refresh answered ({unanswered} asked; errors {errors})"
     return (
         f"{name}: refresh p50 {quantile(lat, 0.5) * 1000:.0f} ms, p90 "
         f"{quantile(lat, 0.9) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms ({len(lat)} "
-        f"answered, {unanswered} not yet; fragment runs per page {min(runs)}-{max(runs)}); "
-        f"health p50 {quantile(h, 0.5) * 1000:.0f} ms, p99 {quantile(h, 0.99) * 1000:.0f} ms, "
-        f"max {max(h) * 1000:.0f} ms; server CPU {window.cpu:.0%}; "
-        f"{sum(t.bytes_in for t in tallies) / len(tallies) / 1000:.0f} kB per page; "
-        f"errors {errors}"
+        f"answered, {unanswered} not yet; {asks:.2f} asked per page per s; fragment runs per "
+        f"page {min(runs)}-{max(runs)}); health p50 {quantile(h, 0.5) * 1000:.0f} ms, p99 "
+        f"{quantile(h, 0.99) * 1000:.0f} ms, max {max(h) * 1000:.0f} ms ({len(h)}); {cpu}; "
+        f"{sum(p['bytes'] for p in pages) / len(pages) / 1000:.0f} kB per page; errors {errors}"
     )
+
+
+def visitors(url: str, pid: int, n: int, seconds: float) -> str:
+    """`n` visitors in a process of their own, at a low priority (watchers.elsewhere)."""
+    result, health = elsewhere(url, pid, n, seconds, start=False)
+    cpu = f"server CPU {result['cpu']:.0%} (the visitors' process {result['client']:.0%})"
+    window = result["began"], result["ended"]
+    return figures(f"{n} visitors, {seconds:g} s", result["pages"], window, health, cpu)
+
+
+async def chromium(url: str, pid: int, n: int, seconds: float) -> str:
+    window = Window(url, pid)
+    tallies = await tabs(url, n, window, seconds)
+    pages = []
+    for t in tallies:
+        answered, unanswered = t.between(window.began, window.ended)
+        pages.append({"latencies": answered, "unanswered": unanswered, "bytes": t.bytes_in,
+                      "fragment_runs": t.fragment_runs, "errors": t.errors})  # fmt: skip
+    cpu = f"server CPU {window.cpu:.0%}"
+    return figures(f"{n} tabs, {seconds:g} s", pages, (window.began, window.ended),
+                   window.health, cpu)  # fmt: skip
 
 
 async def measure(url: str, pid: int, args) -> None:
@@ -97,14 +124,12 @@ async def measure(url: str, pid: int, args) -> None:
     started = asyncio.create_task(starter.visit(stop, clicks=("train_start",)))
     while not starter.tally.progress:
         await asyncio.sleep(0.1)
-    phases = [("visitors", args.visitors, crowd), ("tabs", args.tabs, tabs)]
-    for name, n, how in phases:
-        if not n:
-            continue
-        await asyncio.sleep(2)  # the last phase's pages gone
-        window = Window(url, pid)
-        tallies = await how(url, n, window, args.seconds)
-        print(figures(f"{n} {name}, {args.seconds:g} s", tallies, window), flush=True)
+    if args.visitors:
+        line = await asyncio.to_thread(visitors, url, pid, args.visitors, args.seconds)
+        print(line, flush=True)
+    if args.tabs:
+        await asyncio.sleep(2)  # the visitors gone
+        print(await chromium(url, pid, args.tabs, args.seconds), flush=True)
     stop.set()
     await started
 

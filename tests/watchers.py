@@ -13,10 +13,19 @@ those not used in the last `max_cached_message_age` runs.
 (Playwright's `framesent`/`framereceived`), the same way: a refresh's latency is from a
 fragment rerun's request to the `script_finished` of the first run that began after it (the
 server folds requests that arrive while the fragment runs into one later run).
+
+`elsewhere` runs the visitors in a process of their own, in a session of their own at nice 10
+(as tests/chromium_elsewhere.sh does for the load test's Chromium): visitors' browsers run on
+their own machines, so here they get only the CPU the server does not use. The health checks
+are polled from the caller's process, at its priority.
 """
 
 import asyncio
 import contextlib
+import json
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +34,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
+LONG_RUN = "hidden=32&batch_size=16&epochs=1000"  # tiny MNIST: a run that trains for minutes
 FRAGMENT_DONE = ForwardMsg.ScriptFinishedStatus.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
 PAGE_DONE = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
 
@@ -191,30 +201,38 @@ class Visitor:
 
 
 class Window:
-    """Health checks and the server's CPU time over a measuring window."""
+    """The server's CPU time (and, with `health`, health checks, 20 a second: a p99 of a
+    few dozen would be their maximum) over a measuring window."""
 
-    def __init__(self, url: str, pid: int):
-        self.url, self.pid = url, pid
+    def __init__(self, url: str, pid: int, health: bool = True):
+        self.url, self.pid, self.polls = url, pid, health
 
     def start(self) -> None:
-        from conftest import HealthWatch
+        if self.polls:
+            from conftest import HealthWatch
 
-        self.health = HealthWatch(self.url).start()
+            self.health = HealthWatch(self.url, every=0.05).start()
         self.cpu, self.began = cpu_seconds(self.pid), time.monotonic()
+        self.client = time.process_time()  # this process's: the visitors' own work
 
     def stop(self) -> None:
         self.ended = time.monotonic()
         self.cpu = (cpu_seconds(self.pid) - self.cpu) / (self.ended - self.began)
-        self.health.stop()
+        self.client = (time.process_time() - self.client) / (self.ended - self.began)
+        if self.polls:
+            self.health.stop()
 
 
-async def arrive_and_watch(pages: list, window: Window, seconds: float, settle: float = 90):
-    """`pages` ({"tally": Tally, "task": a task that follows the page}) arrive; once each
-    has drawn the whole page (or after `settle` seconds), `window` measures for
-    `seconds`."""
+async def arrive_and_watch(
+    pages: list[Tally], window: Window, seconds: float, settle: float = 90, steady: float = 5
+) -> None:
+    """Pages arrive; once each has drawn the whole page (or after `settle` seconds), and
+    `steady` seconds more (as more pages arrive, the first ones are drawn again with a
+    slower timer), `window` measures for `seconds`."""
     deadline = time.monotonic() + settle
-    while any(p["tally"].page_runs < 1 for p in pages) and time.monotonic() < deadline:
+    while any(t.page_runs < 1 for t in pages) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
+    await asyncio.sleep(steady)
     window.start()
     await asyncio.sleep(seconds)
     window.stop()
@@ -232,7 +250,7 @@ async def crowd(url: str, n: int, window: Window, seconds: float, stagger: float
 
     tasks = [asyncio.create_task(one(i, v)) for i, v in enumerate(visitors)]
     try:
-        await arrive_and_watch([{"tally": v.tally} for v in visitors], window, seconds)
+        await arrive_and_watch([v.tally for v in visitors], window, seconds)
     finally:
         stop.set()
     return list(await asyncio.gather(*tasks))
@@ -240,8 +258,74 @@ async def crowd(url: str, n: int, window: Window, seconds: float, stagger: float
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds process `pid` has used (its children not included)."""
-    import os
-
     with open(f"/proc/{pid}/stat") as f:
         parts = f.read().rsplit(")", 1)[1].split()
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def watch(url: str, pid: int, n: int, seconds: float, start: bool = True) -> dict:
+    """One page starts a long run (LONG_RUN; with `start` False, one that trains already
+    is followed); while it trains `n` pages arrive, and once all have drawn the page,
+    `seconds` are measured. What each page saw in that window."""
+    stop = asyncio.Event()
+    starter = Visitor(url, query=LONG_RUN)
+    clicks = ("train_start",) if start else ()
+    started = asyncio.create_task(starter.visit(stop, clicks=clicks))
+    deadline = time.monotonic() + 60
+    try:
+        while not starter.tally.progress:  # the worker process starts, then the run trains
+            if time.monotonic() > deadline or started.done():
+                raise RuntimeError(f"the run did not start: {starter.tally.errors}")
+            await asyncio.sleep(0.1)
+        window = Window(url, pid, health=False)
+        tallies = await crowd(url, n, window, seconds)
+    finally:
+        stop.set()
+        await started
+    pages = []
+    for t in tallies:
+        answered, unanswered = t.between(window.began, window.ended)
+        pages.append({
+            "latencies": answered, "unanswered": unanswered, "page_runs": t.page_runs,
+            "fragment_runs": t.fragment_runs, "progress": t.progress, "errors": t.errors,
+            "bytes": t.bytes_in,
+        })  # fmt: skip
+    return {"began": window.began, "ended": window.ended, "cpu": window.cpu,
+            "client": window.client, "pages": pages}  # fmt: skip
+
+
+def _elsewhere() -> None:
+    """In the visitors' process: a session of its own at nice 10 (see the docstring)."""
+    with contextlib.suppress(OSError):
+        with open("/proc/self/autogroup", "w") as f:
+            f.write("10")
+    os.nice(10)
+
+
+def elsewhere(url: str, pid: int, n: int, seconds: float, start: bool = True):
+    """`watch` in a process of its own at a low priority, the health checks polled from
+    here meanwhile: (what `watch` returns, the health checks sent within its window)."""
+    from conftest import HealthWatch
+
+    health = HealthWatch(url, every=0.05).start()
+    try:
+        done = subprocess.run(
+            [sys.executable, __file__, url, str(pid), str(n), str(seconds), str(int(start))],
+            capture_output=True, text=True, timeout=seconds + 180, start_new_session=True,
+            preexec_fn=_elsewhere,
+        )  # fmt: skip
+    finally:
+        health.stop()
+    if done.returncode:
+        raise RuntimeError(f"the visitors' process failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.splitlines()[-1])
+    window = result["began"], result["ended"]
+    health.latencies = [
+        s for s, t in zip(health.latencies, health.when, strict=True) if window[0] <= t <= window[1]
+    ]
+    return result, health
+
+
+if __name__ == "__main__":  # elsewhere's child: URL PID N SECONDS START
+    url, pid, n, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    print(json.dumps(asyncio.run(watch(url, pid, n, seconds, sys.argv[5] == "1"))))
