@@ -67,7 +67,7 @@ def live() -> None:
         st.info("No run on this server yet: fill in the recipe and press Start training.")
         return
     watching = ui.watchers() if busy else 0
-    if busy and (not trainer.busy() or ui.refresh_every(watching) != every):
+    if busy and (not trainer.busy() or ui.retime(every, watching)):
         st.rerun()  # the runs ended, or many more (or fewer) watch: redraw once, new timer
     if every and every > 1:
         st.caption(

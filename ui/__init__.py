@@ -24,7 +24,7 @@ from .charts import confusion_chart, probability_chart
 from .compare_view import show_compare
 from .finder_view import show_lr_finder
 from .format import enlarge, plain, prediction_line, upscale
-from .live import refresh_every, watchers
+from .live import refresh_every, retime, watchers
 from .models import (
     DEFAULT_MODEL,
     DEFAULT_NAME,
@@ -90,6 +90,7 @@ __all__ = [
     "probability_chart",
     "recipe_form",
     "refresh_every",
+    "retime",
     "serve",
     "set_active_model",
     "shipped_recipe",
