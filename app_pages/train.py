@@ -58,7 +58,8 @@ every = ui.refresh_every(ui.watchers()) if busy else None  # slower when many pa
 
 @st.fragment(run_every=every)
 def live() -> None:
-    """The queue and one run, redrawn every second (or two) while runs train or wait."""
+    """The queue and one run, redrawn every second (less often when many watch) while runs
+    train or wait."""
     trainer = ui.trainer()
     if trainer.problem:
         st.warning(trainer.problem, icon=":material/database:")
