@@ -25,10 +25,11 @@ test: $(VENV)/.dev-installed
 	$(VENV)/bin/lint-imports  # the rooms' import rules (pyproject.toml, [tool.importlinter])
 	$(PY) -m pytest
 
-# the load test alone (also in make test): 8 browsers uploading while a run trains;
-# prints answers, seconds, memory, health latency
+# the load tests alone (also in make test): 8 browsers uploading while a run trains, and
+# 30 pages watching a run train; they print answers, seconds, memory, refresh and health
+# latency, the server's CPU
 load-test: $(VENV)/.dev-installed
-	$(PY) -m pytest -m load -s tests/test_browser_load.py
+	$(PY) -m pytest -m load -s tests/test_browser_load.py tests/test_watchers.py
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check --fix .

@@ -53,11 +53,13 @@ if missing is None:
 
 ui.show_teacher()  # only where the server has a teacher password
 busy = ui.trainer().busy()
+every = ui.refresh_every(ui.watchers()) if busy else None  # slower when many pages watch
 
 
-@st.fragment(run_every=1.0 if busy else None)
+@st.fragment(run_every=every)
 def live() -> None:
-    """The queue and one run, redrawn every second while runs train or wait."""
+    """The queue and one run, redrawn every second (less often when many watch) while runs
+    train or wait."""
     trainer = ui.trainer()
     if trainer.problem:
         st.warning(trainer.problem, icon=":material/database:")
@@ -65,8 +67,14 @@ def live() -> None:
     if not runs:
         st.info("No run on this server yet: fill in the recipe and press Start training.")
         return
-    if busy and not trainer.busy():
-        st.rerun()  # the runs ended since the page was drawn: redraw once, without the timer
+    watching = ui.watchers() if busy else 0
+    if busy and (not trainer.busy() or ui.retime(every, watching)):
+        st.rerun()  # the runs ended, or many more (or fewer) watch: redraw once, new timer
+    if every and every > 1:
+        st.caption(
+            f"{watching} pages are watching this server's runs, so each refreshes every "
+            f"{every:g} s."
+        )
     ui.show_queue(runs)
     # this browser's run in training, else its next waiting, else its newest not cancelled;
     # else what trains now; else the newest run
@@ -75,7 +83,7 @@ def live() -> None:
     waiting = [r for r in mine if r.status in WAITING][:1]
     kept = [r for r in mine if r.status != RunStatus.CANCELLED]
     run = ([r for r in training if r in mine] or waiting or kept or training or runs)[-1]
-    ui.show_run(run.snapshot(), ui.starts_in(run))
+    ui.show_run(run, ui.starts_in(run))
 
 
 live()

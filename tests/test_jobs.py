@@ -580,3 +580,79 @@ def test_a_run_that_ended_while_the_disk_was_full_is_written_down_when_it_frees(
     assert t.store.run(first.id).status == "finished" and t.problem is None
     assert t.wait(60).status == "finished" and t.store.run(second.id).status == "finished"
     t.close()
+
+
+def test_a_run_ended_while_the_disk_was_full_is_written_down_with_no_other_write(
+    tmp_path, data, monkeypatch
+):
+    """Nobody starts another run: the end is tried again as the page asks for the
+    problem, and the sentence goes when it is written."""
+    from mlp_core.service import recorder
+    from mlp_core.service.runstore import HistoryError, RunStore
+
+    monkeypatch.setattr(recorder, "CHECK_SECONDS", 0.0)
+    t = Trainer(tmp_path / "models", history=tmp_path / "runs.sqlite")
+    real, full = RunStore.update_run, [True]
+
+    def update_run(self, run_id, **changes):
+        if full[0] and "ended" in changes:
+            raise HistoryError("The disk is full.")
+        return real(self, run_id, **changes)
+
+    monkeypatch.setattr(RunStore, "update_run", update_run)
+    run = t.start(Recipe(**QUICK), data=data)
+    assert t.wait(60).status == "finished"
+    assert t.problem.startswith("The disk")  # tried again as the page asks: still full
+    assert t.problem.startswith("The disk") and t.store.run(run.id).status == "running"
+    full[0] = False  # space freed; the page asks again
+    assert t.problem is None and t.store.run(run.id).status == "finished"
+    t.close()
+
+
+def test_a_history_deleted_under_the_server_is_written_again_and_said_once(
+    tmp_path, data, monkeypatch, caplog
+):
+    from mlp_core.service import recorder
+    from mlp_core.service.runstore import RunStore
+
+    monkeypatch.setattr(recorder, "CHECK_SECONDS", 0.0)
+    path = tmp_path / "runs.sqlite"
+    t = Trainer(tmp_path / "models", history=path)
+    first = t.start(Recipe(**QUICK), data=data)
+    assert t.wait(60).status == "finished" and t.problem is None
+    path.unlink()
+    with caplog.at_level("WARNING", logger=recorder.__name__):
+        said = [t.problem for _ in range(3)]
+    assert said[0] == said[2] and "was deleted while the server ran" in said[0], said
+    assert len(caplog.records) == 1  # logged once
+    second = t.start(Recipe(**QUICK), data=data)  # written to the new file
+    assert t.wait(60).status == "finished"
+    t.close()
+    store = RunStore(path)
+    assert [(r.id, r.status) for r in store.runs()] == [
+        (first.id, "finished"), (second.id, "finished")
+    ]  # fmt: skip
+    store.close()
+
+
+def test_a_history_replaced_under_the_server_is_left_alone_and_said_once(
+    tmp_path, data, monkeypatch, caplog
+):
+    from mlp_core.service import recorder
+    from mlp_core.service.runstore import RunStore
+
+    monkeypatch.setattr(recorder, "CHECK_SECONDS", 0.0)
+    path, restored = tmp_path / "runs.sqlite", tmp_path / "restored.sqlite"
+    t = Trainer(tmp_path / "models", history=path)
+    t.start(Recipe(**QUICK), data=data)
+    assert t.wait(60).status == "finished"
+    RunStore(restored).close()
+    restored.replace(path)  # e.g. a copy put back by hand
+    with caplog.at_level("WARNING", logger=recorder.__name__):
+        said = [t.problem for _ in range(3)]
+    assert said[0] == said[2] and "was replaced by another" in said[0], said
+    assert len(caplog.records) == 1
+    t.close()
+    store = RunStore(path)
+    assert store.runs() == []  # the file put there is not written over
+    store.close()

@@ -313,3 +313,35 @@ def test_a_folder_that_cannot_be_made_is_a_history_error(tmp_path):
     with pytest.raises(HistoryError) as e:
         RunStore(tmp_path / "file" / "runs.sqlite")  # its folder would be inside a file
     one_sentence(e.value)
+
+
+def test_a_deleted_file_is_noticed_and_written_again_with_everything(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path)
+    rid = store.add_run(Recipe(), "cpu")
+    store.add_losses(rid, [1, 2], [0.5, 0.25])
+    assert store.moved() is None
+    path.unlink()  # its write-ahead log is left at the path
+    assert store.moved() == "deleted"
+    store.update_run(rid, status="running")  # still written, to the deleted file
+    store.recreate()
+    assert store.moved() is None and path.exists()
+    store.add_accuracy(rid, 1, 0.9)  # and now to the new one
+    store.close()
+    again = RunStore(path)
+    assert [(r.id, r.status) for r in again.runs()] == [(rid, "running")]
+    assert again.losses(rid) == ([1, 2], [0.5, 0.25]) and again.accuracies(rid) == [0.9]
+    again.close()
+
+
+def test_a_replaced_file_is_noticed_and_left_alone(tmp_path):
+    path, other = tmp_path / "runs.sqlite", tmp_path / "restored.sqlite"
+    store = RunStore(path)
+    store.add_run(Recipe(), "cpu")
+    RunStore(other).close()  # an empty history, moved over the open one
+    other.replace(path)
+    assert store.moved() == "replaced"
+    store.detach()
+    store.add_run(Recipe(), "cpu")  # written to the file it opened
+    store.close()
+    assert RunStore(path).runs() == []  # nothing of it in the file put there

@@ -6,6 +6,7 @@ format.py      user text shown literally, durations, rates, pictures blown up
 charts.py      every Altair chart the pages draw
 recipe_form.py the recipe form, made from Recipe's declarations; returns what was asked
 run_view.py    the queue, a run live and finished, the runs in the history
+live.py        a run's live view, built once a second and shared by every page watching
 finder_view.py the learning-rate finder's curve and suggestion
 augment_view.py what augmentation does to a training picture
 why.py         one picture's answer and "Why this answer?"
@@ -23,6 +24,7 @@ from .charts import confusion_chart, probability_chart
 from .compare_view import show_compare
 from .finder_view import show_lr_finder
 from .format import enlarge, plain, prediction_line, upscale
+from .live import refresh_every, retime, watchers
 from .models import (
     DEFAULT_MODEL,
     DEFAULT_NAME,
@@ -87,6 +89,8 @@ __all__ = [
     "prediction_line",
     "probability_chart",
     "recipe_form",
+    "refresh_every",
+    "retime",
     "serve",
     "set_active_model",
     "shipped_recipe",
@@ -112,5 +116,6 @@ __all__ = [
     "stepper",
     "trainer",
     "upscale",
+    "watchers",
     "write_link",
 ]

@@ -6,6 +6,8 @@ Pages pass these to `st.altair_chart`; none of them builds a chart of its own.
 import altair as alt
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from mlp_core.lr_finder import LRFinderResult, smooth
@@ -17,6 +19,30 @@ SMOOTHING = 50  # the moving average spans ~50 batches, or 2% of a short run
 MAX_POINTS = 1500  # points per curve sent to the browser; more only slows the chart down
 MAX_COMPARED = 8  # runs overlaid on one loss chart at most (the last ones given)
 STRIP_HEIGHT = 44  # pixels: a row of markers above a 30-pixel strip of cells
+
+
+def spec(chart: alt.TopLevelMixin) -> dict:
+    """The chart as the Vega-Lite spec `st.vega_lite_chart` takes, its datasets already
+    Arrow bytes: what `st.altair_chart` builds on every call (Altair's validation and the
+    data's conversion, tens of milliseconds), built once for a chart many pages show.
+    Pass a copy (`dict(spec)`): Streamlit takes the datasets out of the dict it is given."""
+    out = chart.to_dict()
+    out["datasets"] = {name: _arrow(rows) for name, rows in out.get("datasets", {}).items()}
+    return out
+
+
+def _arrow(rows: list[dict]) -> bytes:
+    """Rows as an Arrow IPC stream, the form Streamlit sends a chart's data in; text
+    columns (a curve's name on each of 3,000 points) sent once per distinct value."""
+    table = pa.Table.from_pylist(rows)
+    table = pa.table({
+        name: pc.dictionary_encode(col) if pa.types.is_string(col.type) else col
+        for name, col in zip(table.column_names, table.columns, strict=True)
+    })  # fmt: skip
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def smoothed(losses: list[float], total_steps: int, stride: int = 1) -> list[float]:

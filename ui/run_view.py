@@ -13,7 +13,6 @@ import pandas as pd
 import streamlit as st
 
 from mlp_core import ModelFileError, UserError
-from mlp_core.insight import template_grid
 from mlp_core.service import (
     ACTIVE,
     ENDED,
@@ -25,8 +24,9 @@ from mlp_core.service import (
     save_as,
 )
 
-from .charts import accuracy_chart, loss_chart, norms_chart, runs_chart
-from .format import duration, enlarge, plain, run_name, shown_path
+from .charts import runs_chart
+from .format import duration, plain, run_name, shown_path
+from .live import View, views
 from .models import active_model_path, set_active_model
 from .server import browser, models_dir, trainer
 
@@ -96,9 +96,12 @@ def cancel_button(run_id: int, label: str, key: str) -> None:
         st.rerun()
 
 
-def show_run(snap: Snapshot, place: str = "") -> None:
-    """One run: its place in line, progress or outcome, then its loss and accuracy curves.
-    Stop and Cancel are offered to the browser that started it only."""
+def show_run(run: Run, place: str = "") -> None:
+    """One run: its place in line, progress or outcome, then its loss and accuracy curves,
+    the curves and pictures from the view every page watching it shares (live.py, up to
+    a second old), the rest as it is now. Stop and Cancel are offered to the browser that
+    started it only."""
+    snap = run.snapshot(curves=False)  # cheap: no curves, no pictures
     mine = snap.owner == browser()
     st.subheader(f"Run {snap.id}: {snap.recipe.describe()}")
     st.caption(f"on {snap.device} · {snap.status} · started by {who(snap)}")
@@ -123,18 +126,19 @@ def show_run(snap: Snapshot, place: str = "") -> None:
         c[3].metric("Time left", duration(snap.eta))
     else:
         show_outcome(snap)
+    view = views().of(run)
     left, right = st.columns([3, 2])
     with left:
-        if len(snap.losses) > 1:
-            st.altair_chart(loss_chart(snap), width="stretch")
+        if view.loss is not None:
+            st.vega_lite_chart(spec=dict(view.loss), width="stretch")
         else:
             st.caption("The loss chart starts with the first batch.")
     with right:
-        if snap.accuracies:
-            st.altair_chart(accuracy_chart(snap), width="stretch")
+        if view.accuracy is not None:
+            st.vega_lite_chart(spec=dict(view.accuracy), width="stretch")
         else:
             st.caption("Test accuracy appears after the first epoch.")
-    show_weights(snap)
+    show_weights(view)
 
 
 def show_outcome(snap: Snapshot) -> None:
@@ -203,8 +207,9 @@ def show_outcome(snap: Snapshot) -> None:
             st.success(f"Saved a copy as `{shown_path(str(saved))}`", icon=":material/save:")
 
 
-def show_weights(snap: Snapshot) -> None:
+def show_weights(view: View) -> None:
     """The first layer's templates as pictures, live, and each layer's norms per epoch."""
+    snap = view.snap
     weights = snap.extras.get("weights")  # (64, 28, 28), refreshed every 50 batches
     if weights is None:
         return
@@ -222,24 +227,19 @@ def show_weights(snap: Snapshot) -> None:
         )
         st.caption("Each square has its own colour scale. Refreshed every 50 batches.")
     with grid:
-        shown = weights[:n]
-        cols = 8 if len(shown) <= 32 else 16
+        n = n if n in UNITS_SHOWN else 32  # a forged value: the default
         st.image(
-            enlarge(template_grid(shown, cols=cols), 3 if cols == 8 else 2),
-            caption=f"Run {snap.id}: the first {len(shown)} of {(snap.recipe.hidden or (10,))[0]} "
-            f"units, {when}",  # a linear model's units are the ten digits' scores
-        )
-    norms = snap.extras.get("norms") or []
-    if not norms:
+            view.templates(n),
+            output_format="PNG",  # as made: "auto" would decode it and encode a JPEG per page
+            caption=f"Run {snap.id}: the first {len(weights[:n])} of "
+            f"{(snap.recipe.hidden or (10,))[0]} units, {when}",  # a linear model's units
+        )  # are the ten digits' scores
+    if view.norms is None:
         st.caption("Each layer's weight and gradient norms appear after the first epoch.")
         return
     c_weight, c_grad = st.columns(2)
-    c_weight.altair_chart(
-        norms_chart(norms, "weight norm", "Size of each layer's weights"), width="stretch"
-    )
-    c_grad.altair_chart(
-        norms_chart(norms, "grad norm", "Size of its gradients (mean per batch)"), width="stretch"
-    )
+    c_weight.vega_lite_chart(spec=dict(view.norms[0]), width="stretch")
+    c_grad.vega_lite_chart(spec=dict(view.norms[1]), width="stretch")
     st.caption(
         "Norm: the square root of the sum of squares, one number for a whole layer. In a "
         "healthy run the weight norms stay steady and the gradient norms drift down as the "

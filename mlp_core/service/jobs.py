@@ -62,6 +62,7 @@ class Snapshot:
     extras: dict = field(default_factory=dict)  # from callbacks: "weights", "weights_step", "norms"
     owner: str = ""  # who started it (a browser's token hash; "" for scripts)
     created: float = 0.0  # time.time() when it was queued
+    version: int = 0  # events applied to the run so far: equal versions, equal snapshots
 
     @property
     def active(self) -> bool:
@@ -115,6 +116,8 @@ class Run:
         self._elapsed, self._out = 0.0, None
         self._restore: Callable | None = None  # a past run's curves, read when first shown
         self._final: float | None = None  # a past run's test accuracy, before its curves
+        self._version = 0  # events applied (with the lock held): a view of the run is stale
+        # when it has moved on
 
     # -- events, from the training side ---------------------------------------------------
 
@@ -143,12 +146,14 @@ class Run:
     def starting(self, message: str = "Loading MNIST...") -> None:
         with self._lock:
             self._status, self._message = RunStatus.STARTING, message
+            self._version += 1
         self._tell(Starting(message))
 
     def began(self, total_steps: int) -> None:
         with self._lock:
             self._status, self._message = RunStatus.RUNNING, "Training..."
             self._total_steps = total_steps
+            self._version += 1
         self._tell(Began(total_steps))
 
     def progressed(self, losses: list[float], step: int, seen: int, elapsed: float) -> None:
@@ -157,18 +162,21 @@ class Run:
             for loss in losses:
                 self._losses.append(loss)  # bounded: long runs keep averages of neighbours
             self._step, self._seen, self._elapsed = step, seen, elapsed
+            self._version += 1
         self._tell(Progressed(list(losses), step, seen, elapsed))
 
     def epoch_ended(self, epoch: int, accuracy: float) -> None:
         with self._lock:
             self._accuracies.append(accuracy)
             self._epoch = epoch
+            self._version += 1
         self._tell(EpochEnded(epoch, accuracy))
 
     def publish(self, key: str, value) -> None:
         """For callbacks: share a value with readers (they get it in Snapshot.extras)."""
         with self._lock:
             self.extras[key] = value
+            self._version += 1
 
     def ended(self, status: RunStatus, message: str, out: str | None = None) -> None:
         """The run is over (once: a later call is ignored). `join` returns after the
@@ -178,6 +186,7 @@ class Run:
                 return
             self._over = True
             self._status, self._message, self._out = RunStatus(status), message, out
+            self._version += 1
         try:
             self._tell(Ended(status, message, out))
         finally:
@@ -189,6 +198,12 @@ class Run:
     def status(self) -> RunStatus:
         with self._lock:
             return self._status
+
+    @property
+    def version(self) -> int:
+        """How many events the run has applied: a snapshot of an equal version is current."""
+        with self._lock:
+            return self._version
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the run to end; True if it has."""
@@ -221,6 +236,7 @@ class Run:
                 extras=dict(self.extras) if curves else {},
                 owner=self.owner,
                 created=self.created,
+                version=self._version,
             )
 
     # -- a run from the history of an earlier server ------------------------------------------

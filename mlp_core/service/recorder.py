@@ -3,11 +3,18 @@
 A Run's listener (jobs.py) that turns its events into writes to the RunStore (runstore.py).
 A failed write (the file locked, the disk full, read-only, damaged) becomes `problem`, one
 sentence the Train page shows, never a failed run: training goes on, and runs not
-written down stay listed until the server stops.
+written down stay listed until the server stops. The sentence goes with the next write that
+works; the end of a run that could not be written is tried again every few seconds
+(`check`, which the page calls), so no run is left "running" in the history once it can be
+written. `check` also notices the file deleted under the server (it is written again from
+the open history) or replaced by another (left alone; this server's runs stay in the one
+it opened), and says so once.
 """
 
 import contextlib
 import fcntl
+import logging
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +22,11 @@ from ..recipe import Recipe
 from .events import Began, Ended, EpochEnded, Event, Progressed, Starting
 from .runstore import HistoryError, RunRow, RunStore
 from .status import RunStatus
+
+CHECK_SECONDS = 2.0  # how often `check` looks at the file and retries ends not written
+NOTICE_SECONDS = 600.0  # how long "the file was deleted and written again" is shown
+
+log = logging.getLogger(__name__)
 
 
 class HistoryRecorder:
@@ -34,6 +46,10 @@ class HistoryRecorder:
         self._lock_file = None
         self._endings: dict[int, dict] = {}  # run id -> its end, not yet written down
         self._failed_write = False  # `problem` is a write's: it clears when writes work again
+        self._checked = time.monotonic()  # when `check` last looked
+        self._checking = threading.Lock()  # one thread at a time recreates the file
+        self._notice_until = 0.0  # `problem` is a notice shown until then (time.monotonic)
+        self._moved: str | None = None  # "deleted" or "replaced", once noticed and logged
         if path is not None and not self._lock(Path(path)):
             self.problem = self.taken = (
                 f"Another server is using this run history ({Path(path).name}) and models "
@@ -87,6 +103,65 @@ class HistoryRecorder:
             self.problem, self._failed_write = None, False
         return done
 
+    def check(self, force: bool = False) -> None:
+        """At most every CHECK_SECONDS (always with `force`): is the file at the history's
+        path still the one opened (see RunStore.moved), and can the ends not yet written
+        be written now? Cheap: a stat of the path, and writes only when some are due."""
+        if self.store is None or self.closing:
+            return
+        now = time.monotonic()
+        if not force and now - self._checked < CHECK_SECONDS:
+            return
+        if not self._checking.acquire(blocking=False):
+            return  # another thread is checking
+        try:
+            self._checked = now
+            self._check_file()
+            if self._endings:
+                self._write("")
+            if self._notice_until and now > self._notice_until and not self._failed_write:
+                self.problem, self._notice_until = None, 0.0
+        finally:
+            self._checking.release()
+
+    def _check_file(self) -> None:
+        name = self.store.path.name
+        moved = self.store.moved()
+        if moved == "deleted":
+            try:
+                self.store.recreate()
+                n = len(self.store.runs())
+            except HistoryError as e:  # tried again at the next check
+                self._failed_write = False
+                self.problem = (
+                    f"The run history file ({name}) was deleted while the server ran and "
+                    f"could not be written again: {e} Runs are shown until the server stops."
+                )
+                if self._moved != "deleted":
+                    log.warning("run history %s deleted; writing it again failed: %s", name, e)
+                    self._moved = "deleted"
+                return
+            self._moved = None
+            self._failed_write = False
+            self.problem = (
+                f"The run history file ({name}) was deleted while the server ran; it has been "
+                f"written again with the {n} runs this server holds."
+            )
+            self._notice_until = time.monotonic() + NOTICE_SECONDS
+            log.warning("run history %s deleted while the server ran; written again", name)
+        elif moved == "replaced":
+            if self._moved != "replaced":
+                log.warning("run history %s replaced by another file while the server ran", name)
+                self._moved = "replaced"
+                with contextlib.suppress(HistoryError):  # the new file must not read our log
+                    self.store.detach()
+            if self.problem is None:
+                self.problem = (
+                    f"The run history file ({name}) was replaced by another while the server "
+                    "ran; this server keeps writing to the one it opened, whose runs are lost "
+                    "when it stops: restart the server to use the new file."
+                )
+
     def past_runs(self) -> list[RunRow]:
         """The runs of earlier servers, oldest first (none if the history cannot be read)."""
         if self.store is None:
@@ -118,6 +193,7 @@ class HistoryRecorder:
 
     def __call__(self, run, event: Event) -> None:
         """A run's event (a Run's listener): write it down."""
+        self.check()
         match event:
             case Starting():
                 self._write("update_run", run.id, status=RunStatus.STARTING, started=time.time())

@@ -15,6 +15,7 @@ HistoryError whose message is one sentence without the server's paths.
 
 import errno
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -104,37 +105,91 @@ class RunStore:
     """
 
     def __init__(self, path: str | Path, timeout: float = 2.0):
-        self.path = Path(path)
+        self.path, self.timeout = Path(path), timeout
         self._lock = threading.Lock()
-        self._db = None
+        self._db = self._open()
+        self._file = _identity(self.path)  # (device, inode) of the file opened
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection to the file at `path`, its layout checked and made."""
+        timeout, db = self.timeout, None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
+            db = sqlite3.connect(
                 self.path, timeout=timeout, check_same_thread=False, isolation_level=None
             )
-            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             # read before changing anything: a newer file is left exactly as it is
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise HistoryError(
                     f"The run history was written by a newer version of this app "
                     f"(layout {version}, this one reads {SCHEMA_VERSION}); upgrade the app, "
                     f"or move {self.path.name} away to start a new history."
                 )
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.executescript(  # one transaction: two servers starting at once agree
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.executescript(  # one transaction: two servers starting at once agree
                 f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             )
+            return db
         except Exception as e:
-            if self._db is not None:
-                self._db.close()
+            if db is not None:
+                db.close()
             if isinstance(e, HistoryError):
                 raise
             if isinstance(e, sqlite3.Error | OSError):
                 raise history_error(e, self.path.name) from e
             raise
+
+    # -- the file itself: still the one opened? ---------------------------------------------
+
+    def moved(self) -> str | None:
+        """`"deleted"` when no file is at `path` any more, `"replaced"` when another is (a
+        restored copy, another history moved there); None while it is the file opened.
+        An open file that was deleted is still written, and lost when the server stops."""
+        now = _identity(self.path)
+        if now is None:
+            return "deleted"
+        return "replaced" if now != self._file else None
+
+    def recreate(self) -> None:
+        """Write the history this store holds to `path` again (after `moved()` said
+        "deleted"), and go on writing there. HistoryError if it cannot be written.
+
+        Copied into a new file beside it, which is then moved into place. The deleted file's
+        write-ahead log (runs.sqlite-wal, if it was left at the path) is this store's: closing
+        the old connection checkpoints it into the deleted file and removes it, before the new
+        file is opened, so the new file never reads a log that is not its own.
+        """
+        fresh = self.path.with_name(self.path.name + ".new")
+        with self._lock:
+            try:
+                fresh.unlink(missing_ok=True)
+                copy = sqlite3.connect(fresh)
+                try:
+                    self._db.backup(copy)
+                finally:
+                    copy.close()
+                os.replace(fresh, self.path)
+                self._db.close()
+                self._db = self._open()  # until then, writes fail with a HistoryError
+                self._file = _identity(self.path)
+            except (sqlite3.Error, OSError) as e:
+                raise history_error(e, self.path.name) from e
+
+    def detach(self) -> None:
+        """Write nothing more at `path` (after `moved()` said "replaced"): the write-ahead
+        log this store keeps beside the path is emptied into the file it opened, and writes
+        go on without one. SQLite does not remove that log when the file was renamed over,
+        and a file opened there later would read this store's pages from it."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.execute("PRAGMA journal_mode = MEMORY")
+            except sqlite3.Error as e:
+                raise history_error(e, self.path.name) from e
 
     # -- writes: each one its own short transaction -------------------------------------
 
@@ -285,6 +340,15 @@ class RunStore:
         with self._lock:
             if self._db is not None:
                 self._db.close()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`; None if there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _damaged(name: str) -> str:

@@ -126,7 +126,10 @@ class Trainer:
 
     @property
     def problem(self) -> str | None:
-        """A sentence when the history cannot be kept (training goes on)."""
+        """A sentence when the history cannot be kept (training goes on), or when its file
+        was deleted or replaced under the server. Asking also lets the history check its file
+        and retry the ends it could not write (at most every few seconds)."""
+        self.history.check()
         return self.history.problem
 
     @property
