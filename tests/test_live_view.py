@@ -61,12 +61,12 @@ def test_many_watching_pages_refresh_less_often(monkeypatch):
     assert counts[-1] == live.WATCHERS_SLOWER + 1
     assert live.refresh_every(counts[-2]) == live.LIVE_EVERY == 1
     assert live.refresh_every(counts[-1]) == 2
-    assert [live.refresh_every(n) for n in (20, 21, 30, 31, 100)] == [2, 3, 3, 4, live.SLOW_EVERY]
+    assert [live.refresh_every(n) for n in (14, 15, 21, 22, 100)] == [2, 3, 3, 4, live.SLOW_EVERY]
     clock[0] += live.SEEN_FOR + 1  # they all left; one page refreshes
     assert views.watching("page 0") == 1
 
 
 def test_a_page_slows_down_at_once_and_speeds_up_only_when_clearly_fewer_watch():
-    assert live.retime(1, 11) and live.retime(2, 21)  # more watch: slower at once
-    assert not live.retime(2, 11) and not live.retime(3, 15)  # a few fewer: as it is
-    assert live.retime(3, 13) and live.retime(2, 6)  # clearly fewer: faster again
+    assert live.retime(1, 8) and live.retime(2, 15)  # more watch: slower at once
+    assert not live.retime(2, 8) and not live.retime(3, 11)  # a few fewer: as it is
+    assert live.retime(3, 9) and live.retime(2, 4)  # clearly fewer: faster again

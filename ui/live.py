@@ -8,11 +8,12 @@ builds the view; the others, for the next second, take it as it is (`LIVE_EVERY`
 asking while another builds takes the last one built rather than wait.
 
 With more than WATCHERS_SLOWER pages watching (MLP_WATCHERS_SLOWER), each refreshes less
-often, one second more per WATCHERS_SLOWER pages (2 s for 11-20, 3 s for 21-30, at most
-SLOW_EVERY), and says so: the server then runs about WATCHERS_SLOWER page refreshes a
+often, one second more per WATCHERS_SLOWER pages (2 s for 8-14, 3 s for 15-21, 4 s for
+22-28, at most SLOW_EVERY), and says so: the server then runs about WATCHERS_SLOWER page refreshes a
 second however many watch. Each refresh is a new thread for the page's session, and the
 server's event loop waits for each to start: with 30 pages refreshing every 2 s, the
-health check's p99 was 255-440 ms.
+health check's p99 was 255-440 ms; with 31 pages at 4 s (10 per step), 210-280 ms in
+four runs of six; at 5 s (7 per step), 55-95 ms.
 """
 
 import io
@@ -32,7 +33,7 @@ from .charts import accuracy_chart, loss_chart, norms_chart, spec
 from .format import enlarge
 
 LIVE_EVERY = 1.0  # seconds: a run's view is rebuilt at most this often, however many watch
-WATCHERS_SLOWER = 10  # more pages than this watching live: each refreshes less often
+WATCHERS_SLOWER = 7  # more pages than this watching live: each refreshes less often
 SLOW_EVERY = 5.0  # seconds between a page's refreshes at most, however many watch
 SEEN_FOR = 12.0  # seconds: a page that has not refreshed for this long no longer watches
 # (over two of its slowest refreshes: a page still watching is never left out of the count)
