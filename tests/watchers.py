@@ -223,12 +223,19 @@ class Window:
             self.health.stop()
 
 
+def saw_it_train(t: Tally) -> bool:
+    """Whether a page has been refreshed twice and seen the run's progress move."""
+    return t.fragment_runs >= 2 and len(t.progress) > 1 and max(t.progress) > min(t.progress)
+
+
 async def arrive_and_watch(
     pages: list[Tally], window: Window, seconds: float, settle: float = 90, steady: float = 5
 ) -> None:
     """Pages arrive; once each has drawn the whole page (or after `settle` seconds), and
     `steady` seconds more (as more pages arrive, the first ones are drawn again with a
-    slower timer), `window` measures for `seconds`."""
+    slower timer), `window` measures for `seconds`. Then the pages go on watching until
+    each has seen the run train (saw_it_train; at most `settle` seconds more): on a slow or
+    busy machine the window's seconds may not hold two refreshes of every page."""
     deadline = time.monotonic() + settle
     while any(t.page_runs < 1 for t in pages) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
@@ -236,6 +243,9 @@ async def arrive_and_watch(
     window.start()
     await asyncio.sleep(seconds)
     window.stop()
+    deadline = time.monotonic() + settle
+    while not all(saw_it_train(t) for t in pages) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
 
 
 async def crowd(url: str, n: int, window: Window, seconds: float, stagger: float = 0.05):
@@ -311,7 +321,7 @@ def elsewhere(url: str, pid: int, n: int, seconds: float, start: bool = True):
     try:
         done = subprocess.run(
             [sys.executable, __file__, url, str(pid), str(n), str(seconds), str(int(start))],
-            capture_output=True, text=True, timeout=seconds + 180, start_new_session=True,
+            capture_output=True, text=True, timeout=seconds + 300, start_new_session=True,
             preexec_fn=_elsewhere,
         )  # fmt: skip
     finally:
