@@ -31,14 +31,11 @@ from PIL import Image
 
 from ..metrics import predict_probs
 from .decode import ImageError
-from .digits import NO_DIGIT_MARKS, NOISE, Preprocessed, find_ink, stretch
-from .pieces import Components, digit_pieces, noisy
-from .segment import Atom, Line, atoms, crop, line_of, runs
+from .digits import Preprocessed, find_ink
+from .segment import MAX_DIGITS, Atom, cut_number, too_many
 from .verifier import Verifier, shipped_verifier
 
-MAX_DIGITS = 12  # a longer row of marks is text, noise or a texture, not a number
 UNSURE = 0.75  # below this top probability, an answer names its runner-up
-_SMALL = 0.4  # a piece smaller than this many digit heights is part of a digit, or punctuation
 _KEEP = 4  # readings kept into each node of the path search: enough for the runner-up
 _CLOSE = 1.5  # a runner-up reading within this much log-score (4.5x) is named as well
 _TRUST = 0.5  # the verifier's weight against the classifier's in a candidate's score
@@ -155,24 +152,7 @@ def read_number(
     Raises ImageError, with one sentence for the user, for a picture with no digit in it (as
     `preprocess` does) and for one with more than MAX_DIGITS separate marks.
     """
-    ink = find_ink(source)
-    keep = digit_pieces(ink.parts, ink.mask.shape)  # (k,) piece indices
-    if len(keep) == 0:
-        raise ImageError(NO_DIGIT_MARKS)
-    if noisy(ink.parts, keep):
-        raise ImageError(NOISE)
-    if len(keep) > 4 * MAX_DIGITS:  # the candidates stay few: never more than this many pieces
-        raise ImageError(_too_many(len(keep)))
-    line = line_of(ink.parts, keep)
-    keep = _near(ink.parts, keep, line)  # without punctuation and marks far from the digits
-    if _columns(ink.parts, keep, line) > MAX_DIGITS:
-        raise ImageError(_too_many(_columns(ink.parts, keep, line)))
-    x, _ = stretch(ink, keep)  # (H, W): background 0, ink 1
-    found = atoms(ink.parts, keep, line)
-    if len(found) > 5 * MAX_DIGITS:  # a long row of touching marks: text, not a number
-        raise ImageError(_too_many(len(found)))
-    spans = runs(found, line)  # at most MAX_RUN per atom: the work stays bounded
-    cands = [crop(ink.parts, x, found, i, j, line) for i, j in spans]
+    found, spans, cands = cut_number(find_ink(source))
     pictures = torch.cat([c.prep.tensor for c in cands])  # (C, 28, 28)
     features = torch.from_numpy(np.stack([c.features for c in cands]))  # (C, N_FEATURES)
     probs = predict_probs(model, pictures).numpy()  # (C, 10)
@@ -185,7 +165,7 @@ def read_number(
         for c, d in best.steps
     ]  # fmt: skip
     if len(digits) > MAX_DIGITS:
-        raise ImageError(_too_many(len(digits)))
+        raise ImageError(too_many(len(digits)))
     rival = next((r for r in rest if best.score - r.score < _CLOSE), None)
     doubt = None if rival is None else _first_difference(best.steps, rival.steps)
     return Number(digits, _problems(digits), rival.text if rival else "", doubt)
@@ -250,46 +230,3 @@ def _problems(digits: list[Digit]) -> list[str]:
             )
         k = end + 1
     return out
-
-
-def _near(parts: Components, keep: np.ndarray, line: Line) -> np.ndarray:
-    """Drop small marks (a full stop, a dash) farther than 0.15 digit heights from any larger
-    piece: punctuation; a small mark close to a digit may be a part of it."""
-    size = np.maximum(parts.height[keep], parts.width[keep])
-    large = keep[size >= _SMALL * line.height]
-    out = [
-        i for i, s in zip(keep.tolist(), size)
-        if s >= _SMALL * line.height
-        or min((_distance(_box(parts, [i]), _box(parts, [j])) for j in large), default=0)
-        < 0.15 * line.height
-    ]  # fmt: skip
-    return np.array(out, dtype=int)
-
-
-def _columns(parts: Components, keep: np.ndarray, line: Line) -> int:
-    """How many separate columns of large pieces there are: at least that many digits."""
-    big = keep[np.maximum(parts.height[keep], parts.width[keep]) >= _SMALL * line.height]
-    ends, count = -1, 0
-    for i in big[np.argsort(parts.left[big])]:
-        count += parts.left[i] >= ends
-        ends = max(ends, parts.right[i]) if parts.left[i] < ends else parts.right[i]
-    return int(count)
-
-
-def _too_many(n: int) -> str:
-    return (
-        f"The image has no number in it: it has {n} separate marks, more than the "
-        f"{MAX_DIGITS} digits a number may have."
-    )
-
-
-def _box(parts: Components, g: list[int]) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of a group of pieces."""
-    return parts.left[g].min(), parts.top[g].min(), parts.right[g].max(), parts.bottom[g].max()
-
-
-def _distance(a: tuple, b: tuple) -> float:
-    """The gap between two boxes (left, top, right, bottom), 0 where they overlap."""
-    dx = max(a[0] - b[2], b[0] - a[2], 0)
-    dy = max(a[1] - b[3], b[1] - a[3], 0)
-    return float(np.hypot(dx, dy))

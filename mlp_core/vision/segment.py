@@ -10,16 +10,19 @@ them), and through the dips of its outline between two digits' tops or bottoms (
 round digits touch, the ink there is thick). Every digit is then a run of neighbouring
 atoms. `runs` lists the runs of 1 to MAX_RUN atoms narrow enough to be one digit, and `crop`
 turns a run into the 28x28 picture the classifier reads, plus its size and place against the
-line's digits, which the verifier also weighs. The verifier is trained on exactly these crops.
+line's digits, which the verifier also weighs. `cut_number` does all of it for a picture's
+ink, and the verifier is trained on exactly what it gives.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .digits import Preprocessed, grow, to_mnist
-from .pieces import Components
+from .decode import ImageError
+from .digits import NO_DIGIT_MARKS, NOISE, InkMap, Preprocessed, grow, stretch, to_mnist
+from .pieces import Components, digit_pieces, noisy
 
+MAX_DIGITS = 12  # a longer row of marks is text, noise or a texture, not a number
 MAX_RUN = 4  # atoms in one digit at most: a 5's flag and body, a wide 0 cut in three or four
 _CUT_FROM = 0.6  # a piece this many digit heights wide may be touching digits: cut it
 _CUT_MARGIN = 0.1  # digit heights: no cut nearer a piece's end (a 1 is about this wide)
@@ -33,6 +36,7 @@ _DIP = 0.12  # digit heights: how deep an outline's dip between two digits' tops
 _DIP_SPAN = 0.3  # digit heights either side of a dip where the outline must stand higher
 _CUT_ROWS = 40  # cuts are found on a copy of a tall piece shrunk to at most this many rows
 _WIDEST = 1.4  # a run wider than this many digit heights is never one digit
+_SMALL = 0.4  # a piece smaller than this many digit heights is part of a digit, or punctuation
 N_FEATURES = 7  # what the verifier sees besides the 28x28 picture (see `crop`)
 
 
@@ -74,6 +78,76 @@ class Candidate:
     features: np.ndarray  # (N_FEATURES,) float32, in digit heights: see `crop`
     box: tuple[int, int, int, int]  # (left, top, right, bottom) in the picture, px
     mask: np.ndarray  # (bottom - top, right - left) bool: its ink
+
+
+def cut_number(ink: InkMap) -> tuple[list[Atom], list[tuple[int, int]], list[Candidate]]:
+    """A number's ink as atoms, the runs that may be digits, and each run's candidate (the
+    verifier is trained on exactly what this gives a picture).
+
+    Drops specks, page edges, frames and lines, and punctuation. Raises ImageError, with one
+    sentence for the user, where there is no digit, where the ink is noise, and where there
+    are more separate marks than a number of MAX_DIGITS digits has; the work stays bounded.
+    """
+    keep = digit_pieces(ink.parts, ink.mask.shape)  # (k,) piece indices
+    if len(keep) == 0:
+        raise ImageError(NO_DIGIT_MARKS)
+    if noisy(ink.parts, keep):
+        raise ImageError(NOISE)
+    if len(keep) > 4 * MAX_DIGITS:  # the candidates stay few: never more than this many pieces
+        raise ImageError(too_many(len(keep)))
+    line = line_of(ink.parts, keep)
+    keep = _near(ink.parts, keep, line)  # without punctuation and marks far from the digits
+    if _columns(ink.parts, keep, line) > MAX_DIGITS:
+        raise ImageError(too_many(_columns(ink.parts, keep, line)))
+    x, _ = stretch(ink, keep)  # (H, W): background 0, ink 1
+    found = atoms(ink.parts, keep, line)
+    if len(found) > 5 * MAX_DIGITS:  # a long row of touching marks: text, not a number
+        raise ImageError(too_many(len(found)))
+    spans = runs(found, line)  # at most MAX_RUN per atom: the work stays bounded
+    return found, spans, [crop(ink.parts, x, found, i, j, line) for i, j in spans]
+
+
+def too_many(n: int) -> str:
+    return (
+        f"The image has no number in it: it has {n} separate marks, more than the "
+        f"{MAX_DIGITS} digits a number may have."
+    )
+
+
+def _near(parts: Components, keep: np.ndarray, line: Line) -> np.ndarray:
+    """Drop small marks (a full stop, a dash) farther than 0.15 digit heights from any larger
+    piece: punctuation; a small mark close to a digit may be a part of it."""
+    size = np.maximum(parts.height[keep], parts.width[keep])
+    large = keep[size >= _SMALL * line.height]
+    out = [
+        i for i, s in zip(keep.tolist(), size)
+        if s >= _SMALL * line.height
+        or min((_distance(_box(parts, [i]), _box(parts, [j])) for j in large), default=0)
+        < 0.15 * line.height
+    ]  # fmt: skip
+    return np.array(out, dtype=int)
+
+
+def _columns(parts: Components, keep: np.ndarray, line: Line) -> int:
+    """How many separate columns of large pieces there are: at least that many digits."""
+    big = keep[np.maximum(parts.height[keep], parts.width[keep]) >= _SMALL * line.height]
+    ends, count = -1, 0
+    for i in big[np.argsort(parts.left[big])]:
+        count += parts.left[i] >= ends
+        ends = max(ends, parts.right[i]) if parts.left[i] < ends else parts.right[i]
+    return int(count)
+
+
+def _box(parts: Components, g: list[int]) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of a group of pieces."""
+    return parts.left[g].min(), parts.top[g].min(), parts.right[g].max(), parts.bottom[g].max()
+
+
+def _distance(a: tuple, b: tuple) -> float:
+    """The gap between two boxes (left, top, right, bottom), 0 where they overlap."""
+    dx = max(a[0] - b[2], b[0] - a[2], 0)
+    dy = max(a[1] - b[3], b[1] - a[3], 0)
+    return float(np.hypot(dx, dy))
 
 
 def line_of(parts: Components, keep: np.ndarray) -> Line:
