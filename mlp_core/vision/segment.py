@@ -35,7 +35,7 @@ _SLIVER = 0.03  # digit heights squared: less ink than this beside a cut is no p
 _DIP = 0.12  # digit heights: how deep an outline's dip between two digits' tops is, at least
 _DIP_SPAN = 0.3  # digit heights either side of a dip where the outline must stand higher
 _CUT_ROWS = 40  # cuts are found on a copy of a tall piece shrunk to at most this many rows
-_WIDEST = 1.4  # a run wider than this many digit heights is never one digit
+_WIDEST = 1.8  # a run wider than this many digit heights is never one digit
 _SMALL = 0.4  # a piece smaller than this many digit heights is part of a digit, or punctuation
 N_FEATURES = 7  # what the verifier sees besides the 28x28 picture (see `crop`)
 
