@@ -7,13 +7,15 @@ so that any model a user trains still reads numbers: 784 pixels plus segment's s
 (size, place, ink crossed by the cuts at its ends, neighbours) -> hidden -> one logit.
 
 It learns from numbers composed of MNIST's *training* digits (slanted, scaled, spaced from
-apart to overlapping, some with a stroke broken), cut by `segment` exactly as a picture's
-number is: each candidate's target is how nearly it is one whole digit (the smaller of the
-share of the digit it holds and the share of its ink that digit owns). `python -m mlp_core
-train-verifier` reproduces the shipped `models/verifier.pt`.
+apart to overlapping, some with a stroke broken), photographed (paper, a dark board, a phone
+photo; PNG or JPEG) and cut exactly as a user's picture is (`find_ink`, then
+`segment.cut_number`): each candidate's target is how nearly it is one whole digit (the
+smaller of the share of the digit it holds and the share of its ink that digit owns).
+`python -m mlp_core train-verifier` reproduces the shipped `models/verifier.pt`.
 """
 
 import functools
+import io
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -21,26 +23,27 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageFilter
 from torch import nn
 
 from ..checkpoint import ModelFileError, load_checked, read_tensors, write_atomically
 from ..layers import Linear, ReLU, Sequential
 from ..model import N_PIXELS
 from ..optim import Adam
-from .pieces import components, digit_pieces
-from .segment import N_FEATURES, Line, atoms, crop, line_of, runs
+from .decode import ImageError
+from .digits import find_ink
+from .segment import N_FEATURES, cut_number
 
 FORMAT = "mlp_core.verifier/1"
-MAX_FILE_BYTES = 4 * 2**20  # the shipped verifier is about 0.4 MB
+MAX_FILE_BYTES = 4 * 2**20  # the shipped verifier is about 0.8 MB
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "verifier.pt"
 _GAPS = (-0.15, 0.5)  # gaps between composed digits, in digit heights: overlapping to apart
 
 
 @dataclass
 class VerifierRecipe:
-    hidden: tuple[int, ...] = (128,)  # one hidden layer: about 0.4 MB of weights
-    numbers: int = 8000  # numbers of 2-4 training digits composed and cut into candidates
+    hidden: tuple[int, ...] = (256,)  # one hidden layer: about 0.8 MB of weights
+    numbers: int = 16000  # numbers of 2-4 training digits composed and cut into candidates
     epochs: int = 20  # passes over the candidates
     lr: float = 0.002  # Adam's step size
     batch_size: int = 256  # candidates per step
@@ -61,7 +64,7 @@ class VerifierRecipe:
 class Verifier(nn.Module):
     """Pixels and features -> Linear + ReLU per hidden layer -> one logit: "one whole digit"."""
 
-    def __init__(self, hidden: tuple[int, ...] = (128,)):
+    def __init__(self, hidden: tuple[int, ...] = (256,)):
         super().__init__()
         sizes = (N_PIXELS + N_FEATURES, *hidden, 1)
         layers: list[nn.Module] = []
@@ -108,7 +111,7 @@ def _glyph(digit: np.ndarray, rng: np.random.Generator, height: int) -> np.ndarr
 def compose_number(images: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """2-4 digits from images (N, 28, 28) uint8 in a row: ink (H, W) in [0, 1] and which digit
     owns each pixel (H, W) int, -1 for none."""
-    height = int(rng.integers(36, 64))
+    height = int(rng.integers(28, 80))
     glyphs = [
         _glyph(images[k], rng, height) for k in rng.integers(0, len(images), rng.integers(2, 5))
     ]
@@ -131,30 +134,48 @@ def compose_number(images: np.ndarray, rng: np.random.Generator) -> tuple[np.nda
     return ink, np.where(ink > 0, owner, -1)
 
 
-def cut_candidates(ink: np.ndarray, mask: np.ndarray):
-    """The candidates segment makes of a number's ink: (candidates, their runs, the line)."""
-    parts = components(mask)
-    keep = digit_pieces(parts, mask.shape)
-    if len(keep) == 0:
-        return [], [], None
-    line: Line = line_of(parts, keep)
-    ats = atoms(parts, keep, line)
-    spans = runs(ats, line)
-    return [crop(parts, ink, ats, i, j, line) for i, j in spans], spans, line
+def photograph(ink: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Ink (H, W) in [0, 1] as a picture a user might send: pen on paper, chalk on a dark
+    board, or a phone photo (tinted, unevenly lit, noisy, a little blurred); PNG or JPEG."""
+    h, w = ink.shape
+    style = rng.choice(["paper", "board", "photo"], p=[0.3, 0.2, 0.5])
+    paper, pen = {"paper": (rng.uniform(225, 255), rng.uniform(0, 60)),
+                  "board": (rng.uniform(0, 60), rng.uniform(180, 255)),
+                  "photo": (rng.uniform(150, 235), rng.uniform(20, 110))}[style]  # fmt: skip
+    img = paper * (1 - ink) + pen * ink  # (H, W)
+    if style == "photo":
+        yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+        a = rng.uniform(0, 2 * np.pi)
+        img = img * (1 + rng.uniform(0.05, 0.2) * (np.cos(a) * xx + np.sin(a) * yy - 0.5))
+        img = img + rng.normal(0, rng.uniform(1, 7), img.shape)
+    out = Image.fromarray(np.clip(img, 0, 255).round().astype(np.uint8))
+    if style == "photo":
+        out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    buf = io.BytesIO()
+    if rng.random() < 0.5:
+        out.save(buf, "JPEG", quality=int(rng.integers(60, 95)))
+    else:
+        out.save(buf, "PNG")
+    return buf.getvalue()
 
 
 def examples(images: np.ndarray, n: int, rng: np.random.Generator):
-    """Candidates cut from n composed numbers: pictures (N, 28, 28), features (N, F) and
-    targets (N,) in [0, 1], how nearly each is one whole digit."""
+    """Candidates cut from n composed numbers, each photographed and cut exactly as a user's
+    picture is: pictures (N, 28, 28), features (N, F) and targets (N,) in [0, 1], how nearly
+    each is one whole digit (the smaller of the share of a digit it holds and the share of its
+    ink that digit owns)."""
     xs, fs, ts = [], [], []
     for _ in range(n):
         ink, owner = compose_number(images, rng)
-        mask = ink > 0.4  # as a picture's Otsu threshold would part ink and background
-        sizes = np.bincount(owner[mask].ravel(), minlength=5)
-        cands, _, _ = cut_candidates(ink, mask)
+        try:
+            _, _, cands = cut_number(find_ink(photograph(ink, rng)))
+        except ImageError:  # a number the reader refuses teaches nothing
+            continue
+        sizes = np.bincount(owner[ink > 0.4], minlength=4)  # each digit's ink
         for c in cands:
             left, top, right, bottom = c.box
-            mine = np.bincount(owner[top:bottom, left:right][c.mask], minlength=5)
+            mine = owner[top:bottom, left:right][c.mask]
+            mine = np.bincount(mine[mine >= 0], minlength=4)  # each digit's ink in c
             share = np.max(np.minimum(mine / np.maximum(sizes, 1), mine / c.mask.sum()))
             xs.append(c.prep.tensor)
             fs.append(c.features)
