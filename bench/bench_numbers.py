@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -72,15 +73,20 @@ def main() -> None:
     verifier = load_verifier(args.verifier) if args.verifier else None
     test = load_mnist(train=False, download=False)
     images, labels = test.images.numpy(), test.labels.numpy()
-    hand = render_handwritten_numbers(images, labels, args.seed, args.n)
+    used: list = []
+    hand = render_handwritten_numbers(images, labels, args.seed, args.n, used)
     score(model, hand, "handwritten (MNIST test digits)", args.misses, verifier)
+    # the classifier's own ceiling: each number's digits read one by one from MNIST's pictures
+    every = np.concatenate(used)  # (D,) indices of all the numbers' digits
+    said = predict_probs(model, torch.from_numpy(images[every]).float() / 255).argmax(1).numpy()
+    right = np.split(said == labels[every], np.cumsum([len(p) for p in used])[:-1])
+    whole = np.mean([r.all() for r in right])
+    print(f"  the same numbers, each digit read from MNIST's own 28x28 picture: {whole:.1%}")
     score(model, targeted(images, labels, args.seed), "targeted cases", args.misses, verifier)
     rendered = render_number_pictures(seed=args.rendered_seed, n=120)
     score(model, rendered, "rendered numbers", args.misses, verifier)
     singles = render_digit_pictures(seed=0)
     tensors = [preprocess(data).tensor for data, _, _ in singles]
-    import torch
-
     guess = predict_probs(model, torch.cat(tensors)).argmax(1).numpy()
     truth = np.array([d for _, d, _ in singles])
     print(f"rendered single digits: {np.mean(guess == truth):.1%} of {len(singles)}")

@@ -67,14 +67,17 @@ def picture(cover: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
 
 
 def render_handwritten_numbers(
-    images: np.ndarray, labels: np.ndarray, seed: int = 0, n: int = 300
+    images: np.ndarray, labels: np.ndarray, seed: int = 0, n: int = 300, used: list | None = None
 ) -> list[tuple[bytes, str, str]]:
     """n pictures as (file bytes, true number, description) from MNIST test `images` (N, 28,
-    28) uint8 and their `labels`; spacings in turn; the same seed gives the same bytes."""
+    28) uint8 and their `labels`; spacings in turn; the same seed gives the same bytes.
+    `used`: a list to which each number's indices into `images` are appended."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         picks = rng.integers(0, len(images), int(rng.integers(2, 7)))
+        if used is not None:
+            used.append(picks)
         number = "".join(str(int(labels[k])) for k in picks)
         height = int(rng.integers(28, 110))
         slant = rng.uniform(-0.2, 0.2)
