@@ -41,7 +41,7 @@ def test_the_shipped_verifier_tells_whole_digits_from_parts_on_test_digits(shipp
     images = load_mnist(False, mnist_root).images.numpy()  # never seen in its training
     x, f, t = examples(images, 60, np.random.default_rng(11))
     got = score(shipped, x, f, t)
-    assert got["test_accuracy"] >= 0.88 and got["part_rejected"] >= 0.9, got
+    assert got["test_accuracy"] >= 0.92 and got["part_rejected"] >= 0.94, got  # 96.4%, 97.5%
 
 
 def test_composed_numbers_say_which_digit_owns_each_pixel():
@@ -67,7 +67,7 @@ def test_composed_numbers_are_photographed_as_users_send_them_and_the_ink_is_fou
         found = find_ink(data).mask
         assert found.shape == ink.shape  # the owners' pixels still line up with the picture's
         both = (found & (ink > 0.4)).sum()
-        assert both / (found | (ink > 0.4)).sum() >= 0.8
+        assert both / (found | (ink > 0.4)).sum() >= 0.95  # 0.99: the blur widens it a little
     assert kinds == {b"\x89PNG", b"\xff\xd8\xff\xe0"}
 
 
