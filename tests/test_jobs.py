@@ -609,6 +609,41 @@ def test_a_run_ended_while_the_disk_was_full_is_written_down_with_no_other_write
     t.close()
 
 
+def test_a_past_runs_curves_that_cannot_be_read_are_said_until_a_read_works(
+    tmp_path, data, monkeypatch
+):
+    from mlp_core.service import recorder
+    from mlp_core.service.runstore import HistoryError, RunStore
+
+    path = tmp_path / "runs.sqlite"
+    first = Trainer(tmp_path / "models", history=path)
+    for _ in range(2):
+        first.start(Recipe(**QUICK), data=data)
+        assert first.wait(60).status == "finished"
+    first.close()
+    real, broken = RunStore.losses, [True]
+
+    def losses(self, run_id):
+        if broken[0]:
+            raise HistoryError("The run history is damaged.")
+        return real(self, run_id)
+
+    monkeypatch.setattr(RunStore, "losses", losses)
+    monkeypatch.setattr(recorder, "CHECK_SECONDS", 0.0)
+    t = Trainer(tmp_path / "models", history=path)  # a restart: two past runs
+    old, older = t.runs[-1], t.runs[-2]
+    assert old.snapshot().losses == [] and "damaged" in t.problem
+    assert "damaged" in t.problem  # said while nothing has been read since
+    broken[0] = False
+    assert older.snapshot().losses and t.problem is None  # a read worked: the sentence goes
+    broken[0] = True
+    monkeypatch.setattr(recorder, "NOTICE_SECONDS", -1.0)  # shown until a second ago
+    t.runs[-1]._restore = t.history.curves(old.id)  # read again, fails again
+    assert old.snapshot().losses == []
+    assert t.problem is None  # a notice: its time is up at the next check
+    t.close()
+
+
 def test_a_history_deleted_under_the_server_is_written_again_and_said_once(
     tmp_path, data, monkeypatch, caplog
 ):

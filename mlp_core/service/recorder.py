@@ -24,7 +24,7 @@ from .runstore import HistoryError, RunRow, RunStore
 from .status import RunStatus
 
 CHECK_SECONDS = 2.0  # how often `check` looks at the file and retries ends not written
-NOTICE_SECONDS = 600.0  # how long "the file was deleted and written again" is shown
+NOTICE_SECONDS = 600.0  # how long a notice ("the file was deleted", a failed read) is shown
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class HistoryRecorder:
         self._checked = time.monotonic()  # when `check` last looked
         self._checking = threading.Lock()  # one thread at a time recreates the file
         self._notice_until = 0.0  # `problem` is a notice shown until then (time.monotonic)
+        self._read_problem: str | None = None  # the sentence of the last failed curve read
         self._moved: str | None = None  # "deleted" or "replaced", once noticed and logged
         if path is not None and not self._lock(Path(path)):
             self.problem = self.taken = (
@@ -177,10 +178,17 @@ class HistoryRecorder:
 
         def read():
             try:
-                return self.store.losses(run_id)[1], self.store.accuracies(run_id)
-            except HistoryError as e:
-                self.problem = self._sentence(e)
+                curves = self.store.losses(run_id)[1], self.store.accuracies(run_id)
+            except HistoryError as e:  # a notice: it goes when a read works, or in time
+                self.problem = self._read_problem = (
+                    f"A past run's curves could not be read: {e} They are left out."
+                )
+                self._notice_until = time.monotonic() + NOTICE_SECONDS
                 return [], []
+            if self._read_problem is not None and self.problem == self._read_problem:
+                self.problem, self._notice_until = None, 0.0
+            self._read_problem = None
+            return curves
 
         return read
 
