@@ -108,6 +108,7 @@ def cut_number(ink: InkMap) -> tuple[list[Atom], list[tuple[int, int]], list[Can
 
 
 def too_many(n: int) -> str:
+    """The sentence for a picture with n marks, more than a number's MAX_DIGITS digits."""
     return (
         f"The image has no number in it: it has {n} separate marks, more than the "
         f"{MAX_DIGITS} digits a number may have."
