@@ -57,6 +57,15 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, starts, ends
 
 
+def _painted(shape: tuple[int, int], rows, starts, ends) -> np.ndarray:
+    """The runs (row, start, end) of `_runs` painted back as a bool mask of `shape`."""
+    h, w = shape
+    marks = np.zeros(h * w + 1, np.int32)  # +1 at each run's start, -1 after its end
+    np.add.at(marks, rows * w + starts, 1)
+    np.add.at(marks, rows * w + ends, -1)
+    return np.cumsum(marks[:-1]).reshape(h, w) > 0
+
+
 def _roots(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Union-find over n nodes joined by edges (a, b): each node's smallest connected node."""
     parent = np.arange(n)
@@ -228,10 +237,7 @@ def ruled_lines(mask: np.ndarray) -> np.ndarray:
     long = ends - starts >= 0.5 * w
     if not long.any():
         return none
-    lines = np.zeros(h * w + 1, np.int32)  # +1 at each long run's start, -1 after its end
-    np.add.at(lines, rows[long] * w + starts[long], 1)
-    np.add.at(lines, rows[long] * w + ends[long], -1)
-    lines = (np.cumsum(lines[:-1]).reshape(h, w) > 0) & mask  # (H, W)
+    lines = _painted((h, w), rows[long], starts[long], ends[long]) & mask  # (H, W)
     # a thick band (a table's edge, a shadow) is not a ruled line: thin ones only
     thin = max(3, h // 30)
     cols, tops, bottoms = _runs(lines.T)  # vertical runs of line pixels per column
@@ -244,10 +250,7 @@ def ruled_lines(mask: np.ndarray) -> np.ndarray:
     above = wide[np.maximum(tops - 1, 0), cols] & (tops > 0)
     below = wide[np.minimum(bottoms, h - 1), cols] & (bottoms < h)
     drop = ~thick & ~(above & below)
-    marks = np.zeros(w * h + 1, np.int32)  # transposed, as the runs were found
-    np.add.at(marks, cols[drop] * h + tops[drop], 1)
-    np.add.at(marks, cols[drop] * h + bottoms[drop], -1)
-    out = (np.cumsum(marks[:-1]).reshape(w, h) > 0).T  # (H, W)
+    out = _painted((w, h), cols[drop], tops[drop], bottoms[drop]).T  # (H, W): found transposed
     if not out.any():
         return none
     rest = components(mask & ~out)

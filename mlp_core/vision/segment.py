@@ -97,8 +97,8 @@ def cut_number(ink: InkMap) -> tuple[list[Atom], list[tuple[int, int]], list[Can
         raise ImageError(too_many(len(keep)))
     line = line_of(ink.parts, keep)
     keep = _near(ink.parts, keep, line)  # without punctuation and marks far from the digits
-    if _columns(ink.parts, keep, line) > MAX_DIGITS:
-        raise ImageError(too_many(_columns(ink.parts, keep, line)))
+    if (columns := _columns(ink.parts, keep, line)) > MAX_DIGITS:
+        raise ImageError(too_many(columns))
     x, _ = stretch(ink, keep)  # (H, W): background 0, ink 1
     found = atoms(ink.parts, keep, line)
     if len(found) > 5 * MAX_DIGITS:  # a long row of touching marks: text, not a number
@@ -181,8 +181,8 @@ def atoms(parts: Components, keep: np.ndarray, line: Line) -> list[Atom]:
         # a sliver beside a cut (a cut that leans out at a piece's end) is no part of its own:
         # the cut goes, and the sliver stays with its neighbour
         least = _SLIVER * line.height**2
-        while len(parts_of) > 1 and min(m.sum() for m in parts_of) < least:
-            k = int(np.argmin([m.sum() for m in parts_of]))
+        while len(parts_of) > 1 and min(sizes := [m.sum() for m in parts_of]) < least:
+            k = int(np.argmin(sizes))
             cut = k if k == len(parts_of) - 1 or (k > 0 and costs[k] <= costs[k + 1]) else k + 1
             parts_of[cut - 1] = parts_of[cut - 1] | parts_of.pop(cut)
             del edges[cut], costs[cut]
