@@ -13,10 +13,8 @@ from mlp_core.vision.verifier import (
     SHIPPED,
     Verifier,
     VerifierRecipe,
-    compose_number,
     examples,
     load_verifier,
-    photograph,
     save_verifier,
     score,
 )
@@ -42,33 +40,6 @@ def test_the_shipped_verifier_tells_whole_digits_from_parts_on_test_digits(shipp
     x, f, t = examples(images, 60, np.random.default_rng(11))
     got = score(shipped, x, f, t)
     assert got["test_accuracy"] >= 0.92 and got["part_rejected"] >= 0.94, got  # 96.4%, 97.5%
-
-
-def test_composed_numbers_say_which_digit_owns_each_pixel():
-    images = np.zeros((3, 28, 28), np.uint8)
-    images[:, 6:22, 10:18] = 255  # three blocks stand in for digits
-    ink, owner = compose_number(images, np.random.default_rng(0))
-    assert ink.shape == owner.shape and ink.dtype == np.float32
-    assert ((owner >= 0) == (ink > 0)).all()
-    assert 2 <= len(np.unique(owner[owner >= 0])) <= 4
-
-
-def test_composed_numbers_are_photographed_as_users_send_them_and_the_ink_is_found():
-    from mlp_core.vision.digits import find_ink
-
-    images = np.zeros((3, 28, 28), np.uint8)
-    images[:, 6:22, 10:18] = 255
-    rng = np.random.default_rng(1)
-    ink, _ = compose_number(images, rng)
-    kinds = set()
-    for _ in range(12):  # papers, boards and photos; PNG and JPEG
-        data = photograph(ink, rng)
-        kinds.add(data[:4])
-        found = find_ink(data).mask
-        assert found.shape == ink.shape  # the owners' pixels still line up with the picture's
-        both = (found & (ink > 0.4)).sum()
-        assert both / (found | (ink > 0.4)).sum() >= 0.95  # 0.99: the blur widens it a little
-    assert kinds == {b"\x89PNG", b"\xff\xd8\xff\xe0"}
 
 
 def test_a_saved_verifier_loads_back_the_same(tmp_path):
