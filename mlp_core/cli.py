@@ -14,12 +14,13 @@ from dataclasses import fields
 from pathlib import Path
 
 from .checkpoint import ModelFileError, load_checkpoint, save_checkpoint
-from .data import load_mnist
+from .data import Split, load_mnist
 from .devices import resolve_device
 from .errors import UserError
 from .learner import Callback
 from .recipe import Recipe
 from .service import budget, model_filename
+from .vision.compose import with_cut_digits
 from .vision.verifier import VerifierRecipe
 
 
@@ -215,6 +216,16 @@ def default_out(recipe: Recipe, test_accuracy: float | None) -> Path:
     return Path("models") / model_filename(recipe, test_accuracy)
 
 
+def cut_data(recipe: Recipe, data_dir, log) -> tuple[Split, Split]:
+    """MNIST's splits, the training one followed by the digits cut from the recipe's
+    cut_numbers composed numbers (minutes: 30-50 s per 1,000 numbers on a 2-core CPU)."""
+    train, test = load_mnist(True, data_dir), load_mnist(False, data_dir)
+    log(f"Cutting digits out of {recipe.cut_numbers:,} composed numbers...")
+    more = with_cut_digits(train, recipe.cut_numbers, recipe.seed)
+    log(f"{len(more) - len(train):,} digits cut: {len(more):,} pictures to learn from.")
+    return more, test
+
+
 def cmd_train(args) -> int:
     names = {f.name for f in fields(Recipe)}
     recipe = Recipe(**{k: v for k, v in vars(args).items() if k in names})
@@ -227,7 +238,10 @@ def cmd_train(args) -> int:
     from .train import train
 
     cbs = [] if args.json else [ProgressBar()]
-    learn, record = train(recipe, args.data_dir, cbs=cbs, eager=True if args.eager else None)
+    data = None
+    if recipe.cut_numbers:
+        data = cut_data(recipe, args.data_dir, (lambda _: None) if args.json else print)
+    learn, record = train(recipe, args.data_dir, cbs, eager=True if args.eager else None, data=data)
     out = Path(args.out) if args.out else default_out(recipe, learn.test_accuracy)
     if not args.out:
         check_out(out)  # the final name may now belong to someone else's file

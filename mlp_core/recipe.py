@@ -29,7 +29,9 @@ def setting(default, label: str, help: str, **rule):
     rule keys: choices, names (choice -> shown name), low, high (open_low: low itself is
     refused; a float's high always is), must (the sentence's condition), too_high (the
     sentence past `high`), called (the sentence's name, if not the label), step (the form's
-    increment), strict (out of bounds is a command-line usage error: torch cannot take it).
+    increment), strict (out of bounds is a command-line usage error: torch cannot take it),
+    form (False: the command line's only; the dashboard's form and links leave it at its
+    default).
     """
     return field(default=default, metadata={"label": label, "help": help, **rule})
 
@@ -118,6 +120,14 @@ class Recipe:
         "anew every epoch, so the network learns digits rather than exact pixels.",
         called="Augment",
     )  # fmt: skip
+    # the command line's only (`form=False`): cutting takes minutes before the first epoch
+    cut_numbers: int = setting(
+        0, "Numbers cut into digits",
+        "Also learn from the whole digits cut out of this many numbers of training digits, "
+        "photographed and cut as Predict's number reader cuts a picture (about 3 digits a "
+        "number; 30-50 s per 1,000 numbers on a 2-core CPU); 0: MNIST's own pictures alone.",
+        low=0, high=100_000, must="a whole number from 0 to 100000", form=False,
+    )  # fmt: skip
 
     def __post_init__(self):
         self.hidden = tuple(self.hidden)
@@ -153,11 +163,14 @@ class Recipe:
         if len(h) > 40:  # a file name is made of this: keep it short for any depth
             h = f"{self.hidden[0]}-...-{self.hidden[-1]}x{len(self.hidden)}"
         aug = " aug" if self.augment else ""
-        return f"{h} {self.optimizer} lr{self.lr:g} bs{self.batch_size} {self.epochs}ep{aug}"
+        cut = f" cut{self.cut_numbers}" if self.cut_numbers else ""
+        return f"{h} {self.optimizer} lr{self.lr:g} bs{self.batch_size} {self.epochs}ep{aug}{cut}"
 
 
-LINKED = tuple(f.name for f in fields(Recipe) if f.name != "device")  # a link's fields:
-# the device is where this server runs, not part of the recipe shared with a class
+LINKED = tuple(
+    f.name for f in fields(Recipe) if f.name != "device" and f.metadata.get("form", True)
+)  # a link's fields: the device is where this server runs, not part of the recipe shared
+# with a class, and what the form does not show a link does not fill
 MAX_LINK_VALUE = 100  # characters: longer values in a link are refused unread
 # the largest whole number a browser's number field holds exactly (JavaScript's
 # Number.MAX_SAFE_INTEGER): the form could not show a larger one from a link

@@ -11,7 +11,7 @@ from .devices import resolve_device
 from .learner import Callback, Learner, OneCycle
 from .model import DigitClassifier
 from .optim import make_optimizer
-from .recipe import Recipe
+from .recipe import Recipe, RecipeError
 
 # The speed path (mlp_core.fast, the step captured as a CUDA graph) plugs in here when it
 # is imported, as the CLI and the dashboard's service do: the library never imports it.
@@ -81,10 +81,21 @@ def training_record(learn: Learner) -> dict:
 
 
 def train(
-    recipe: Recipe, data_dir=None, cbs: list[Callback] = (), eager: bool | None = None
+    recipe: Recipe,
+    data_dir=None,
+    cbs: list[Callback] = (),
+    eager: bool | None = None,
+    data: tuple[Split, Split] | None = None,
 ) -> tuple[Learner, dict]:
-    """Load MNIST, train by `recipe`, return the Learner and its training record."""
-    data = load_mnist(True, data_dir), load_mnist(False, data_dir)
+    """Load MNIST (or take `data`: training and test splits), train by `recipe`, return the
+    Learner and its training record. A recipe with `cut_numbers` needs `data` holding those
+    digits: the picture reader cuts them (`vision.compose.with_cut_digits`, as the CLI does)."""
+    if recipe.cut_numbers and data is None:
+        raise RecipeError(
+            f"This recipe learns from digits cut out of {recipe.cut_numbers:,} numbers: "
+            "train it with python -m mlp_core train, which cuts them."
+        )
+    data = data or (load_mnist(True, data_dir), load_mnist(False, data_dir))
     learn = build_learner(recipe, *data, cbs, eager=eager)
     learn.fit(recipe.epochs)
     return learn, training_record(learn)

@@ -1,6 +1,6 @@
 """The Train page's "Start from" lessons and its link: a recipe in the URL fills the form."""
 
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -32,9 +32,9 @@ def open_link(params: dict, tiny_mnist, monkeypatch) -> AppTest:
 
 def form(at) -> Recipe:
     """The recipe the form's widgets show (the device left at its default)."""
-    got = {f.name: at.get_by_key(f"train_{f.name}").value for f in fields(Recipe)}
+    got = {name: at.get_by_key(f"train_{name}").value for name in LINKED}
     got["hidden"] = parse_hidden(got["hidden"])
-    return replace(Recipe(), **{k: v for k, v in got.items() if k in LINKED})
+    return replace(Recipe(), **got)
 
 
 def link(at) -> dict:

@@ -19,6 +19,13 @@ def test_the_default_recipe_fits_and_its_price_is_plausible():
     assert 10 < est.seconds < 600
 
 
+def test_only_the_command_line_cuts_digits_before_training():
+    with pytest.raises(BudgetError, match=r"cuts digits out of 8,000 composed numbers, minutes"):
+        check(Recipe(cut_numbers=8000), N, Limits())
+    alone, cut = check(Recipe(), N, CLI_LIMITS), check(Recipe(cut_numbers=8000), N, CLI_LIMITS)
+    assert cut.steps == 40 * -(-(N + 3 * 8000) // 128) > alone.steps  # priced on what it learns
+
+
 def test_wide_deep_layers_are_refused_with_their_size():
     with pytest.raises(BudgetError, match=r"has 14\d,\d{3},\d{3} parameters; this server trains"):
         check(Recipe(hidden=(8192, 8192, 8192)), N, Limits())

@@ -265,7 +265,7 @@ def test_cli_eager_flag_reaches_train_and_not_the_recipe(monkeypatch):
 
     seen = []
 
-    def fake_train(recipe, data_dir=None, cbs=(), eager=None):
+    def fake_train(recipe, data_dir=None, cbs=(), eager=None, data=None):
         seen.append((recipe, eager))
         raise cli.DataError("stop here")  # a user error: one line, exit 1
 

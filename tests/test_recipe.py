@@ -30,6 +30,10 @@ def test_every_field_is_declared_with_its_label_help_and_rule():
         (dict(epochs=1001), "Epochs above 1000 are more than this app will run."),
         (dict(augment=1), "Augment must be true or false, got 1."),
         (dict(hidden=(8193,)), "Hidden sizes above 8192 units are too large for this app."),
+        (
+            dict(cut_numbers=-1),
+            "Numbers cut into digits must be a whole number from 0 to 100000, got -1.",
+        ),
     ],
 )
 def test_each_rule_refuses_with_its_sentence(change, sentence):
@@ -94,3 +98,13 @@ def test_a_links_whole_numbers_fit_a_browsers_number_field_and_sizes_carry_no_si
     assert from_query(good, base) == (replace(base, hidden=(5, 3), epochs=7), [])
     assert from_query({"hidden": "5, 3"}, base)[0].hidden == (5, 3)  # the form's own way
     assert from_query({"hidden": ""}, base)[0].hidden == ()  # a linear model
+
+
+def test_cut_numbers_are_the_command_lines_only_and_named_in_the_run():
+    from mlp_core.recipe import LINKED
+
+    assert "cut_numbers" not in LINKED  # a link never asks the dashboard to cut
+    assert Recipe(cut_numbers=8000).describe().endswith("40ep aug cut8000")
+    assert "cut" not in Recipe().describe()
+    old_file = {k: v for k, v in Recipe().to_dict().items() if k != "cut_numbers"}
+    assert Recipe.from_dict(old_file).cut_numbers == 0  # files from before the field: MNIST alone

@@ -71,7 +71,7 @@ def widget(f, value, devices: dict[str, str]):
 def recipe_form(defaults: Recipe, disabled: bool) -> Submitted | None:
     """The form, filled from `defaults`; what was submitted, or None until a button is pressed.
 
-    Fields the form does not show keep the defaults' values.
+    Fields it does not show (the command line's only) take Recipe's own defaults.
     """
     devices = dict(usable_devices())  # {'cpu': 'cpu', 'cuda:0': 'cuda:0 (NVIDIA ...)'}
     values = {f.name: getattr(defaults, f.name) for f in fields(Recipe)}
@@ -80,7 +80,11 @@ def recipe_form(defaults: Recipe, disabled: bool) -> Submitted | None:
         values["device"] = next((d for d in devices if d != "cpu"), "cpu")
     with st.form("train_form"):
         got = {}
-        for i, f in enumerate(fields(Recipe)):
+        shown = [f for f in fields(Recipe) if f.metadata.get("form", True)]
+        for f in fields(Recipe):
+            if f not in shown:  # the command line's only: the dashboard trains on MNIST alone
+                got[f.name] = f.default
+        for i, f in enumerate(shown):
             if i % COLUMNS == 0:
                 row = iter(st.columns(COLUMNS, vertical_alignment="center"))
             with next(row):

@@ -28,6 +28,7 @@ OPTIMIZER_STATES = {"basic": 0, "sgd": 1, "adam": 2}  # tensors kept per weight
 # (floating-point operations per second, seconds of overhead per step), deliberately modest
 PACE = {"cpu": (50e9, 1e-3), "cuda": (10e12, 1.5e-3), "mps": (2e12, 1.5e-3)}
 TEST_IMAGES = 10_000
+CUT_PER_NUMBER = 3  # whole digits cut out of a composed number, about (recipe.cut_numbers)
 
 
 class BudgetError(RecipeError):
@@ -43,6 +44,7 @@ class Limits:
     max_steps: int | None = 300_000  # gradient steps in one run
     max_minutes: float | None = 120.0  # estimated training time
     memory_share: float = 0.5  # of the memory the device has free now
+    cut_numbers: bool = False  # whether a run may cut digits from numbers first (minutes)
 
     @classmethod
     def from_env(cls) -> "Limits":
@@ -56,7 +58,9 @@ class Limits:
 
 
 # On the command line the machine is the user's own: only what cannot fit is refused.
-CLI_LIMITS = Limits(max_params=None, max_steps=None, max_minutes=None, memory_share=0.9)
+CLI_LIMITS = Limits(
+    max_params=None, max_steps=None, max_minutes=None, memory_share=0.9, cut_numbers=True
+)
 
 
 def _env(name: str, kind, default):
@@ -119,7 +123,13 @@ def check(
 ) -> Estimate:
     """Return the estimate, or raise BudgetError with one sentence that gives it."""
     limits = limits or Limits.from_env()
-    est = estimate(recipe, n_train, steps)
+    if recipe.cut_numbers and not limits.cut_numbers:
+        raise BudgetError(
+            f"This recipe first cuts digits out of {recipe.cut_numbers:,} composed numbers, "
+            "minutes of work before training; this server trains on MNIST alone. Train it "
+            "with python -m mlp_core train --cut-numbers."
+        )
+    est = estimate(recipe, n_train + CUT_PER_NUMBER * recipe.cut_numbers, steps)
     what = "This recipe" if steps is None else "A learning-rate scan of this recipe"
     if limits.max_params is not None and est.params > limits.max_params:
         raise BudgetError(
