@@ -96,7 +96,10 @@ with upload:
                     ui.show_prediction(ckpt.model, prep, key=f"predict_why_{f.file_id}")
 
 with number:
-    st.caption("Digits side by side, up to 12. Each is found by its ink, read as one digit.")
+    st.caption(
+        "Digits side by side, up to 12, apart or touching. The ink is cut every way it could "
+        "split into digits; the network reads each piece, and the reading it is surest of wins."
+    )
     strip = ui.canvas("predict_number_canvas", width=700, height=200, stroke_width=14)
     photo = st.file_uploader(
         "Or a picture of a number", type=UPLOAD_TYPES, key="predict_number_file"

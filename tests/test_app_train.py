@@ -58,6 +58,17 @@ def test_the_overview_and_train_pages_render(app):
     assert texts(app.title) == ["Teach a network to read handwritten digits"]
 
 
+def test_the_form_trains_on_mnist_alone_though_the_shipped_model_learnt_cut_digits(app):
+    import ui
+
+    assert ui.load_model(ui.DEFAULT_MODEL).recipe.cut_numbers > 0  # the form starts from it
+    start(app, **QUICK)
+    assert not app.exception and not app.error
+    job = ui.trainer().current
+    assert job is not None and job.snapshot().recipe.cut_numbers == 0
+    assert job.join(60) and job.snapshot().status == "finished"
+
+
 def test_start_returns_at_once_shows_progress_and_stop_ends_the_run(app):
     start(app, **SLOW)
     assert not app.exception

@@ -104,7 +104,7 @@ def model_caption(name: str) -> str:
 
 
 def model_label(name: str, files: dict[str, Path] | None = None) -> str:
-    """`default (shipped) · 99.18%` from the file's small summary; any value is safe here,
+    """`default (shipped) · 99.36%` from the file's small summary; any value is safe here,
     since a forged widget value reaches this function too (it is never opened as a path).
 
     `files`: the list the chooser was built from (else read again), so labelling every
