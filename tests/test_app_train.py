@@ -61,7 +61,13 @@ def test_the_overview_and_train_pages_render(app):
 def test_the_form_trains_on_mnist_alone_though_the_shipped_model_learnt_cut_digits(app):
     import ui
 
-    assert ui.load_model(ui.DEFAULT_MODEL).recipe.cut_numbers > 0  # the form starts from it
+    n = ui.load_model(ui.DEFAULT_MODEL).recipe.cut_numbers
+    assert n > 0  # the form starts from it, and says what it leaves out
+    said = f"Numbers cut into digits: {n:,} in the recipe this form starts from. Only the "
+    assert [c.value for c in app.caption if c.value.startswith(said)] == [
+        f"{said}command line does that (`python -m mlp_core train --cut-numbers {n}`): this "
+        "form trains with 0."
+    ]
     start(app, **QUICK)
     assert not app.exception and not app.error
     job = ui.trainer().current

@@ -71,10 +71,19 @@ def widget(f, value, devices: dict[str, str]):
 def recipe_form(defaults: Recipe, disabled: bool) -> Submitted | None:
     """The form, filled from `defaults`; what was submitted, or None until a button is pressed.
 
-    Fields it does not show (the command line's only) take Recipe's own defaults.
+    Fields it does not show (the command line's only) take Recipe's own defaults; where
+    `defaults` set one otherwise (the shipped model's cut digits), a caption says so.
     """
     devices = dict(usable_devices())  # {'cpu': 'cpu', 'cuda:0': 'cuda:0 (NVIDIA ...)'}
     values = {f.name: getattr(defaults, f.name) for f in fields(Recipe)}
+    for f in fields(Recipe):
+        if not f.metadata.get("form", True) and values[f.name] != f.default:
+            flag = f"--{f.name.replace('_', '-')} {values[f.name]}"
+            st.caption(
+                f"{f.metadata['label']}: {values[f.name]:,} in the recipe this form starts from. "
+                f"Only the command line does that (`python -m mlp_core train {flag}`): this "
+                f"form trains with {f.default}."
+            )
     if st.session_state.get("train_recipe") is not defaults or defaults.device not in devices:
         # like the notebook: the first GPU when there is one, else the CPU
         values["device"] = next((d for d in devices if d != "cpu"), "cpu")
