@@ -167,10 +167,11 @@ class Recipe:
         return f"{h} {self.optimizer} lr{self.lr:g} bs{self.batch_size} {self.epochs}ep{aug}{cut}"
 
 
-LINKED = tuple(
-    f.name for f in fields(Recipe) if f.name != "device" and f.metadata.get("form", True)
-)  # a link's fields: the device is where this server runs, not part of the recipe shared
-# with a class, and what the form does not show a link does not fill
+FORM = tuple(f.name for f in fields(Recipe) if f.metadata.get("form", True))  # the form's
+# fields: all but the command line's only
+LINKED = tuple(n for n in FORM if n != "device")  # a link's fields: the device is where this
+# server runs, not part of the recipe shared with a class; what the form does not show a
+# link does not fill
 MAX_LINK_VALUE = 100  # characters: longer values in a link are refused unread
 # the largest whole number a browser's number field holds exactly (JavaScript's
 # Number.MAX_SAFE_INTEGER): the form could not show a larger one from a link

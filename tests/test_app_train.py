@@ -28,6 +28,7 @@ from conftest import (
     wait_until_training,
 )
 from mlp_core import Recipe, load_checkpoint
+from mlp_core.recipe import FORM
 from mlp_core.service.trainer import NotYoursError
 from ui.server import owner_of
 
@@ -236,7 +237,7 @@ def test_the_form_and_the_cli_explain_each_field_in_the_same_words(app):
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     flags = {a.dest: a.help for a in train._actions}
     for f in fields(Recipe):
-        if not f.metadata.get("form", True):  # the command line's only
+        if f.name not in FORM:  # the command line's only
             assert f.name in flags and f"train_{f.name}" not in [w.key for w in app.main]
             continue
         widget = app.get_by_key(f"train_{f.name}")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 import streamlit as st
 
 from mlp_core import ModelFileError, Recipe, RecipeError, usable_devices
+from mlp_core.recipe import FORM
 
 from .models import DEFAULT_MODEL, load_model
 
@@ -77,7 +78,7 @@ def recipe_form(defaults: Recipe, disabled: bool) -> Submitted | None:
     devices = dict(usable_devices())  # {'cpu': 'cpu', 'cuda:0': 'cuda:0 (NVIDIA ...)'}
     values = {f.name: getattr(defaults, f.name) for f in fields(Recipe)}
     for f in fields(Recipe):
-        if not f.metadata.get("form", True) and values[f.name] != f.default:
+        if f.name not in FORM and values[f.name] != f.default:
             flag = f"--{f.name.replace('_', '-')} {values[f.name]}"
             st.caption(
                 f"{f.metadata['label']}: {values[f.name]:,} in the recipe this form starts from. "
@@ -89,7 +90,7 @@ def recipe_form(defaults: Recipe, disabled: bool) -> Submitted | None:
         values["device"] = next((d for d in devices if d != "cpu"), "cpu")
     with st.form("train_form"):
         got = {}
-        shown = [f for f in fields(Recipe) if f.metadata.get("form", True)]
+        shown = [f for f in fields(Recipe) if f.name in FORM]
         for f in fields(Recipe):
             if f not in shown:  # the command line's only: the dashboard trains on MNIST alone
                 got[f.name] = f.default
