@@ -18,7 +18,7 @@ from PIL import Image, ImageFilter
 from ..data import Split
 from .decode import ImageError
 from .digits import find_ink
-from .segment import Candidate, cut_number
+from .segment import cut_number
 
 _GAPS = (-0.15, 0.5)  # gaps between composed digits, in digit heights: overlapping to apart
 WHOLE = 0.92  # a candidate holding this share of a digit, and of whose ink it owns this share,
@@ -129,16 +129,11 @@ def cut_digits(images: np.ndarray, labels: np.ndarray, n: int, seed: int):
         best = shares.argmax(axis=1)  # (C,) the digit each candidate holds most of
         for c, k, share in zip(cands, best, shares.max(axis=1)):
             if share >= WHOLE:
-                xs.append(_as_bytes(c))
+                xs.append(np.asarray(c.prep.preview))  # uint8, exactly what the network reads
                 ys.append(int(labels[picks[k]]))
     if not xs:
         return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
     return np.stack(xs), np.array(ys, np.int64)
-
-
-def _as_bytes(c: Candidate) -> np.ndarray:
-    """A candidate's 28x28 picture as MNIST stores pixels: uint8 0..255."""
-    return (c.prep.tensor[0].numpy() * 255).round().clip(0, 255).astype(np.uint8)
 
 
 def with_cut_digits(train: Split, n: int, seed: int) -> Split:
