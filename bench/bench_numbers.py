@@ -5,14 +5,16 @@ Prints, for the shipped model and verifier (or --model, --verifier): the handwri
 the targeted failure cases, the rendered-font numbers (tests/number_pictures.py;
 --rendered-seed), the 250 rendered single digits read by `preprocess`
 (tests/digit_pictures.py), and the seconds to read a 6-digit photo (the minimum over
---repeats). --misses lists what was misread.
+--repeats). --misses lists what was misread; --why says, for each handwritten number
+misread, where its reading went wrong (the corpus knows which digit owns each pixel).
 
-    MNIST_ROOT=../shared/mnist python bench/bench_numbers.py [--n 300] [--seed 0] [--misses]
+    MNIST_ROOT=../shared/mnist python bench/bench_numbers.py [--n 300] [--seed 0] [--misses] [--why]
 """
 
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,8 @@ from mlp_core.checkpoint import load_checkpoint  # noqa: E402
 from mlp_core.data import load_mnist  # noqa: E402
 from mlp_core.metrics import predict_probs  # noqa: E402
 from mlp_core.vision import ImageError, preprocess  # noqa: E402
-from mlp_core.vision.numbers import read_number  # noqa: E402
+from mlp_core.vision.compose import shares  # noqa: E402
+from mlp_core.vision.numbers import Judged, judge, read_number  # noqa: E402
 from mlp_core.vision.verifier import load_verifier  # noqa: E402
 
 
@@ -57,6 +60,59 @@ def score(model, pictures, name: str, misses: bool, verifier=None) -> float:
     return float(right.mean())
 
 
+TRUE = 0.85  # for --why: a candidate holding this share of a digit (and little else) is it
+CAUSES = {
+    "wrong digit": "the true cutting is among the candidates, but the classifier misreads a "
+    "digit of it",
+    "no true cutting": "no row of candidates holds each digit (85% of its ink and little "
+    "else): the cuts never part two digits well enough",
+    "outscored": "the true cutting is read right, but another reading scores better (the "
+    "verifier calls a digit of it a part, or a pair one whole digit)",
+}
+
+
+def true_path(j: Judged, held, number: str) -> list[int] | None:
+    """The best-scoring row of candidates, left to right over all the atoms, each holding one
+    of the number's digits in turn (held (C, k) >= TRUE), read as the true digits; None if
+    there is none."""
+    best = {(0, 0): (0.0, [])}  # (atoms used, digits placed) -> (score, candidates)
+    for a in range(len(j.atoms)):
+        for k in range(len(number)):
+            if (a, k) not in best:
+                continue
+            score, path = best[(a, k)]
+            for c, (i, end) in enumerate(j.spans):
+                if i == a and held[c, k] >= TRUE:
+                    s = score + j.scores[c, int(number[k])]
+                    if best.get((end, k + 1), (-np.inf,))[0] < s:
+                        best[(end, k + 1)] = (s, path + [c])
+    found = best.get((len(j.atoms), len(number)))
+    return None if found is None else found[1]
+
+
+def why(model, pictures, owners, verifier=None) -> None:
+    """Print, for the numbers misread, how many went wrong in each way of CAUSES."""
+    seen = Counter()
+    for (data, number, _), (cover, owner) in zip(pictures, owners, strict=True):
+        try:
+            j = judge(model, data, verifier)
+        except ImageError:
+            seen["refused"] += 1
+            continue
+        if j.readings()[0].text == number:
+            continue
+        path = true_path(j, shares(j.cands, cover, owner, len(number)), number)
+        if path is None:
+            seen["no true cutting"] += 1
+        elif any(j.probs[c].argmax() != int(d) for c, d in zip(path, number)):
+            seen["wrong digit"] += 1
+        else:
+            seen["outscored"] += 1
+    print(f"  where the {sum(seen.values())} misread went wrong:")
+    for cause, n in seen.most_common():
+        print(f"    {n:3d} {cause}: {CAUSES.get(cause, 'the picture was refused')}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(ROOT / "models" / "default.pt"), help="default: shipped")
@@ -68,14 +124,18 @@ def main() -> None:
     p.add_argument("--verifier", help="a verifier file (default: models/verifier.pt)")
     p.add_argument("--repeats", type=int, default=5, help="timing repeats (default: 5)")
     p.add_argument("--misses", action="store_true", help="list the misread pictures")
+    p.add_argument("--why", action="store_true", help="where each misread number went wrong")
     args = p.parse_args()
     model = load_checkpoint(args.model).model
     verifier = load_verifier(args.verifier) if args.verifier else None
     test = load_mnist(train=False, download=False)
     images, labels = test.images.numpy(), test.labels.numpy()
     used: list = []
-    hand = render_handwritten_numbers(images, labels, args.seed, args.n, used)
+    owners: list = []
+    hand = render_handwritten_numbers(images, labels, args.seed, args.n, used, owners)
     score(model, hand, "handwritten (MNIST test digits)", args.misses, verifier)
+    if args.why:
+        why(model, hand, owners, verifier)
     # the classifier's own ceiling: each number's digits read one by one from MNIST's pictures
     every = np.concatenate(used)  # (D,) indices of all the numbers' digits
     said = predict_probs(model, torch.from_numpy(images[every]).float() / 255).argmax(1).numpy()

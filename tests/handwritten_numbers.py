@@ -42,19 +42,27 @@ def shaped(digit: np.ndarray, height: int, slant: float, widen: float = 1.0) -> 
     return out[:, cols[0] : cols[-1] + 1]
 
 
-def compose(glyphs: list[np.ndarray], gaps: list[int], rng: np.random.Generator) -> np.ndarray:
+def compose(
+    glyphs: list[np.ndarray], gaps: list[int], rng: np.random.Generator, owners: list | None = None
+) -> np.ndarray:
     """Glyphs left to right, `gaps` px between their ink (< 0: overlapping), on one wobbly
-    baseline, with a margin; overlapping ink is the darker of the two, as pen on pen."""
+    baseline, with a margin; overlapping ink is the darker of the two, as pen on pen.
+    `owners`: a list to which the (H, W) map of which glyph owns each pixel is appended (-1 for
+    none; where two overlap, the darker), for telling how well a cut parts them."""
     h = max(g.shape[0] for g in glyphs)
     xs = np.cumsum([0] + [g.shape[1] + gap for g, gap in zip(glyphs, gaps)])
     width = int(max(x + g.shape[1] for x, g in zip(xs, glyphs)))
     my, mx = int(h * rng.uniform(0.2, 0.8)), int(h * rng.uniform(0.2, 0.6))
     cover = np.zeros((h + 2 * my + h // 8, width + 2 * mx), np.float32)  # (H, W)
-    for x, g in zip(xs, glyphs):
+    owner = np.full(cover.shape, -1)
+    for k, (x, g) in enumerate(zip(xs, glyphs)):
         gh, gw = g.shape
         y = my + (h - gh) + int(rng.integers(0, h // 8 + 1))
         at = np.s_[y : y + gh, mx + x : mx + x + gw]
+        owner[at] = np.where(g > cover[at], k, owner[at])
         cover[at] = np.maximum(cover[at], g)
+    if owners is not None:
+        owners.append(np.where(cover > 0, owner, -1))
     return cover
 
 
@@ -67,11 +75,17 @@ def picture(cover: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
 
 
 def render_handwritten_numbers(
-    images: np.ndarray, labels: np.ndarray, seed: int = 0, n: int = 300, used: list | None = None
+    images: np.ndarray,
+    labels: np.ndarray,
+    seed: int = 0,
+    n: int = 300,
+    used: list | None = None,
+    owners: list | None = None,
 ) -> list[tuple[bytes, str, str]]:
     """n pictures as (file bytes, true number, description) from MNIST test `images` (N, 28,
     28) uint8 and their `labels`; spacings in turn; the same seed gives the same bytes.
-    `used`: a list to which each number's indices into `images` are appended."""
+    `used`: a list to which each number's indices into `images` are appended; `owners`: one to
+    which each picture's ink coverage (H, W) and owner map (H, W) are appended (`compose`)."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -88,7 +102,11 @@ def render_handwritten_numbers(
         spacing = SPACINGS[i % len(SPACINGS)]
         lo, hi = _GAPS[spacing]
         gaps = [int(round(height * rng.uniform(lo, hi))) for _ in picks[1:]]
-        data, words = picture(compose(glyphs, gaps, rng), rng)
+        mine: list = []
+        cover = compose(glyphs, gaps, rng, mine)
+        if owners is not None:
+            owners.append((cover, mine[0]))
+        data, words = picture(cover, rng)
         out.append((data, number, f"{number}, {height}px, slant {slant:+.2f}, {spacing}, {words}"))
     return out
 

@@ -16,13 +16,15 @@ from digit_pictures import encode, find_fonts, glyph_mask, page_edge, paint, spe
 from make_bad_corpus import ANY_DIGIT
 from mlp_core.vision import decode as decode_module
 from mlp_core.vision import digits as digits_module
+from mlp_core.vision.compose import shares
 from mlp_core.vision.digits import ImageError, preprocess
 from mlp_core.vision.numbers import (
     MAX_DIGITS,
     UNSURE,
     Digit,
+    Judged,
     Number,
-    _readings,
+    judge,
     read_number,
     verdict,
 )
@@ -140,6 +142,26 @@ def test_handwritten_pictures_are_deterministic_and_varied(test_digits):
     assert first == again
     assert {len(n) for _, n, _ in first} >= {2, 6} or len({len(n) for _, n, _ in first}) >= 3
     assert len(targeted(*test_digits, seed=3, n=1)) == 4
+
+
+def test_handwritten_pictures_know_which_digit_owns_each_pixel(test_digits, model):
+    owners: list = []
+    pictures = render_handwritten_numbers(*test_digits, seed=3, n=8, owners=owners)
+    right = 0
+    assert pictures == render_handwritten_numbers(*test_digits, seed=3, n=8)  # the same bytes
+    for (data, number, _), (cover, owner) in zip(pictures, owners, strict=True):
+        assert owner.shape == cover.shape and ((owner >= 0) == (cover > 0)).all()
+        assert set(np.unique(owner)) == set(range(-1, len(number)))
+        # a reading read right is one candidate per digit, each holding most of its digit
+        j = judge(model, data)
+        held = shares(j.cands, cover, owner, len(number))  # (C, k)
+        assert held.shape == (len(j.cands), len(number)) and (held >= 0).all()
+        best = [c for c, _ in j.readings()[0].steps]
+        if j.readings()[0].text == number:
+            right += 1
+            assert (held[best].argmax(axis=1) == np.arange(len(number))).all()
+            assert (held[best].max(axis=1) > 0.5).all()
+    assert right >= 6  # 8 of 8
 
 
 def test_number_pictures_are_deterministic_and_varied():
@@ -283,7 +305,7 @@ def test_a_close_second_reading_is_named_with_the_digit_in_doubt():
     for c, d in enumerate([1, 3, 5, 5, 5]):
         probs[c, d] = 0.91
     whole = np.array([0.99, 0.99, 0.6, 0.6, 0.9])
-    best, second, *_ = _readings(spans, probs, whole, 4)
+    best, second, *_ = Judged([None] * 4, spans, [None] * 5, probs, whole).readings()
     assert (best.text, second.text) == ("135", "1355")
     digit = Digit(5, probs[4].tolist(), (0, 0, 1, 1), None)
     number = Number([digit] * 3, [], alternative="1355", doubt=2)

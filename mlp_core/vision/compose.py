@@ -110,14 +110,21 @@ def cut_numbers(images: np.ndarray, n: int, rng: np.random.Generator):
             _, _, cands = cut_number(find_ink(photograph(ink, rng)))
         except ImageError:  # a number the reader refuses
             continue
-        sizes = np.bincount(owner[ink > 0.4], minlength=len(picks))  # (k,) each digit's ink
-        shares = np.zeros((len(cands), len(picks)))
-        for i, c in enumerate(cands):
-            left, top, right, bottom = c.box
-            mine = owner[top:bottom, left:right][c.mask]
-            mine = np.bincount(mine[mine >= 0], minlength=len(picks))  # each digit's ink in c
-            shares[i] = np.minimum(mine / np.maximum(sizes, 1), mine / c.mask.sum())
-        yield picks, cands, shares
+        yield picks, cands, shares(cands, ink, owner, len(picks))
+
+
+def shares(cands, ink: np.ndarray, owner: np.ndarray, k: int) -> np.ndarray:
+    """(C, k): for each candidate and each of a number's k digits, the smaller of the share of
+    the digit's ink (H, W) the candidate holds and the share of its ink that digit owns
+    (owner (H, W): the digit owning each pixel, -1 for none); near 1 only for that digit whole."""
+    sizes = np.bincount(owner[ink > 0.4], minlength=k)  # (k,) each digit's ink
+    out = np.zeros((len(cands), k))
+    for i, c in enumerate(cands):
+        left, top, right, bottom = c.box
+        mine = owner[top:bottom, left:right][c.mask]
+        mine = np.bincount(mine[mine >= 0], minlength=k)  # each digit's ink in c
+        out[i] = np.minimum(mine / np.maximum(sizes, 1), mine / c.mask.sum())
+    return out
 
 
 def cut_digits(images: np.ndarray, labels: np.ndarray, n: int, seed: int):

@@ -32,7 +32,7 @@ from PIL import Image
 from ..metrics import predict_probs
 from .decode import ImageError
 from .digits import Preprocessed, find_ink
-from .segment import MAX_DIGITS, Atom, cut_number, too_many
+from .segment import MAX_DIGITS, Atom, Candidate, cut_number, too_many
 from .verifier import Verifier, shipped_verifier
 
 UNSURE = 0.75  # below this top probability, an answer names its runner-up
@@ -152,16 +152,12 @@ def read_number(
     Raises ImageError, with one sentence for the user, for a picture with no digit in it (as
     `preprocess` does) and for one with more than MAX_DIGITS separate marks.
     """
-    found, spans, cands = cut_number(find_ink(source))
-    pictures = torch.cat([c.prep.tensor for c in cands])  # (C, 28, 28)
-    features = torch.from_numpy(np.stack([c.features for c in cands]))  # (C, N_FEATURES)
-    probs = predict_probs(model, pictures).numpy()  # (C, 10)
-    whole = (verifier or shipped_verifier()).whole(pictures, features).numpy()  # (C,)
-    best, *rest = _readings(spans, probs, whole, len(found))
-    shared = _shared_pieces(found, spans, best.steps)
+    j = judge(model, source, verifier)
+    best, *rest = j.readings()
+    shared = _shared_pieces(j.atoms, j.spans, best.steps)
     digits = [
-        Digit(d, probs[c].tolist(), cands[c].box, cands[c].prep, joined=c in shared,
-              whole=float(whole[c]))
+        Digit(d, j.probs[c].tolist(), j.cands[c].box, j.cands[c].prep, joined=c in shared,
+              whole=float(j.whole[c]))
         for c, d in best.steps
     ]  # fmt: skip
     if len(digits) > MAX_DIGITS:
@@ -169,6 +165,39 @@ def read_number(
     rival = next((r for r in rest if best.score - r.score < _CLOSE), None)
     doubt = None if rival is None else _first_difference(best.steps, rival.steps)
     return Number(digits, _problems(digits), rival.text if rival else "", doubt)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A picture cut into candidate digits, each judged by both networks: what `read_number`
+    chooses its reading from (and what bench/bench_numbers.py --why looks into)."""
+
+    atoms: list[Atom]
+    spans: list[tuple[int, int]]  # per candidate, its run of atoms [i, j)
+    cands: list[Candidate]
+    probs: np.ndarray  # (C, 10) the classifier's ten probabilities per candidate
+    whole: np.ndarray  # (C,) the verifier's probability that each is one whole digit
+
+    @property
+    def scores(self) -> np.ndarray:
+        """(C, 10): each candidate read as each digit, log P(digit) + _TRUST log P(whole) +
+        _PER_DIGIT; a reading's score is the sum over its digits."""
+        whole = _TRUST * np.log(self.whole + 1e-9)[:, None]
+        return np.log(self.probs + 1e-9) + whole + _PER_DIGIT
+
+    def readings(self) -> list["_Reading"]:
+        """The best few readings, best first, no two the same text (see `_readings`)."""
+        return _readings(self.spans, self.scores, len(self.atoms))
+
+
+def judge(model: torch.nn.Module, source, verifier: Verifier | None = None) -> Judged:
+    """Cut a picture as `read_number` does and judge every candidate; raises ImageError as it."""
+    found, spans, cands = cut_number(find_ink(source))
+    pictures = torch.cat([c.prep.tensor for c in cands])  # (C, 28, 28)
+    features = torch.from_numpy(np.stack([c.features for c in cands]))  # (C, N_FEATURES)
+    probs = predict_probs(model, pictures).numpy()  # (C, 10)
+    whole = (verifier or shipped_verifier()).whole(pictures, features).numpy()  # (C,)
+    return Judged(found, spans, cands, probs, whole)
 
 
 @dataclass(frozen=True)
@@ -181,11 +210,11 @@ class _Reading:
         return "".join(str(d) for _, d in self.steps)
 
 
-def _readings(spans, probs: np.ndarray, whole: np.ndarray, n: int) -> list[_Reading]:
+def _readings(spans, score: np.ndarray, n: int) -> list[_Reading]:
     """The best few readings of atoms 0..n, best first, no two the same text: a shortest path
     over the graph whose nodes are the gaps between atoms and whose edges are the candidates
-    (each with its two likeliest digits), keeping the _KEEP best paths into each node."""
-    score = np.log(probs + 1e-9) + _TRUST * np.log(whole + 1e-9)[:, None] + _PER_DIGIT  # (C, 10)
+    (each with its two likeliest digits by `score` (C, 10)), keeping the _KEEP best paths
+    into each node."""
     leaving = [[] for _ in range(n)]
     for c, (i, _) in enumerate(spans):
         leaving[i].append(c)
