@@ -115,8 +115,9 @@ def cut_numbers(images: np.ndarray, n: int, rng: np.random.Generator):
 
 def shares(cands, ink: np.ndarray, owner: np.ndarray, k: int) -> np.ndarray:
     """(C, k): for each candidate and each of a number's k digits, the smaller of the share of
-    the digit's ink (H, W) the candidate holds and the share of its ink that digit owns
-    (owner (H, W): the digit owning each pixel, -1 for none); near 1 only for that digit whole."""
+    the digit's ink the candidate holds and the share of its ink that digit owns; near 1 only
+    for that digit whole. `ink` (H, W): coverage in [0, 1]; `owner` (H, W): the digit owning
+    each pixel, -1 for none."""
     sizes = np.bincount(owner[ink > 0.4], minlength=k)  # (k,) each digit's ink
     out = np.zeros((len(cands), k))
     for i, c in enumerate(cands):
