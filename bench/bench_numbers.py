@@ -43,8 +43,9 @@ def read_text(model, data: bytes, verifier=None) -> str:
         return f"error: {e}"
 
 
-def score(model, pictures, name: str, misses: bool, verifier=None) -> float:
-    """Print and return the share read entirely right; by spacing where the words name one."""
+def score(model, pictures, name: str, misses: bool, verifier=None) -> np.ndarray:
+    """Print the share read entirely right, by spacing where the words name one; return which
+    pictures were (P,) bool."""
     got = [read_text(model, data, verifier) for data, _, _ in pictures]
     right = np.array([g == n for g, (_, n, _) in zip(got, pictures, strict=True)])
     parts = []
@@ -57,7 +58,7 @@ def score(model, pictures, name: str, misses: bool, verifier=None) -> float:
         for g, r, (_, _, t) in zip(got, right, pictures):
             if not r:
                 print(f"    {t} -> {g}")
-    return float(right.mean())
+    return right
 
 
 TRUE = 0.85  # for --why: a candidate holding this share of a digit (and little else) is it
@@ -75,6 +76,7 @@ def true_path(j: Judged, held, number: str) -> list[int] | None:
     """The best-scoring row of candidates, left to right over all the atoms, each holding one
     of the number's digits in turn (held (C, k) >= TRUE), read as the true digits; None if
     there is none."""
+    scores = j.scores  # (C, 10)
     best = {(0, 0): (0.0, [])}  # (atoms used, digits placed) -> (score, candidates)
     for a in range(len(j.atoms)):
         for k in range(len(number)):
@@ -83,23 +85,24 @@ def true_path(j: Judged, held, number: str) -> list[int] | None:
             score, path = best[(a, k)]
             for c, (i, end) in enumerate(j.spans):
                 if i == a and held[c, k] >= TRUE:
-                    s = score + j.scores[c, int(number[k])]
+                    s = score + scores[c, int(number[k])]
                     if best.get((end, k + 1), (-np.inf,))[0] < s:
                         best[(end, k + 1)] = (s, path + [c])
     found = best.get((len(j.atoms), len(number)))
     return None if found is None else found[1]
 
 
-def why(model, pictures, owners, verifier=None) -> None:
-    """Print, for the numbers misread, how many went wrong in each way of CAUSES."""
+def why(model, pictures, owners, right, verifier=None) -> None:
+    """Print, for the numbers misread (right (P,) False), how many went wrong in each way of
+    CAUSES."""
     seen = Counter()
-    for (data, number, _), (cover, owner) in zip(pictures, owners, strict=True):
+    for (data, number, _), (cover, owner), ok in zip(pictures, owners, right, strict=True):
+        if ok:
+            continue
         try:
             j = judge(model, data, verifier)
         except ImageError:
             seen["refused"] += 1
-            continue
-        if j.readings()[0].text == number:
             continue
         path = true_path(j, shares(j.cands, cover, owner, len(number)), number)
         if path is None:
@@ -133,9 +136,9 @@ def main() -> None:
     used: list = []
     owners: list = []
     hand = render_handwritten_numbers(images, labels, args.seed, args.n, used, owners)
-    score(model, hand, "handwritten (MNIST test digits)", args.misses, verifier)
+    right = score(model, hand, "handwritten (MNIST test digits)", args.misses, verifier)
     if args.why:
-        why(model, hand, owners, verifier)
+        why(model, hand, owners, right, verifier)
     # the classifier's own ceiling: each number's digits read one by one from MNIST's pictures
     every = np.concatenate(used)  # (D,) indices of all the numbers' digits
     said = predict_probs(model, torch.from_numpy(images[every]).float() / 255).argmax(1).numpy()

@@ -133,9 +133,9 @@ def cut_digits(images: np.ndarray, labels: np.ndarray, n: int, seed: int):
     28x28 pictures as the classifier reads them (M, 28, 28) uint8 and labels (M,) int64, about
     three per number."""
     xs, ys = [], []
-    for picks, cands, shares in cut_numbers(images, n, np.random.default_rng(seed)):
-        best = shares.argmax(axis=1)  # (C,) the digit each candidate holds most of
-        for c, k, share in zip(cands, best, shares.max(axis=1)):
+    for picks, cands, held in cut_numbers(images, n, np.random.default_rng(seed)):
+        best = held.argmax(axis=1)  # (C,) the digit each candidate holds most of
+        for c, k, share in zip(cands, best, held.max(axis=1)):
             if share >= WHOLE:
                 xs.append(np.asarray(c.prep.preview))  # uint8, exactly what the network reads
                 ys.append(int(labels[picks[k]]))
