@@ -345,3 +345,48 @@ def test_a_replaced_file_is_noticed_and_left_alone(tmp_path):
     store.add_run(Recipe(), "cpu")  # written to the file it opened
     store.close()
     assert RunStore(path).runs() == []  # nothing of it in the file put there
+
+
+def test_a_runs_end_written_while_another_thread_writes_is_written_once(tmp_path):
+    # Stop pressed on a page while the worker's reader thread writes the run's progress: both
+    # threads wrote the pending end and deleted it, and the second delete's KeyError killed
+    # a thread (the reader: then the watchdog failed the stopped run)
+    from mlp_core.service.events import Ended, Progressed
+    from mlp_core.service.recorder import HistoryRecorder
+    from mlp_core.service.status import RunStatus
+
+    rec = HistoryRecorder(tmp_path / "runs.sqlite")
+    rid = rec.add_run(Recipe(), "cpu", "you")
+    run = type("FakeRun", (), {"id": rid})()
+    update, inside, go, ends = rec.store.update_run, threading.Event(), threading.Event(), []
+
+    def slow_update(run_id, **fields):  # the first write of the end waits inside the store
+        if "ended" in fields:
+            ends.append(fields["status"])
+            if not inside.is_set():
+                inside.set()
+                assert go.wait(30)
+        return update(run_id, **fields)
+
+    rec.store.update_run = slow_update
+    errors = []
+
+    def tell(event):
+        try:
+            rec(run, event)
+        except Exception as e:  # noqa: BLE001 (the failure this test looks for)
+            errors.append(e)
+
+    stopper = threading.Thread(target=tell, args=(Ended(RunStatus.STOPPED, "Stopped."),))
+    stopper.start()
+    assert inside.wait(30)
+    reader = threading.Thread(target=tell, args=(Progressed([0.5], 1, 16, 0.1),))
+    reader.start()
+    reader.join(0.5)  # it waits for the write in progress (it used to write the end again)
+    go.set()
+    stopper.join(30)
+    reader.join(30)
+    assert not reader.is_alive() and not stopper.is_alive() and errors == []
+    assert ends == [RunStatus.STOPPED]
+    assert [r.status for r in rec.store.runs()] == [RunStatus.STOPPED]
+    rec.close()

@@ -48,6 +48,8 @@ class HistoryRecorder:
         self._failed_write = False  # `problem` is a write's: it clears when writes work again
         self._checked = time.monotonic()  # when `check` last looked
         self._checking = threading.Lock()  # one thread at a time recreates the file
+        self._writing = threading.Lock()  # one write at a time: a run's events come from the
+        # worker's reader thread while its end may come from a page's (Stop) or the watchdog's
         self._notice_until = 0.0  # `problem` is a notice shown until then (time.monotonic)
         self._read_problem: str | None = None  # the sentence of the last failed curve read
         self._moved: str | None = None  # "deleted" or "replaced", once noticed and logged
@@ -92,17 +94,18 @@ class HistoryRecorder:
         not left "running" in the history once writing works again, and the sentence goes."""
         if self.store is None or self.closing:
             return None
-        try:
-            for run_id, end in list(self._endings.items()):
-                self.store.update_run(run_id, **end)
-                del self._endings[run_id]
-            done = getattr(self.store, method)(*args, **kwargs) if method else None
-        except HistoryError as e:
-            self.problem, self._failed_write = self._sentence(e), True
-            return None
-        if self._failed_write:
-            self.problem, self._failed_write = None, False
-        return done
+        with self._writing:
+            try:
+                for run_id, end in list(self._endings.items()):
+                    self.store.update_run(run_id, **end)
+                    del self._endings[run_id]
+                done = getattr(self.store, method)(*args, **kwargs) if method else None
+            except HistoryError as e:
+                self.problem, self._failed_write = self._sentence(e), True
+                return None
+            if self._failed_write:
+                self.problem, self._failed_write = None, False
+            return done
 
     def check(self, force: bool = False) -> None:
         """At most every CHECK_SECONDS (always with `force`): is the file at the history's
