@@ -313,15 +313,19 @@ def _paths(ink: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
         pay = np.where(inside, ink[rows[None, :, None], np.clip(cols, 0, w - 1)], 1.0)  # (w, h, O)
         total = pay[:, 0].astype(float)  # (w, O): cheapest way to each place of row 0
         step = np.zeros((w, h, len(offsets)), np.int8)  # the move into each place: -1, 0, +1
+        side = np.full((w, len(offsets) + 2), np.inf)  # (w, O + 2) a sideways step's cost
+        from_left, from_right = side[:, :-2], side[:, 2:]  # (w, O) views: place k -/+ 1
         for r in range(1, h):
-            # the band moves with the slant; within it, a path moves at most one place a row
-            stay = total
-            from_left = np.pad(total[:, :-1], ((0, 0), (1, 0)), constant_values=np.inf)
-            from_right = np.pad(total[:, 1:], ((0, 0), (0, 1)), constant_values=np.inf)
-            moves = np.stack([from_left + _SIDEWAYS, stay, from_right + _SIDEWAYS])  # (3, w, O)
-            pick = moves.argmin(axis=0)  # (w, O)
-            total = np.take_along_axis(moves, pick[None], 0)[0] + pay[:, r]
-            step[:, r] = pick - 1
+            # the band moves with the slant; within it, a path moves at most one place a row;
+            # of equal moves, the one from the left first, then staying (argmin's order)
+            side[:, 1:-1] = total + _SIDEWAYS
+            best, pick = total.copy(), np.zeros(total.shape, np.int8)  # (w, O) each
+            left = from_left <= best
+            best[left], pick[left] = from_left[left], -1
+            right = from_right < best
+            best[right], pick[right] = from_right[right], 1
+            total = best + pay[:, r]
+            step[:, r] = pick
         end = total.argmin(axis=1)  # (w,)
         cost = total[np.arange(w), end]
         better = cost < best_cost
