@@ -62,7 +62,7 @@ def score(model, pictures, name: str, misses: bool, verifier=None) -> np.ndarray
 
 
 TRUE = 0.85  # for --why: a candidate holding this share of a digit (and little else) is it
-CAUSES = {
+CAUSES = {  # the true cutting: in either of the reader's cuttings
     "wrong digit": "the true cutting is among the candidates, but the classifier misreads a "
     "digit of it",
     "no true cutting": "no row of candidates holds each digit (85% of its ink and little "
@@ -100,14 +100,22 @@ def why(model, pictures, owners, right, verifier=None) -> None:
         if ok:
             continue
         try:
-            j = judge(model, data, verifier)
+            judged = judge(model, data, verifier)
         except ImageError:
             seen["refused"] += 1
             continue
-        path = true_path(j, shares(j.cands, cover, owner, len(number)), number)
-        if path is None:
+        # the true cutting in either cutting: the one whose true path scores best
+        found = [
+            (j, p) for j in judged
+            if (p := true_path(j, shares(j.cands, cover, owner, len(number)), number))
+        ]  # fmt: skip
+        if not found:
             seen["no true cutting"] += 1
-        elif any(j.probs[c].argmax() != int(d) for c, d in zip(path, number)):
+            continue
+        j, path = max(
+            found, key=lambda jp: sum(jp[0].scores[c, int(d)] for c, d in zip(jp[1], number))
+        )
+        if any(j.probs[c].argmax() != int(d) for c, d in zip(path, number)):
             seen["wrong digit"] += 1
         else:
             seen["outscored"] += 1

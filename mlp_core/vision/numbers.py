@@ -9,9 +9,11 @@ the networks decide (LeCun, Bottou, Bengio, Haffner 1998, section VI):
     drop specks, page edges, frames and lines (pieces.digit_pieces), and punctuation ->
     segment: cut generously into atoms (pieces; wide pieces again along paths that cross
     little ink and through the dips between touching digits' outlines), and
-    take every run of 1-4 neighbouring atoms as a candidate digit ->
+    take every run of 1-4 neighbouring atoms as a candidate digit; again with cuts closer
+    together (runs of 1-5), where overlapping digits part better ->
     each candidate: the classifier's ten probabilities, the verifier's "one whole digit?" ->
-    the reading whose digits together score best: a shortest path over the candidates
+    the reading whose digits together score best: a shortest path over each cutting's
+    candidates, the better of the two cuttings' best
 
 A candidate's score is log P(digit) + log P(whole): half a digit or two digits together may
 look like some digit to the classifier, but the verifier (verifier.py, a small MLP of its own,
@@ -32,7 +34,7 @@ from PIL import Image
 from ..metrics import predict_probs
 from .decode import ImageError
 from .digits import Preprocessed, find_ink
-from .segment import MAX_DIGITS, Atom, Candidate, cut_number, too_many
+from .segment import CUTTINGS, MAX_DIGITS, Atom, Candidate, cut_number, too_many
 from .verifier import Verifier, shipped_verifier
 
 UNSURE = 0.75  # below this top probability, an answer names its runner-up
@@ -152,8 +154,7 @@ def read_number(
     Raises ImageError, with one sentence for the user, for a picture with no digit in it (as
     `preprocess` does) and for one with more than MAX_DIGITS separate marks.
     """
-    j = judge(model, source, verifier)
-    best, *rest = j.readings()
+    (j, best), *rest = readings(judge(model, source, verifier))
     shared = _shared_pieces(j.atoms, j.spans, best.steps)
     digits = [
         Digit(d, j.probs[c].tolist(), j.cands[c].box, j.cands[c].prep, joined=c in shared,
@@ -162,9 +163,12 @@ def read_number(
     ]  # fmt: skip
     if len(digits) > MAX_DIGITS:
         raise ImageError(too_many(len(digits)))
-    rival = next((r for r in rest if best.score - r.score < _CLOSE), None)
-    doubt = None if rival is None else _first_difference(best.steps, rival.steps)
-    return Number(digits, _problems(digits), rival.text if rival else "", doubt)
+    rival = next(((k, r) for k, r in rest if best.score - r.score < _CLOSE), None)
+    if rival is None:
+        return Number(digits, _problems(digits))
+    k, r = rival
+    doubt = _first_difference(_boxed(j, best), _boxed(k, r))
+    return Number(digits, _problems(digits), r.text, doubt)
 
 
 @dataclass(frozen=True)
@@ -190,14 +194,36 @@ class Judged:
         return _readings(self.spans, self.scores, len(self.atoms))
 
 
-def judge(model: torch.nn.Module, source, verifier: Verifier | None = None) -> Judged:
-    """Cut a picture as `read_number` does and judge every candidate; raises ImageError as it."""
-    found, spans, cands = cut_number(find_ink(source))
-    pictures = torch.cat([c.prep.tensor for c in cands])  # (C, 28, 28)
-    features = torch.from_numpy(np.stack([c.features for c in cands]))  # (C, N_FEATURES)
-    probs = predict_probs(model, pictures).numpy()  # (C, 10)
-    whole = (verifier or shipped_verifier()).whole(pictures, features).numpy()  # (C,)
-    return Judged(found, spans, cands, probs, whole)
+def judge(model: torch.nn.Module, source, verifier: Verifier | None = None) -> list[Judged]:
+    """Cut a picture as `read_number` does, once per cutting (segment.CUTTINGS), and judge
+    every candidate; raises ImageError as it. A finer cutting that would make more atoms than
+    a number may have is left out: the coarse one still reads the picture."""
+    ink = find_ink(source)
+    out = []
+    for k, cutting in enumerate(CUTTINGS):
+        try:
+            found, spans, cands = cut_number(ink, cutting)
+        except ImageError:
+            if k == 0:
+                raise
+            continue
+        pictures = torch.cat([c.prep.tensor for c in cands])  # (C, 28, 28)
+        features = torch.from_numpy(np.stack([c.features for c in cands]))  # (C, N_FEATURES)
+        probs = predict_probs(model, pictures).numpy()  # (C, 10)
+        whole = (verifier or shipped_verifier()).whole(pictures, features).numpy()  # (C,)
+        out.append(Judged(found, spans, cands, probs, whole))
+    return out
+
+
+def readings(judged: list[Judged]) -> list[tuple[Judged, "_Reading"]]:
+    """The best few readings over all the cuttings, best first, no two the same text; each
+    with the cutting it was read from."""
+    best: dict[str, tuple[Judged, _Reading]] = {}
+    for j in judged:
+        for r in j.readings():
+            if r.text not in best or best[r.text][1].score < r.score:
+                best[r.text] = (j, r)
+    return sorted(best.values(), key=lambda jr: -jr[1].score)
 
 
 @dataclass(frozen=True)
@@ -229,6 +255,11 @@ def _readings(spans, score: np.ndarray, n: int) -> list[_Reading]:
                     if text not in into[j] or into[j][text].score < new.score:
                         into[j][text] = new
     return sorted(into[n].values(), key=lambda r: -r.score)
+
+
+def _boxed(j: Judged, r: "_Reading") -> list[tuple[tuple[int, int, int, int], int]]:
+    """A reading's digits as (box, digit): comparable across cuttings, unlike candidates."""
+    return [(j.cands[c].box, d) for c, d in r.steps]
 
 
 def _first_difference(steps, other) -> int:

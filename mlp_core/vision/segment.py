@@ -8,10 +8,11 @@ where touching digits may meet: along paths from top to bottom that cross little
 and leaning with the writing (overlapping digits share columns, so no straight line parts
 them), and through the dips of its outline between two digits' tops or bottoms (where two
 round digits touch, the ink there is thick). Every digit is then a run of neighbouring
-atoms. `runs` lists the runs of 1 to MAX_RUN atoms narrow enough to be one digit, and `crop`
-turns a run into the 28x28 picture the classifier reads, plus its size and place against the
+atoms. `runs` lists the runs of a few atoms narrow enough to be one digit, and `crop` turns
+a run into the 28x28 picture the classifier reads, plus its size and place against the
 line's digits, which the verifier also weighs. `cut_number` does all of it for a picture's
-ink, and the verifier is trained on exactly what it gives.
+ink, coarsely or finely (a `Cutting`): the reader reads both cuttings, and the verifier is
+trained on exactly what the coarse one gives.
 """
 
 from dataclasses import dataclass
@@ -23,11 +24,8 @@ from .digits import NO_DIGIT_MARKS, NOISE, InkMap, Preprocessed, grow, stretch, 
 from .pieces import Components, digit_pieces, noisy
 
 MAX_DIGITS = 12  # a longer row of marks is text, noise or a texture, not a number
-MAX_RUN = 4  # atoms in one digit at most: a 5's flag and body, a wide 0 cut in three or four
 _CUT_FROM = 0.6  # a piece this many digit heights wide may be touching digits: cut it
 _CUT_MARGIN = 0.1  # digit heights: no cut nearer a piece's end (a 1 is about this wide)
-_CUT_APART = 0.18  # digit heights between two cuts of one piece, at least
-_CUT_EVERY = 0.4  # at most one cut per this many digit heights of a piece's width
 _CUT_BAND = 0.08  # digit heights: how far a cut may wind either side of its straight line
 _CUT_SLANTS = (-0.3, 0.0, 0.3)  # the leans of a cut's straight line, columns per row up
 _SIDEWAYS = 0.2  # a cut's cost per sideways step, in ink pixels: straighter cuts preferred
@@ -38,6 +36,23 @@ _CUT_ROWS = 40  # cuts are found on a copy of a tall piece shrunk to at most thi
 _WIDEST = 1.8  # a run wider than this many digit heights is never one digit
 _SMALL = 0.4  # a piece smaller than this many digit heights is part of a digit, or punctuation
 N_FEATURES = 7  # what the verifier sees besides the 28x28 picture (see `crop`)
+
+
+@dataclass(frozen=True)
+class Cutting:
+    """How finely a wide piece is cut into atoms, and how many atoms one digit may be."""
+
+    every: float  # at most one cut per this many digit heights of a piece's width
+    apart: float  # digit heights between two cuts of one piece, at least
+    run: int  # atoms in one digit at most: a 5's flag and body, a wide 0 cut in three or four
+
+
+# Each picture is cut both ways and read both ways; the reading that scores best wins. The
+# coarse cutting keeps a wide digit in few atoms; the fine one has a cut nearer the place where
+# two overlapping digits part (more cuts in one cutting alone cut wide digits into more atoms
+# than a digit may hold). The verifier learns from the coarse cutting's candidates.
+COARSE, FINE = Cutting(every=0.4, apart=0.18, run=4), Cutting(every=0.25, apart=0.12, run=5)
+CUTTINGS = (COARSE, FINE)
 
 
 @dataclass(frozen=True)
@@ -80,9 +95,11 @@ class Candidate:
     mask: np.ndarray  # (bottom - top, right - left) bool: its ink
 
 
-def cut_number(ink: InkMap) -> tuple[list[Atom], list[tuple[int, int]], list[Candidate]]:
+def cut_number(
+    ink: InkMap, cutting: Cutting = COARSE
+) -> tuple[list[Atom], list[tuple[int, int]], list[Candidate]]:
     """A number's ink as atoms, the runs that may be digits, and each run's candidate (the
-    verifier is trained on exactly what this gives a picture).
+    verifier is trained on exactly what this gives a picture with the COARSE cutting).
 
     Drops specks, page edges, frames and lines, and punctuation. Raises ImageError, with one
     sentence for the user, where there is no digit, where the ink is noise, and where there
@@ -100,10 +117,10 @@ def cut_number(ink: InkMap) -> tuple[list[Atom], list[tuple[int, int]], list[Can
     if (columns := _columns(ink.parts, keep, line)) > MAX_DIGITS:
         raise ImageError(too_many(columns))
     x, _ = stretch(ink, keep)  # (H, W): background 0, ink 1
-    found = atoms(ink.parts, keep, line)
-    if len(found) > 5 * MAX_DIGITS:  # a long row of touching marks: text, not a number
+    found = atoms(ink.parts, keep, line, cutting)
+    if len(found) > (cutting.run + 1) * MAX_DIGITS:  # a long row of touching marks: text
         raise ImageError(too_many(len(found)))
-    spans = runs(found, line)  # at most MAX_RUN per atom: the work stays bounded
+    spans = runs(found, line, cutting.run)  # at most cutting.run per atom: the work stays bounded
     return found, spans, [crop(ink.parts, x, found, i, j, line) for i, j in spans]
 
 
@@ -162,7 +179,7 @@ def line_of(parts: Components, keep: np.ndarray) -> Line:
     return Line(float(np.median((bottom - top)[tall])), float(np.median((top + bottom)[tall] / 2)))
 
 
-def atoms(parts: Components, keep: np.ndarray, line: Line) -> list[Atom]:
+def atoms(parts: Components, keep: np.ndarray, line: Line, cutting: Cutting = COARSE) -> list[Atom]:
     """The kept pieces, those standing above one another together, wide ones cut along the
     ink's thinnest paths; sorted by their centres left to right."""
     out = []
@@ -170,7 +187,7 @@ def atoms(parts: Components, keep: np.ndarray, line: Line) -> list[Atom]:
         left, right = int(parts.left[g].min()), int(parts.right[g].max())
         top, bottom = int(parts.top[g].min()), int(parts.bottom[g].max())
         ink = np.isin(parts.labels[top:bottom, left:right], np.asarray(g) + 1)  # (h, w)
-        paths, crossed = _cuts(ink, line.height)  # (k, h) columns in the box, (k,) pixels
+        paths, crossed = _cuts(ink, line.height, cutting)  # (k, h) columns in the box, (k,) pixels
         edges = [np.zeros(len(ink), int), *paths, np.full(len(ink), right - left)]
         costs = [0, *crossed, 0]
         cols = np.arange(right - left)[None]  # (1, w)
@@ -216,7 +233,7 @@ def _stacks(parts: Components, keep: np.ndarray) -> list[list[int]]:
     return list({id(g): g for g in group.values()}.values())
 
 
-def _cuts(ink: np.ndarray, height: float) -> tuple[list[np.ndarray], list[int]]:
+def _cuts(ink: np.ndarray, height: float, cutting: Cutting) -> tuple[list[np.ndarray], list[int]]:
     """Where the ink (h, w) may be touching digits: paths from top to bottom crossing the
     least ink, each a column per row, and the ink pixels each crosses; left to right.
 
@@ -232,10 +249,10 @@ def _cuts(ink: np.ndarray, height: float) -> tuple[list[np.ndarray], list[int]]:
     f = -(-h // _CUT_ROWS)  # the paths are found on a copy at most _CUT_ROWS rows tall
     small = _shrink(ink, f)  # (h', w') share of ink in each f x f block
     height /= f
-    margin, apart = max(2, int(_CUT_MARGIN * height)), max(2, int(_CUT_APART * height))
+    margin, apart = max(2, int(_CUT_MARGIN * height)), max(2, int(cutting.apart * height))
     half = max(1, min(apart // 2 - 1, int(_CUT_BAND * height)))
     cost, paths = _paths(small, half)  # (w',), (w', h')
-    most = int(small.shape[1] / (_CUT_EVERY * height))
+    most = int(small.shape[1] / (cutting.every * height))
     chosen: list[int] = []
     for c in np.argsort(cost[margin:-margin], kind="stable") + margin:
         if cost[c] > cost[max(0, c - 2) : c + 3].min():
@@ -341,13 +358,13 @@ def _paths(ink: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
     return best_cost, best_path
 
 
-def runs(atoms: list[Atom], line: Line) -> list[tuple[int, int]]:
-    """(i, j) for each run atoms[i:j] that may be one digit: 1 to MAX_RUN neighbours, no
+def runs(atoms: list[Atom], line: Line, most: int = COARSE.run) -> list[tuple[int, int]]:
+    """(i, j) for each run atoms[i:j] that may be one digit: 1 to `most` neighbours, no
     wider than _WIDEST digit heights (a single atom always, so every reading exists)."""
     out = []
     for i in range(len(atoms)):
         left, right = atoms[i].left, atoms[i].right
-        for j in range(i + 1, min(i + MAX_RUN, len(atoms)) + 1):
+        for j in range(i + 1, min(i + most, len(atoms)) + 1):
             left, right = min(left, atoms[j - 1].left), max(right, atoms[j - 1].right)
             if j > i + 1 and right - left > _WIDEST * line.height:
                 break
