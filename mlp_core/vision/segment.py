@@ -49,8 +49,8 @@ class Cutting:
 
 # Each picture is cut both ways and read both ways; the reading that scores best wins. The
 # coarse cutting keeps a wide digit in few atoms; the fine one has a cut nearer the place where
-# two overlapping digits part (more cuts in one cutting alone cut wide digits into more atoms
-# than a digit may hold). The verifier learns from the coarse cutting's candidates.
+# two overlapping digits part. Each reads numbers the other misreads. The verifier learns
+# from the coarse cutting's candidates.
 COARSE, FINE = Cutting(every=0.4, apart=0.18, run=4), Cutting(every=0.25, apart=0.12, run=5)
 CUTTINGS = (COARSE, FINE)
 
