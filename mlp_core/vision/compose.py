@@ -101,9 +101,10 @@ def photograph(ink: np.ndarray, rng: np.random.Generator) -> bytes:
 
 def cut_numbers(images: np.ndarray, n: int, rng: np.random.Generator):
     """Compose n numbers of images' digits, photograph each and cut it exactly as a user's
-    picture is. Yields, per number the reader does not refuse: the digits' indices into images
-    (k,), its candidates, and shares (C, k): for each candidate and digit, the smaller of the
-    share of the digit's ink it holds and the share of its ink that digit owns."""
+    picture is, in the coarse cutting. Yields, per number the reader does not refuse: the
+    digits' indices into images (k,), its candidates, and shares (C, k): for each candidate
+    and digit, the smaller of the share of the digit's ink it holds and the share of its ink
+    that digit owns."""
     for _ in range(n):
         ink, owner, picks = compose_number(images, rng)
         try:

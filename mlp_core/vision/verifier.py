@@ -8,9 +8,10 @@ so that any model a user trains still reads numbers: 784 pixels plus segment's s
 
 It learns from numbers composed of MNIST's *training* digits (slanted, scaled, spaced from
 apart to overlapping, some with a stroke broken), photographed (paper, a dark board, a phone
-photo; PNG or JPEG) and cut exactly as a user's picture is (compose.py: `find_ink`, then
-`segment.cut_number`): each candidate's target is how nearly it is one whole digit (the
-smaller of the share of the digit it holds and the share of its ink that digit owns).
+photo; PNG or JPEG) and cut exactly as a user's picture is, in the coarse cutting
+(compose.py: `find_ink`, then `segment.cut_number`): each candidate's target is how nearly
+it is one whole digit (the smaller of the share of the digit it holds and the share of its
+ink that digit owns).
 `python -m mlp_core train-verifier` reproduces the shipped `models/verifier.pt`.
 """
 
