@@ -108,7 +108,7 @@ def cut_numbers(images: np.ndarray, n: int, rng: np.random.Generator):
     for _ in range(n):
         ink, owner, picks = compose_number(images, rng)
         try:
-            _, _, cands = cut_number(find_ink(photograph(ink, rng)))
+            [(_, _, cands)] = cut_number(find_ink(photograph(ink, rng)))
         except ImageError:  # a number the reader refuses
             continue
         yield picks, cands, shares(cands, ink, owner, len(picks))

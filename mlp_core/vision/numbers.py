@@ -196,17 +196,9 @@ class Judged:
 
 def judge(model: torch.nn.Module, source, verifier: Verifier | None = None) -> list[Judged]:
     """Cut a picture as `read_number` does, once per cutting (segment.CUTTINGS), and judge
-    every candidate; raises ImageError as it. A finer cutting that would make more atoms than
-    a number may have is left out: the coarse one still reads the picture."""
-    ink = find_ink(source)
+    every candidate; raises ImageError as it."""
     out = []
-    for k, cutting in enumerate(CUTTINGS):
-        try:
-            found, spans, cands = cut_number(ink, cutting)
-        except ImageError:
-            if k == 0:
-                raise
-            continue
+    for found, spans, cands in cut_number(find_ink(source), CUTTINGS):
         pictures = torch.cat([c.prep.tensor for c in cands])  # (C, 28, 28)
         features = torch.from_numpy(np.stack([c.features for c in cands]))  # (C, N_FEATURES)
         probs = predict_probs(model, pictures).numpy()  # (C, 10)

@@ -96,14 +96,17 @@ class Candidate:
 
 
 def cut_number(
-    ink: InkMap, cutting: Cutting = COARSE
-) -> tuple[list[Atom], list[tuple[int, int]], list[Candidate]]:
-    """A number's ink as atoms, the runs that may be digits, and each run's candidate (the
-    verifier is trained on exactly what this gives a picture with the COARSE cutting).
+    ink: InkMap, cuttings: tuple[Cutting, ...] = (COARSE,)
+) -> list[tuple[list[Atom], list[tuple[int, int]], list[Candidate]]]:
+    """A number's ink cut each of `cuttings`' ways: per cutting, its atoms, the runs that may
+    be digits, and each run's candidate (the verifier is trained on exactly what this gives a
+    picture with the COARSE cutting). The pieces are found once for all the cuttings, and a
+    run that two cuttings cut alike is cropped once.
 
     Drops specks, page edges, frames and lines, and punctuation. Raises ImageError, with one
     sentence for the user, where there is no digit, where the ink is noise, and where there
-    are more separate marks than a number of MAX_DIGITS digits has; the work stays bounded.
+    are more separate marks than a number of MAX_DIGITS digits has; the work stays bounded. A
+    later cutting that would make too many atoms is left out: the first still reads it.
     """
     keep = digit_pieces(ink.parts, ink.mask.shape)  # (k,) piece indices
     if len(keep) == 0:
@@ -117,11 +120,34 @@ def cut_number(
     if (columns := _columns(ink.parts, keep, line)) > MAX_DIGITS:
         raise ImageError(too_many(columns))
     x, _ = stretch(ink, keep)  # (H, W): background 0, ink 1
-    found = atoms(ink.parts, keep, line, cutting)
-    if len(found) > (cutting.run + 1) * MAX_DIGITS:  # a long row of touching marks: text
-        raise ImageError(too_many(len(found)))
-    spans = runs(found, line, cutting.run)  # at most cutting.run per atom: the work stays bounded
-    return found, spans, [crop(ink.parts, x, found, i, j, line) for i, j in spans]
+    out, cropped = [], {}  # cropped: each run's candidate, by what `crop` reads of it
+    for k, cutting in enumerate(cuttings):
+        found = atoms(ink.parts, keep, line, cutting)
+        if len(found) > (cutting.run + 1) * MAX_DIGITS:  # a long row of touching marks: text
+            if k == 0:
+                raise ImageError(too_many(len(found)))
+            continue
+        spans = runs(found, line, cutting.run)  # at most cutting.run per atom: bounded work
+        cands = []
+        for i, j in spans:
+            key = _run_key(found, i, j)
+            if key not in cropped:
+                cropped[key] = crop(ink.parts, x, found, i, j, line)
+            cands.append(cropped[key])
+        out.append((found, spans, cands))
+    return out
+
+
+def _run_key(found: list[Atom], i: int, j: int) -> tuple:
+    """All that `crop` reads of the run found[i:j]: its atoms' pieces, places and cuts, and
+    the columns of the atoms beside it; equal for a run that two cuttings cut alike."""
+    run = tuple(
+        (a.pieces, a.left, a.right, a.top, a.cut_in, a.cut_out, a.bounds.tobytes())
+        for a in found[i:j]
+    )
+    before = (found[i - 1].left, found[i - 1].right) if i > 0 else None
+    after = (found[j].left, found[j].right) if j < len(found) else None
+    return run, before, after
 
 
 def too_many(n: int) -> str:
