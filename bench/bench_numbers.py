@@ -43,17 +43,23 @@ def read_text(model, data: bytes, verifier=None) -> str:
         return f"error: {e}"
 
 
-def score(model, pictures, name: str, misses: bool, verifier=None) -> np.ndarray:
-    """Print the share read entirely right, by spacing where the words name one; return which
-    pictures were (P,) bool."""
-    got = [read_text(model, data, verifier) for data, _, _ in pictures]
-    right = np.array([g == n for g, (_, n, _) in zip(got, pictures, strict=True)])
+def by_spacing(right: np.ndarray, pictures) -> str:
+    """`apart 96.0%, close 92.0%, ...`: the share of right (P,) per spacing the words name."""
     parts = []
     for s in SPACINGS:
         mine = [f", {s}," in t for _, _, t in pictures]
         if any(mine):
             parts.append(f"{s} {right[mine].mean():.1%}")
-    print(f"{name}: {right.mean():.1%} of {len(pictures)} entirely right  " + ", ".join(parts))
+    return ", ".join(parts)
+
+
+def score(model, pictures, name: str, misses: bool, verifier=None) -> np.ndarray:
+    """Print the share read entirely right, by spacing where the words name one; return which
+    pictures were (P,) bool."""
+    got = [read_text(model, data, verifier) for data, _, _ in pictures]
+    right = np.array([g == n for g, (_, n, _) in zip(got, pictures, strict=True)])
+    said = by_spacing(right, pictures)
+    print(f"{name}: {right.mean():.1%} of {len(pictures)} entirely right  {said}")
     if misses:
         for g, r, (_, _, t) in zip(got, right, pictures):
             if not r:
@@ -151,8 +157,11 @@ def main() -> None:
     every = np.concatenate(used)  # (D,) indices of all the numbers' digits
     said = predict_probs(model, torch.from_numpy(images[every]).float() / 255).argmax(1).numpy()
     right = np.split(said == labels[every], np.cumsum([len(p) for p in used])[:-1])
-    whole = np.mean([r.all() for r in right])
-    print(f"  the same numbers, each digit read from MNIST's own 28x28 picture: {whole:.1%}")
+    whole = np.array([r.all() for r in right])
+    print(
+        f"  the same numbers, each digit read from MNIST's own 28x28 picture: {whole.mean():.1%}  "
+        + by_spacing(whole, hand)
+    )
     score(model, targeted(images, labels, args.seed), "targeted cases", args.misses, verifier)
     rendered = render_number_pictures(seed=args.rendered_seed, n=120)
     score(model, rendered, "rendered numbers", args.misses, verifier)
