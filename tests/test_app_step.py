@@ -72,6 +72,8 @@ def test_a_step_moves_the_weights_as_one_batch_would_and_after_is_a_fresh_pass(p
     assert any(m.startswith(shown) for m in markdown(page))
     # the batch, one picture, four units' gradients and their changes
     assert [len(i.proto.imgs) for i in page.image] == [16, 1, 4, 4]
+    # the code beside each step wraps in its narrow column: none of it hidden off the edge
+    assert len(page.code) >= 7 and all(c.proto.wrap_lines for c in page.code)
     click(page, "step_ten")
     assert s.steps == 12 and s.last.step == 12
 

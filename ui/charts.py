@@ -145,7 +145,9 @@ def norms_chart(norms: list[dict], metric: str, title: str) -> alt.Chart:
     # "Linear 1 (784->256)" -> "784→256": three short labels fit in one row under the chart
     df["layer"] = df["layer"].str.replace(r"^.*\((\d+)->(\d+)\)$", r"\1→\2", regex=True)
     return (
-        alt.Chart(df, title=title)
+        # the chart's whole height, title and legend included: at the page's default the
+        # legend under the plot squeezed it and pushed the title out of the frame
+        alt.Chart(df, title=title, height=300)
         .mark_line(point=True)
         .encode(
             x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d")),
@@ -153,7 +155,7 @@ def norms_chart(norms: list[dict], metric: str, title: str) -> alt.Chart:
             color=alt.Color(
                 "layer:N",
                 sort=None,  # in the network's order, not alphabetical
-                legend=alt.Legend(title="Linear layer", orient="bottom", direction="horizontal"),
+                legend=alt.Legend(title="Linear layer", orient="top", direction="horizontal"),
             ),
             tooltip=["epoch", "layer", alt.Tooltip(f"{metric}:Q", format=".4g")],
         )
@@ -306,7 +308,7 @@ def loss_share_chart(shares, labels) -> alt.Chart:
         "label": [int(v) for v in labels],
     })  # fmt: skip
     return (
-        alt.Chart(df, height=150)
+        alt.Chart(df, height=220)  # all of it, axes included: the y title fits beside the plot
         .mark_bar(color="#ff4b4b")
         .encode(
             x=alt.X("picture:O", axis=alt.Axis(labelAngle=0)),
