@@ -2,7 +2,7 @@
 titles share that frame, the height must leave the plot room, or the plot is squeezed flat
 and the titles are pushed out of the frame (the norm charts' titles were cut in half)."""
 
-from ui.charts import loss_share_chart, norms_chart
+from ui.charts import loss_share_chart, norms_chart, stepping_charts
 
 
 def test_the_norm_charts_ask_for_room_for_title_legend_and_plot():
@@ -21,3 +21,10 @@ def test_the_norm_charts_ask_for_room_for_title_legend_and_plot():
 def test_the_loss_share_chart_leaves_its_axis_title_room():
     # "share of the loss" beside a 150-pixel frame was cut to "share of the los"
     assert loss_share_chart([0.25] * 4, [1, 2, 3, 4]).to_dict()["height"] >= 220
+
+
+def test_the_step_pages_charts_leave_their_titles_and_data_room():
+    # at 200 pixels the loss chart's plot was so squeezed that its point stood above the
+    # axis and its title was cut in half
+    loss, accuracy = stepping_charts([(1, 2.43)], [(0, 0.1), (1, 0.11)])
+    assert loss.to_dict()["height"] >= 300 and accuracy.to_dict()["height"] >= 300

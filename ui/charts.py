@@ -142,7 +142,7 @@ def runs_chart(snaps: list[Snapshot]) -> alt.Chart | None:
 def norms_chart(norms: list[dict], metric: str, title: str) -> alt.Chart:
     """One line per Linear layer of `metric` ("weight norm" or "grad norm") per epoch."""
     df = pd.DataFrame(norms)
-    # "Linear 1 (784->256)" -> "784→256": three short labels fit in one row under the chart
+    # "Linear 1 (784->256)" -> "784→256": three short labels fit in one row above the chart
     df["layer"] = df["layer"].str.replace(r"^.*\((\d+)->(\d+)\)$", r"\1→\2", regex=True)
     return (
         # the chart's whole height, title and legend included: at the page's default the
@@ -324,7 +324,7 @@ def stepping_charts(losses: list[tuple[int, float]], accuracies: list[tuple[int,
     df = pd.DataFrame(losses, columns=["step", "loss"])
     df = df[np.isfinite(df["loss"])]
     loss = (
-        alt.Chart(df, title="Loss of each step's batch", height=200)
+        alt.Chart(df, title="Loss of each step's batch", height=300)
         .mark_line(point=len(df) <= 30)
         .encode(
             x=alt.X("step:Q", axis=alt.Axis(format="d")),
@@ -334,7 +334,7 @@ def stepping_charts(losses: list[tuple[int, float]], accuracies: list[tuple[int,
     )
     acc = pd.DataFrame(accuracies, columns=["step", "test accuracy"])
     accuracy = (
-        alt.Chart(acc, title="Accuracy on 1,000 test pictures", height=200)
+        alt.Chart(acc, title="Accuracy on 1,000 test pictures", height=300)
         .mark_line(point=True)
         .encode(
             x=alt.X("step:Q", axis=alt.Axis(format="d")),
