@@ -49,7 +49,10 @@ _, ckpt = ui.model_picker("predict_model")
 draw, upload, number = st.tabs(["Draw", "Upload", "A number"])
 
 with draw:
-    c_canvas, c_result = st.columns([1, 2], gap="large")
+    # the canvas's own width, the answer beside it where the page is wide enough, else under
+    # it (columns in proportion cut the 280-pixel square off below a 1,450-pixel window)
+    row = st.container(horizontal=True, gap="large")
+    c_canvas, c_result = row.container(width=280), row.container(width="stretch")
     with c_canvas:
         st.caption("Draw one digit, large. The toolbar undoes a stroke or clears the square.")
         canvas = ui.canvas("predict_canvas", width=280, height=280, stroke_width=18)

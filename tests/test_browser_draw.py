@@ -1,0 +1,48 @@
+"""A digit drawn with the mouse on the Predict page's square, in a window as narrow as a small
+laptop's with the sidebar open: the whole square takes the mouse, and the digit is read."""
+
+import re
+
+import pytest
+
+from conftest import open_dashboard
+
+SEVEN = [(40, 45), (245, 45), (120, 255)]  # its bar reaches the square's right side
+# the width and height of an element's part that the boxes around it, in its page or in the
+# component's shadow tree, leave in view (those whose overflow is not visible clip it)
+VISIBLE = """e => {
+    const r = e.getBoundingClientRect();
+    let [l, t, rt, b] = [r.left, r.top, r.right, r.bottom];
+    for (let n = e.parentNode; n && n !== document; n = n.parentNode || n.host) {
+        if (!(n instanceof Element)) continue;
+        const s = getComputedStyle(n);
+        if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
+        const q = n.getBoundingClientRect();
+        [l, t, rt, b] = [Math.max(l, q.left), Math.max(t, q.top), Math.min(rt, q.right),
+                         Math.min(b, q.bottom)];
+    }
+    return [Math.round(Math.max(0, rt - l)), Math.round(Math.max(0, b - t))];
+}"""
+
+
+@pytest.mark.browser
+def test_a_digit_drawn_across_the_whole_square_is_read_in_a_narrow_window(browser, tmp_path):
+    from playwright.sync_api import expect
+
+    with open_dashboard(browser, {"MLP_MODELS_DIR": str(tmp_path)}, 1000, 1200) as (server, page):
+        page.goto(server.url + "/predict")
+        # fabric.js draws on two canvases; the upper one takes the mouse
+        square = page.get_by_role("tabpanel", name="Draw").locator("canvas").last
+        expect(square).to_be_visible(timeout=60_000)
+        # all of the square is shown: no box around it clips it (a 280-pixel square in a
+        # third of the page was cut to 148 pixels here, the bar of a 7 drawn out of sight)
+        assert square.evaluate(VISIBLE) == [280, 280]
+        box = square.bounding_box()
+        page.mouse.move(box["x"] + SEVEN[0][0], box["y"] + SEVEN[0][1])
+        page.mouse.down()
+        for x, y in SEVEN[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=10)
+        page.mouse.up()
+        prediction = page.get_by_role("heading", name=re.compile(r"^Prediction: 7 \("))
+        expect(prediction).to_be_visible(timeout=60_000)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
