@@ -40,7 +40,7 @@ if (missing := ui.mnist_missing()) is not None:
     st.warning(missing)
     st.stop()
 
-c_model, c_split, c_digit, c_wrong = st.columns([4, 2, 2, 2], vertical_alignment="bottom")
+c_model, c_split, c_digit, c_wrong = st.columns([3, 2, 2, 3], vertical_alignment="bottom")
 with c_model:
     path, ckpt = ui.model_picker("samples_model")
 with c_split:
