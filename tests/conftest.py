@@ -494,6 +494,19 @@ class Raise(Callback):
             raise self.error
 
 
+def draw_strokes(page, canvas, strokes: list[list[tuple[int, int]]]) -> None:
+    """Draw each stroke (points in the canvas's pixels) with the mouse, as a visitor does:
+    press at its first point, move through the others, release."""
+    box = canvas.bounding_box()
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
+        page.mouse.up()
+
+
 @contextlib.contextmanager
 def open_dashboard(browser, env: dict[str, str], width=1400, height=2000, timeout_ms=60_000):
     """A live server (streamlit_server with `env`) and a browser page at its root, as a

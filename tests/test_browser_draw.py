@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import open_dashboard
+from conftest import draw_strokes, open_dashboard
 
 SEVEN = [(40, 45), (245, 45), (120, 255)]  # its bar reaches the square's right side
 # the width and height of an element's part that the boxes around it, in its page or in the
@@ -37,12 +37,7 @@ def test_a_digit_drawn_across_the_whole_square_is_read_in_a_narrow_window(browse
         # all of the square is shown: no box around it clips it (a 280-pixel square in a
         # third of the page was cut to 148 pixels here, the bar of a 7 drawn out of sight)
         assert square.evaluate(VISIBLE) == [280, 280]
-        box = square.bounding_box()
-        page.mouse.move(box["x"] + SEVEN[0][0], box["y"] + SEVEN[0][1])
-        page.mouse.down()
-        for x, y in SEVEN[1:]:
-            page.mouse.move(box["x"] + x, box["y"] + y, steps=10)
-        page.mouse.up()
+        draw_strokes(page, square, [SEVEN])
         prediction = page.get_by_role("heading", name=re.compile(r"^Prediction: 7 \("))
         expect(prediction).to_be_visible(timeout=60_000)
         expect(page.get_by_test_id("stException")).to_have_count(0)

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import open_dashboard
+from conftest import draw_strokes, open_dashboard
 
 # Strokes on the 700x200 strip, digit by digit, close together: "2", "5" with its flag drawn
 # as a stroke of its own that does not touch the body, "7".
@@ -26,14 +26,7 @@ def test_a_number_drawn_with_the_mouse_is_read(browser, tmp_path):
         # fabric.js draws on two canvases; the upper one takes the mouse
         strip = page.get_by_role("tabpanel", name="A number").locator("canvas").last
         expect(strip).to_be_visible(timeout=60_000)
-        box = strip.bounding_box()
-        for stroke in STROKES:
-            x, y = stroke[0]
-            page.mouse.move(box["x"] + x, box["y"] + y)
-            page.mouse.down()
-            for x, y in stroke[1:]:
-                page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
-            page.mouse.up()
+        draw_strokes(page, strip, STROKES)
         # read right; a close second reading may be named beside it, "(or 2557?)"
         heading = page.get_by_role("heading", name=re.compile(r"^Read: 257( \(or \d+\?\))?$"))
         expect(heading).to_be_visible(timeout=60_000)
