@@ -49,8 +49,8 @@ _, ckpt = ui.model_picker("predict_model")
 draw, upload, number = st.tabs(["Draw", "Upload", "A number"])
 
 with draw:
-    # the canvas's own width, the answer beside it where the page is wide enough, else under
-    # it (columns in proportion cut the 280-pixel square off below a 1,450-pixel window)
+    # the square at its own 280 pixels, the answer in the rest of the row (in a third of
+    # the page, as columns in proportion gave it, the square was cut below a ~1,400-px window)
     row = st.container(horizontal=True, gap="large")
     c_canvas, c_result = row.container(width=280), row.container(width="stretch")
     with c_canvas:
