@@ -1,12 +1,13 @@
 """Reading numbers: how many pictures `read_number` reads entirely right, and how fast.
 
-Prints, for the shipped model and verifier (or --model, --verifier): the handwritten corpus
-(numbers composed from MNIST's test digits, tests/handwritten_numbers.py; --seed) by spacing,
-the targeted failure cases, the rendered-font numbers (tests/number_pictures.py;
---rendered-seed), the 250 rendered single digits read by `preprocess`
-(tests/digit_pictures.py), and the seconds to read a 6-digit photo (the minimum over
---repeats). --misses lists what was misread; --why says, for each handwritten number
-misread, where its reading went wrong (the corpus knows which digit owns each pixel).
+Prints, for the shipped model, verifier and pair reader (or --model, --verifier, --pairs):
+the handwritten corpus (numbers composed from MNIST's test digits,
+tests/handwritten_numbers.py; --seed) by spacing, the targeted failure cases, the
+rendered-font numbers (tests/number_pictures.py; --rendered-seed), the 250 rendered single
+digits read by `preprocess` (tests/digit_pictures.py), and the seconds to read a 6-digit
+photo (the minimum over --repeats). --misses lists what was misread; --why says, for each
+handwritten number misread, where its reading went wrong (the corpus knows which digit owns
+each pixel).
 
     MNIST_ROOT=../shared/mnist python bench/bench_numbers.py [--n 300] [--seed 0] [--misses] [--why]
 """
@@ -31,8 +32,10 @@ from mlp_core.checkpoint import load_checkpoint  # noqa: E402
 from mlp_core.data import load_mnist  # noqa: E402
 from mlp_core.metrics import predict_probs  # noqa: E402
 from mlp_core.vision import ImageError, preprocess  # noqa: E402
+from mlp_core.vision import numbers as numbers_module  # noqa: E402
 from mlp_core.vision.compose import shares  # noqa: E402
 from mlp_core.vision.numbers import Judged, judge, read_number  # noqa: E402
+from mlp_core.vision.pairs import load_pair_reader  # noqa: E402
 from mlp_core.vision.verifier import load_verifier  # noqa: E402
 
 
@@ -113,7 +116,7 @@ def why(model, pictures, owners, right, verifier=None) -> None:
         # the true cutting in either cutting: the one whose true path scores best
         found = [
             (j, p) for j in judged
-            if (p := true_path(j, shares(j.cands, cover, owner, len(number)), number))
+            if (p := true_path(j, shares(j.cands, cover, owner, len(number))[0], number))
         ]  # fmt: skip
         if not found:
             seen["no true cutting"] += 1
@@ -139,12 +142,22 @@ def main() -> None:
         "--rendered-seed", type=int, default=0, help="rendered-font corpus seed (default: 0)"
     )
     p.add_argument("--verifier", help="a verifier file (default: models/verifier.pt)")
+    p.add_argument(
+        "--pairs",
+        help="a pair reader file (default: models/pairs.pt), or 'none': every candidate read as "
+        "one digit, as before the pair reader",
+    )
     p.add_argument("--repeats", type=int, default=5, help="timing repeats (default: 5)")
     p.add_argument("--misses", action="store_true", help="list the misread pictures")
     p.add_argument("--why", action="store_true", help="where each misread number went wrong")
     args = p.parse_args()
     model = load_checkpoint(args.model).model
     verifier = load_verifier(args.verifier) if args.verifier else None
+    if args.pairs == "none":  # a pair scores -inf: never read
+        numbers_module._PAIR_BIAS = -np.inf
+    elif args.pairs:
+        pairs = load_pair_reader(args.pairs)
+        numbers_module.shipped_pair_reader = lambda: pairs
     test = load_mnist(train=False, download=False)
     images, labels = test.images.numpy(), test.labels.numpy()
     used: list = []

@@ -21,6 +21,7 @@ from .learner import Callback
 from .recipe import Recipe
 from .service import budget, model_filename
 from .vision.compose import with_cut_digits
+from .vision.pairs import PairRecipe
 from .vision.verifier import VerifierRecipe
 
 
@@ -146,27 +147,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="per file: the digit and all ten probabilities, or the error",
     )
-    v = sub.add_parser(
-        "train-verifier",
-        help="train the verifier that tells one whole digit from parts and pairs (numbers)",
-    )
-    for f in fields(VerifierRecipe):
-        default = f.default
-        if f.name == "hidden":
-            v.add_argument(
-                "--hidden",
-                type=int,
-                nargs="+",
-                default=list(default),
-                help=f"hidden layer sizes (default: {' '.join(map(str, default))})",
-            )
-        else:
-            v.add_argument("--" + f.name.replace("_", "-"), type=type(default), default=default,
-                           help=f"(default: {default})")  # fmt: skip
-    v.add_argument(
-        "--data-dir", help="folder holding MNIST/raw (default: $MNIST_ROOT, else ./data)"
-    )
-    v.add_argument("--out", default="models/verifier.pt", help="(default: models/verifier.pt)")
+    judges = (
+        ("train-verifier", VerifierRecipe, "verifier",
+         "train the verifier that tells one whole digit from parts and pairs (numbers)"),
+        ("train-pairs", PairRecipe, "pairs",
+         "train the pair reader that reads two overlapping digits at once (numbers)"),
+    )  # fmt: skip
+    for command, recipe, name, about in judges:
+        v = sub.add_parser(command, help=about)
+        for f in fields(recipe):
+            default = f.default
+            if f.name == "hidden":
+                v.add_argument(
+                    "--hidden",
+                    type=int,
+                    nargs="+",
+                    default=list(default),
+                    help=f"hidden layer sizes (default: {' '.join(map(str, default))})",
+                )
+            else:
+                v.add_argument("--" + f.name.replace("_", "-"), type=type(default),
+                               default=default, help=f"(default: {default})")  # fmt: skip
+        v.add_argument(
+            "--data-dir", help="folder holding MNIST/raw (default: $MNIST_ROOT, else ./data)"
+        )
+        v.add_argument("--out", default=f"models/{name}.pt", help=f"(default: models/{name}.pt)")
     return parser
 
 
@@ -336,18 +341,27 @@ def predict_numbers(model, files: list[str], as_json: bool) -> int:
     return 0 if ok else 1
 
 
-def cmd_train_verifier(args) -> int:
-    from .vision.verifier import save_verifier, train_verifier
-
-    names = {f.name for f in fields(VerifierRecipe)}
-    recipe = VerifierRecipe(**{k: v for k, v in vars(args).items() if k in names})
+def judge_recipe(args, recipe_cls, what: str):
+    """The recipe of a verifier or pair reader from its command's arguments, checked."""
+    names = {f.name for f in fields(recipe_cls)}
+    recipe = recipe_cls(**{k: v for k, v in vars(args).items() if k in names})
     recipe.hidden = tuple(recipe.hidden)
     if (
         not all(1 <= n <= 4096 for n in recipe.hidden)
         or min(recipe.numbers, recipe.epochs, recipe.batch_size) < 1
         or not recipe.lr > 0
+        or not 0 <= getattr(recipe, "close", 0) <= 1
     ):
-        raise CliError("The verifier's sizes, counts and learning rate must be positive.")
+        raise CliError(
+            f"The {what}'s sizes, counts and learning rate must be positive (--close from 0 to 1)."
+        )
+    return recipe
+
+
+def cmd_train_verifier(args) -> int:
+    from .vision.verifier import save_verifier, train_verifier
+
+    recipe = judge_recipe(args, VerifierRecipe, "verifier")
     train_images = load_mnist(True, args.data_dir).images.numpy()
     test_images = load_mnist(False, args.data_dir).images.numpy()
     model, record = train_verifier(recipe, train_images, test_images)
@@ -360,11 +374,27 @@ def cmd_train_verifier(args) -> int:
     return 0
 
 
+def cmd_train_pairs(args) -> int:
+    from .vision.pairs import save_pair_reader, train_pair_reader
+
+    recipe = judge_recipe(args, PairRecipe, "pair reader")
+    train, test = load_mnist(True, args.data_dir), load_mnist(False, args.data_dir)
+    model, record = train_pair_reader(recipe, train, test)
+    out = save_pair_reader(args.out, model, recipe, record)
+    print(
+        f"Pair reader: of {record['test_pairs']} test pairs {record['pairs_found']:.4f} found "
+        f"and {record['both_right']:.4f} read right (both digits); other candidates refused "
+        f"{record['others_refused']:.4f}; in {record['seconds']:.0f} s; saved {out}"
+    )
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                    "train-verifier": cmd_train_verifier}  # fmt: skip
+                    "train-verifier": cmd_train_verifier,
+                    "train-pairs": cmd_train_pairs}  # fmt: skip
         return commands[args.command](args)
     except UserError as e:  # a sentence for the user: no type, no traceback
         print(f"error: {one_line(str(e))}", file=sys.stderr)

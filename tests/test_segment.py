@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mlp_core.vision.pieces import components
-from mlp_core.vision.segment import Line, atoms
+from mlp_core.vision.segment import Atom, Line, atoms, spaced
 
 
 def slanted_pair(touch: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -68,3 +68,13 @@ def test_a_tall_piece_is_cut_on_a_small_copy(monkeypatch):
     found = atoms(parts, np.arange(1), Line(height=400.0, middle=210.0))
     assert seen and all(h <= segment._CUT_ROWS for h, _ in seen)  # the paths' work: 40 rows
     assert 6 <= len(found) <= 6 * 3  # cut between the rings, not into slivers
+
+
+def test_a_run_is_spaced_where_an_empty_column_parts_its_atoms():
+    def atom(left, right):
+        return Atom((0,), left, right, 0, np.array([[left, right]]))
+
+    # a 5's flag over its body (columns shared), a digit apart, one that touches it
+    found = [atom(0, 10), atom(4, 12), atom(20, 30), atom(30, 38)]
+    spans = [(0, 1), (0, 2), (1, 3), (2, 4), (0, 4)]
+    assert spaced(found, spans).tolist() == [False, False, True, False, True]

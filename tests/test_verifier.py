@@ -10,6 +10,7 @@ from conftest import need
 from mlp_core.checkpoint import ModelFileError
 from mlp_core.vision.segment import N_FEATURES
 from mlp_core.vision.verifier import (
+    MAX_FILE_BYTES,
     SHIPPED,
     Verifier,
     VerifierRecipe,
@@ -71,7 +72,7 @@ def test_a_bad_verifier_file_is_refused_with_a_sentence(tmp_path):
             **good,
             "recipe": {**good["recipe"], "hidden": [9]},
         },
-        "do not match a Verifier": {**good, "state_dict": {"w": torch.zeros(1)}},
+        "do not match a verifier": {**good, "state_dict": {"w": torch.zeros(1)}},
         "NaN": {**good, "state_dict": nan},
     }
     for words, payload in cases.items():
@@ -80,7 +81,7 @@ def test_a_bad_verifier_file_is_refused_with_a_sentence(tmp_path):
     with pytest.raises(ModelFileError, match="could run code"):
         load_verifier(saved(model))  # a pickled module would run code on loading
     with pytest.raises(ModelFileError, match="too large"):
-        load_verifier(b"\0" * (5 * 2**20))
+        load_verifier(b"\0" * (MAX_FILE_BYTES + 1))
 
 
 def test_train_verifier_on_the_command_line_writes_a_file_that_loads(tiny_mnist, tmp_path):

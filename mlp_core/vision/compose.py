@@ -21,6 +21,7 @@ from .digits import find_ink
 from .segment import cut_number
 
 _GAPS = (-0.15, 0.5)  # gaps between composed digits, in digit heights: overlapping to apart
+CLOSE = (-0.15, 0.05)  # gaps of touching and overlapping digits, for the pair reader
 WHOLE = 0.92  # a candidate holding this share of a digit, and of whose ink it owns this share,
 # is that digit whole
 
@@ -48,14 +49,15 @@ def _glyph(digit: np.ndarray, rng: np.random.Generator, height: int) -> np.ndarr
 
 
 def compose_number(
-    images: np.ndarray, rng: np.random.Generator
+    images: np.ndarray, rng: np.random.Generator, gaps: tuple[float, float] = _GAPS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """2-4 digits from images (N, 28, 28) uint8 in a row: ink (H, W) in [0, 1], which digit
-    owns each pixel (H, W) int, -1 for none, and the digits' indices into images (k,)."""
+    """2-4 digits from images (N, 28, 28) uint8 in a row, spaced within `gaps` (digit heights):
+    ink (H, W) in [0, 1], which digit owns each pixel (H, W) int, -1 for none, and the
+    digits' indices into images (k,)."""
     height = int(rng.integers(28, 80))
     picks = rng.integers(0, len(images), rng.integers(2, 5))  # (k,)
     glyphs = [_glyph(images[i], rng, height) for i in picks]
-    gap = rng.uniform(*_GAPS)  # one spacing per number, a little varied per pair
+    gap = rng.uniform(*gaps)  # one spacing per number, a little varied per pair
     xs = [height // 2]
     for g in glyphs[:-1]:
         xs.append(xs[-1] + g.shape[1] + int(height * (gap + rng.uniform(-0.05, 0.05))))
@@ -99,34 +101,41 @@ def photograph(ink: np.ndarray, rng: np.random.Generator) -> bytes:
     return buf.getvalue()
 
 
-def cut_numbers(images: np.ndarray, n: int, rng: np.random.Generator):
+def cut_numbers(images: np.ndarray, n: int, rng: np.random.Generator, close: float = 0.0):
     """Compose n numbers of images' digits, photograph each and cut it exactly as a user's
-    picture is, in the coarse cutting. Yields, per number the reader does not refuse: the
-    digits' indices into images (k,), its candidates, and shares (C, k): for each candidate
-    and digit, the smaller of the share of the digit's ink it holds and the share of its ink
-    that digit owns."""
+    picture is, in the coarse cutting; a share `close` of them with digits no further apart
+    than CLOSE (touching and overlapping, for the pair reader). Yields, per number the reader
+    does not refuse: the digits' indices into images (k,), its candidates, and shares (C, k):
+    for each candidate and digit, the smaller of the share of the digit's ink it holds and the
+    share of its ink that digit owns; and pair shares (C, k - 1), the same for each two
+    neighbouring digits together."""
     for _ in range(n):
-        ink, owner, picks = compose_number(images, rng)
+        gaps = CLOSE if close and rng.random() < close else _GAPS
+        ink, owner, picks = compose_number(images, rng, gaps)
         try:
             [(_, _, cands)] = cut_number(find_ink(photograph(ink, rng)))
         except ImageError:  # a number the reader refuses
             continue
-        yield picks, cands, shares(cands, ink, owner, len(picks))
+        yield picks, cands, *shares(cands, ink, owner, len(picks))
 
 
-def shares(cands, ink: np.ndarray, owner: np.ndarray, k: int) -> np.ndarray:
+def shares(cands, ink: np.ndarray, owner: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(C, k): for each candidate and each of a number's k digits, the smaller of the share of
     the digit's ink the candidate holds and the share of its ink that digit owns; near 1 only
-    for that digit whole. `ink` (H, W): coverage in [0, 1]; `owner` (H, W): the digit owning
-    each pixel, -1 for none."""
+    for that digit whole. And (C, k - 1): the same for each digit and the next together; near
+    1 only for that pair whole. `ink` (H, W): coverage in [0, 1]; `owner` (H, W): the digit
+    owning each pixel, -1 for none."""
     sizes = np.bincount(owner[ink > 0.4], minlength=k)  # (k,) each digit's ink
-    out = np.zeros((len(cands), k))
+    mine = np.zeros((len(cands), k))  # (C, k): each digit's ink in each candidate
     for i, c in enumerate(cands):
         left, top, right, bottom = c.box
-        mine = owner[top:bottom, left:right][c.mask]
-        mine = np.bincount(mine[mine >= 0], minlength=k)  # each digit's ink in c
-        out[i] = np.minimum(mine / np.maximum(sizes, 1), mine / c.mask.sum())
-    return out
+        owners = owner[top:bottom, left:right][c.mask]
+        mine[i] = np.bincount(owners[owners >= 0], minlength=k)
+    total = np.array([c.mask.sum() for c in cands])[:, None]  # (C, 1)
+    held = mine / np.maximum(sizes, 1)  # (C, k)
+    one = np.minimum(held, mine / total)
+    two = np.minimum(np.minimum(held[:, :-1], held[:, 1:]), (mine[:, :-1] + mine[:, 1:]) / total)
+    return one, two
 
 
 def cut_digits(images: np.ndarray, labels: np.ndarray, n: int, seed: int):
@@ -134,7 +143,7 @@ def cut_digits(images: np.ndarray, labels: np.ndarray, n: int, seed: int):
     28x28 pictures as the classifier reads them (M, 28, 28) uint8 and labels (M,) int64, about
     three per number."""
     xs, ys = [], []
-    for picks, cands, held in cut_numbers(images, n, np.random.default_rng(seed)):
+    for picks, cands, held, _ in cut_numbers(images, n, np.random.default_rng(seed)):
         best = held.argmax(axis=1)  # (C,) the digit each candidate holds most of
         for c, k, share in zip(cands, best, held.max(axis=1)):
             if share >= WHOLE:

@@ -31,6 +31,7 @@ from .pieces import Components, components, digit_pieces, noisy, ruled_lines, st
 
 _MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of full scale to count
 _DIGIT_SIDE, _FRAME_SIDE = 20, 28  # MNIST: the digit's larger side is 20 px, in a 28 px frame
+PAIR_BOX, PAIR_FRAME = (20, 52), (28, 56)  # two digits side by side: their box and frame
 _STROKES = (0.08, 0.2)  # stroke widths, as a fraction of the digit's larger side, left as they are
 _WORK_DIGIT = 100  # px: the size at which a stroke width is corrected
 _BRIDGE = 4  # px at that size: gaps up to twice this between a digit's pieces are closed
@@ -167,6 +168,16 @@ def to_mnist(x: np.ndarray, mask: np.ndarray, bridge: bool = False) -> Preproces
     tensor = torch.from_numpy(frame).float().unsqueeze(0)  # (1, 28, 28)
     preview = Image.fromarray((tensor[0] * 255).round().to(torch.uint8).numpy())  # mode "L"
     return Preprocessed(tensor, preview)
+
+
+def to_pair(x: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+    """What the pair reader sees (pairs.py): x's ink of `mask` cropped, scaled to 20 px tall
+    (at most 52 wide) and centred in a 28x56 frame, two MNIST digits side by side; its strokes
+    as they are. (1, 28, 56) float32."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w)
+    frame = _centre(_fit_box(crop, PAIR_BOX), PAIR_FRAME)  # (28, 56)
+    return torch.from_numpy(frame).unsqueeze(0)
 
 
 def grow(mask: np.ndarray, r: int) -> np.ndarray:
@@ -327,25 +338,27 @@ def _erode(t: torch.Tensor, r: int) -> torch.Tensor:
     return -_dilate(-t, r)
 
 
-def _fit_box(crop: np.ndarray) -> np.ndarray:
-    """Scale a crop of the ink, keeping its aspect ratio, so its larger side is 20 px."""
+def _fit_box(crop: np.ndarray, box: tuple[int, int] = (_DIGIT_SIDE, _DIGIT_SIDE)) -> np.ndarray:
+    """Scale a crop of the ink, keeping its aspect ratio, as large as fits `box` (rows,
+    columns): for a digit, so its larger side is 20 px."""
     h, w = crop.shape
-    scale = _DIGIT_SIDE / max(h, w)
+    scale = min(box[0] / h, box[1] / w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     # Lanczos on a float image antialiases like MNIST's scaling; its slight ringing is clipped.
     small = Image.fromarray(crop.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
-    return np.clip(np.asarray(small), 0, 1)  # (h', w'), max(h', w') == 20
+    return np.clip(np.asarray(small), 0, 1)  # (h', w') within box
 
 
-def _centre(digit: np.ndarray) -> np.ndarray:
-    """Place the digit in a 28x28 frame with its centre of mass at pixel (14, 14), as MNIST did."""
+def _centre(digit: np.ndarray, frame: tuple[int, int] = (_FRAME_SIDE, _FRAME_SIDE)) -> np.ndarray:
+    """Place the digit in a frame (28x28, as MNIST did) with its centre of mass at the
+    frame's centre."""
     h, w = digit.shape
     total = digit.sum()
     cy = (digit.sum(axis=1) @ np.arange(h)) / total  # centre of mass, in pixel indices
     cx = (digit.sum(axis=0) @ np.arange(w)) / total
     # Round the shift like MNIST, but never push ink out of the frame.
-    top = min(max(round(_FRAME_SIDE / 2 - cy), 0), _FRAME_SIDE - h)
-    left = min(max(round(_FRAME_SIDE / 2 - cx), 0), _FRAME_SIDE - w)
-    frame = np.zeros((_FRAME_SIDE, _FRAME_SIDE), np.float32)  # (28, 28)
-    frame[top : top + h, left : left + w] = digit
-    return frame
+    top = min(max(round(frame[0] / 2 - cy), 0), frame[0] - h)
+    left = min(max(round(frame[1] / 2 - cx), 0), frame[1] - w)
+    out = np.zeros(frame, np.float32)  # (28, 28)
+    out[top : top + h, left : left + w] = digit
+    return out

@@ -11,13 +11,16 @@ the networks decide (LeCun, Bottou, Bengio, Haffner 1998, section VI):
     little ink and through the dips between touching digits' outlines), and
     take every run of 1-4 neighbouring atoms as a candidate digit; again with cuts closer
     together (runs of 1-5), where overlapping digits part better ->
-    each candidate: the classifier's ten probabilities, the verifier's "one whole digit?" ->
+    each candidate: the classifier's ten probabilities, the verifier's "one whole digit?",
+    and the pair reader's two digits with its "two whole digits?" ->
     the reading whose digits together score best: a shortest path over each cutting's
-    candidates, the better of the two cuttings' best
+    candidates, each read as one digit or two, the better of the two cuttings' best
 
 A candidate's score is log P(digit) + log P(whole): half a digit or two digits together may
 look like some digit to the classifier, but the verifier (verifier.py, a small MLP of its own,
-so any classifier a user trains still reads numbers) says they are not one whole digit.
+so any classifier a user trains still reads numbers) says they are not one whole digit. Two
+digits that overlap may have no cut between them at all; the pair reader (pairs.py, a small
+MLP of its own as well) reads such a candidate as two digits at once.
 
 Each digit's answer comes with its confidence; below UNSURE the answer names the runner-up
 ("unsure: 4 or 9"). When the second-best reading scores nearly as well, the number says so,
@@ -34,7 +37,8 @@ from PIL import Image
 from ..metrics import predict_probs
 from .decode import ImageError
 from .digits import Preprocessed, find_ink
-from .segment import CUTTINGS, MAX_DIGITS, Atom, Candidate, cut_number, too_many
+from .pairs import PairReader, shipped_pair_reader
+from .segment import CUTTINGS, MAX_DIGITS, Atom, Candidate, cut_number, spaced, too_many
 from .verifier import Verifier, shipped_verifier
 
 UNSURE = 0.75  # below this top probability, an answer names its runner-up
@@ -42,6 +46,8 @@ _KEEP = 4  # readings kept into each node of the path search: enough for the run
 _CLOSE = 1.5  # a runner-up reading within this much log-score (4.5x) is named as well
 _TRUST = 0.5  # the verifier's weight against the classifier's in a candidate's score
 _PER_DIGIT = 0.5  # added to a reading's score per digit: a longer reading's small bonus
+_PAIR_TRUST = 1.0  # the pair reader's "two whole digits?" weight in a pair's score
+_PAIR_BIAS = -1.0  # added to a pair's score: two digits read at once must earn it
 
 
 @dataclass(frozen=True)
@@ -147,20 +153,18 @@ def read_number(
     model: torch.nn.Module,
     source: bytes | str | os.PathLike | Image.Image | np.ndarray,
     verifier: Verifier | None = None,
+    pair_reader: PairReader | None = None,
 ) -> Number:
     """Find the digits of a number in a picture and read each one; left to right.
 
-    `verifier`: judges whether a candidate is one whole digit (default: the shipped one).
-    Raises ImageError, with one sentence for the user, for a picture with no digit in it (as
-    `preprocess` does) and for one with more than MAX_DIGITS separate marks.
+    `verifier`: judges whether a candidate is one whole digit; `pair_reader`: reads a
+    candidate as two digits (default: the shipped ones). Raises ImageError, with one sentence
+    for the user, for a picture with no digit in it (as `preprocess` does) and for one with
+    more than MAX_DIGITS separate marks.
     """
-    (j, best), *rest = readings(judge(model, source, verifier))
+    (j, best), *rest = readings(judge(model, source, verifier, pair_reader))
     shared = _shared_pieces(j.atoms, j.spans, best.steps)
-    digits = [
-        Digit(d, j.probs[c].tolist(), j.cands[c].box, j.cands[c].prep, joined=c in shared,
-              whole=float(j.whole[c]))
-        for c, d in best.steps
-    ]  # fmt: skip
+    digits = [d for c, text in best.steps for d in _digits(j, c, text, c in shared)]
     if len(digits) > MAX_DIGITS:
         raise ImageError(too_many(len(digits)))
     rival = next(((k, r) for k, r in rest if best.score - r.score < _CLOSE), None)
@@ -169,6 +173,30 @@ def read_number(
     k, r = rival
     doubt = _first_difference(_boxed(j, best), _boxed(k, r))
     return Number(digits, _problems(digits), r.text, doubt)
+
+
+def _digits(j: "Judged", c: int, text: str, shared: bool) -> list[Digit]:
+    """Candidate c read as `text`: one digit, or two that the pair reader read at once (each
+    with half the candidate's box and half the pair reader's picture)."""
+    cand = j.cands[c]
+    if len(text) == 1:
+        return [Digit(int(text), j.probs[c].tolist(), cand.box, cand.prep, joined=shared,
+                      whole=float(j.whole[c]))]  # fmt: skip
+    left, top, right, bottom = cand.box
+    mid = (left + right) // 2
+    halves = ((j.left[c], (left, top, mid, bottom)), (j.right[c], (mid, top, right, bottom)))
+    return [
+        Digit(int(d), np.exp(logp).tolist(), box, _half(cand.pair, k), joined=True,
+              whole=float(np.exp(j.two[c])))
+        for k, (d, (logp, box)) in enumerate(zip(text, halves))
+    ]  # fmt: skip
+
+
+def _half(pair: torch.Tensor, k: int) -> Preprocessed:
+    """The left (k = 0) or right (k = 1) 28x28 half of a pair reader's (1, 28, 56) picture."""
+    tensor = pair[:, :, 28 * k : 28 * (k + 1)].contiguous()
+    preview = Image.fromarray((tensor[0] * 255).round().to(torch.uint8).numpy())
+    return Preprocessed(tensor, preview)
 
 
 @dataclass(frozen=True)
@@ -181,6 +209,10 @@ class Judged:
     cands: list[Candidate]
     probs: np.ndarray  # (C, 10) the classifier's ten probabilities per candidate
     whole: np.ndarray  # (C,) the verifier's probability that each is one whole digit
+    # the pair reader's, per candidate read as two digits (None: read as one digit only)
+    left: np.ndarray | None = None  # (C, 10) log P(the left digit is each digit)
+    right: np.ndarray | None = None  # (C, 10) log P(the right digit is each digit)
+    two: np.ndarray | None = None  # (C,) log P(two whole digits); -inf: never two (`spaced`)
 
     @property
     def scores(self) -> np.ndarray:
@@ -189,12 +221,27 @@ class Judged:
         whole = _TRUST * np.log(self.whole + 1e-9)[:, None]
         return np.log(self.probs + 1e-9) + whole + _PER_DIGIT
 
+    @property
+    def pair_scores(self) -> np.ndarray | None:
+        """(C, 100): each candidate read as two digits a, b (column 10a + b), log P(a) + log
+        P(b) + _PAIR_TRUST log P(two) + two digits' _PER_DIGIT + _PAIR_BIAS; None without a
+        pair reader."""
+        if self.two is None:
+            return None
+        names = (self.left[:, :, None] + self.right[:, None, :]).reshape(len(self.two), 100)
+        return names + _PAIR_TRUST * self.two[:, None] + 2 * _PER_DIGIT + _PAIR_BIAS
+
     def readings(self) -> list["_Reading"]:
         """The best few readings, best first, no two the same text (see `_readings`)."""
-        return _readings(self.spans, self.scores, len(self.atoms))
+        return _readings(self.spans, self.scores, len(self.atoms), self.pair_scores)
 
 
-def judge(model: torch.nn.Module, source, verifier: Verifier | None = None) -> list[Judged]:
+def judge(
+    model: torch.nn.Module,
+    source,
+    verifier: Verifier | None = None,
+    pair_reader: PairReader | None = None,
+) -> list[Judged]:
     """Cut a picture as `read_number` does, once per cutting (segment.CUTTINGS), and judge
     every candidate; raises ImageError as it."""
     out = []
@@ -203,7 +250,11 @@ def judge(model: torch.nn.Module, source, verifier: Verifier | None = None) -> l
         features = torch.from_numpy(np.stack([c.features for c in cands]))  # (C, N_FEATURES)
         probs = predict_probs(model, pictures).numpy()  # (C, 10)
         whole = (verifier or shipped_verifier()).whole(pictures, features).numpy()  # (C,)
-        out.append(Judged(found, spans, cands, probs, whole))
+        wide = torch.cat([c.pair for c in cands])  # (C, 28, 56)
+        pairs = (pair_reader or shipped_pair_reader()).read(wide, features)
+        left, right, two = (p.numpy() for p in pairs)
+        two = np.where(spaced(found, spans), -np.inf, two)  # digits apart: read one by one
+        out.append(Judged(found, spans, cands, probs, whole, left, right, two))
     return out
 
 
@@ -220,19 +271,19 @@ def readings(judged: list[Judged]) -> list[tuple[Judged, "_Reading"]]:
 
 @dataclass(frozen=True)
 class _Reading:
-    score: float  # the sum over its digits of log P(digit) + _TRUST log P(whole) + _PER_DIGIT
-    steps: tuple[tuple[int, int], ...]  # (candidate, digit) left to right
+    score: float  # the sum over its candidates' scores (`Judged.scores`, `.pair_scores`)
+    steps: tuple[tuple[int, str], ...]  # (candidate, its digit or two digits) left to right
 
     @property
     def text(self) -> str:
-        return "".join(str(d) for _, d in self.steps)
+        return "".join(t for _, t in self.steps)
 
 
-def _readings(spans, score: np.ndarray, n: int) -> list[_Reading]:
+def _readings(spans, score: np.ndarray, n: int, pair_score: np.ndarray | None = None):
     """The best few readings of atoms 0..n, best first, no two the same text: a shortest path
-    over the graph whose nodes are the gaps between atoms and whose edges are the candidates
-    (each with its two likeliest digits by `score` (C, 10)), keeping the _KEEP best paths
-    into each node."""
+    over the graph whose nodes are the gaps between atoms and whose edges are the candidates,
+    each read as its two likeliest digits by `score` (C, 10) and, with `pair_score` (C, 100),
+    as its two likeliest pairs of digits; keeping the _KEEP best paths into each node."""
     leaving = [[] for _ in range(n)]
     for c, (i, _) in enumerate(spans):
         leaving[i].append(c)
@@ -241,17 +292,27 @@ def _readings(spans, score: np.ndarray, n: int) -> list[_Reading]:
     for i in range(n):
         for r in sorted(into[i].values(), key=lambda r: -r.score)[:_KEEP]:
             for c in leaving[i]:
-                for d in np.argsort(score[c])[-2:].tolist():
-                    new = _Reading(r.score + float(score[c, d]), (*r.steps, (c, d)))
-                    j, text = spans[c][1], r.text + str(d)
+                for text, s in _reads(c, score, pair_score):
+                    new = _Reading(r.score + s, (*r.steps, (c, text)))
+                    j, text = spans[c][1], r.text + text
                     if text not in into[j] or into[j][text].score < new.score:
                         into[j][text] = new
     return sorted(into[n].values(), key=lambda r: -r.score)
 
 
-def _boxed(j: Judged, r: "_Reading") -> list[tuple[tuple[int, int, int, int], int]]:
-    """A reading's digits as (box, digit): comparable across cuttings, unlike candidates."""
-    return [(j.cands[c].box, d) for c, d in r.steps]
+def _reads(c: int, score: np.ndarray, pair_score: np.ndarray | None) -> list[tuple[str, float]]:
+    """Candidate c's two likeliest digits and, with pair scores, its two likeliest pairs."""
+    out = [(str(d), float(score[c, d])) for d in np.argsort(score[c])[-2:].tolist()]
+    if pair_score is not None:
+        best = np.argsort(pair_score[c])[-2:]
+        out += [(f"{k:02d}", float(pair_score[c, k])) for k in best if pair_score[c, k] > -np.inf]
+    return out
+
+
+def _boxed(j: Judged, r: "_Reading") -> list[tuple[tuple[int, int, int, int], str, int]]:
+    """A reading's digits as (box, digit, place in its candidate): comparable across
+    cuttings, unlike candidates."""
+    return [(j.cands[c].box, d, k) for c, text in r.steps for k, d in enumerate(text)]
 
 
 def _first_difference(steps, other) -> int:

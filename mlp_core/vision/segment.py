@@ -18,9 +18,10 @@ trained on exactly what the coarse one gives.
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .decode import ImageError
-from .digits import NO_DIGIT_MARKS, NOISE, InkMap, Preprocessed, grow, stretch, to_mnist
+from .digits import NO_DIGIT_MARKS, NOISE, InkMap, Preprocessed, grow, stretch, to_mnist, to_pair
 from .pieces import Components, digit_pieces, noisy
 
 MAX_DIGITS = 12  # a longer row of marks is text, noise or a texture, not a number
@@ -93,6 +94,7 @@ class Candidate:
     features: np.ndarray  # (N_FEATURES,) float32, in digit heights: see `crop`
     box: tuple[int, int, int, int]  # (left, top, right, bottom) in the picture, px
     mask: np.ndarray  # (bottom - top, right - left) bool: its ink
+    pair: torch.Tensor  # (1, 28, 56): what the pair reader sees, were it two digits
 
 
 def cut_number(
@@ -398,6 +400,18 @@ def runs(atoms: list[Atom], line: Line, most: int = COARSE.run) -> list[tuple[in
     return out
 
 
+def spaced(found: list[Atom], spans: list[tuple[int, int]]) -> np.ndarray:
+    """(C,) bool: for each run found[i:j], whether an empty column parts two of its atoms
+    (digits apart, never two that overlap or touch)."""
+    out = np.zeros(len(spans), bool)
+    for c, (i, j) in enumerate(spans):
+        right = found[i].right
+        for a in found[i + 1 : j]:
+            out[c] |= a.left > right
+            right = max(right, a.right)
+    return out
+
+
 def crop(parts: Components, x: np.ndarray, found: list[Atom], i: int, j: int, line: Line):
     """The run found[i:j]'s ink (from x: background 0, ink 1) as MNIST's 28x28, and the
     verifier's features, all in digit heights: the run's width and height, its centre's
@@ -430,7 +444,8 @@ def crop(parts: Components, x: np.ndarray, found: list[Atom], i: int, j: int, li
         ],
         np.float32,
     )
-    return Candidate(prep, np.clip(features, -4, 4), (left, top, right, bottom), mask)
+    box = (left, top, right, bottom)
+    return Candidate(prep, np.clip(features, -4, 4), box, mask, to_pair(soft, mask))
 
 
 def _overlap(a: Atom, left: int, right: int) -> int:

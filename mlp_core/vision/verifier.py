@@ -33,7 +33,7 @@ from .compose import cut_numbers
 from .segment import N_FEATURES
 
 FORMAT = "mlp_core.verifier/1"
-MAX_FILE_BYTES = 4 * 2**20  # the shipped verifier is about 0.8 MB
+MAX_FILE_BYTES = 8 * 2**20  # the shipped verifier is about 0.8 MB, the pair reader 3.7 MB
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "verifier.pt"
 
 
@@ -47,15 +47,23 @@ class VerifierRecipe:
     seed: int = 0  # the numbers composed and the initial weights
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VerifierRecipe":
+    def from_dict(cls, d: dict, what: str = "verifier"):
         """A recipe from a file's plain values; anything malformed is a ModelFileError."""
         names = {f.name for f in fields(cls)}
         hidden = d.get("hidden")
         if set(d) != names or not isinstance(hidden, (list, tuple)) or not hidden:
-            raise ModelFileError("The verifier file's recipe is not valid.")
+            raise ModelFileError(f"The {what} file's recipe is not valid.")
         if not all(isinstance(n, int) and 1 <= n <= 4096 for n in hidden):
-            raise ModelFileError("The verifier file's hidden sizes are not valid.")
+            raise ModelFileError(f"The {what} file's hidden sizes are not valid.")
         return cls(**{**d, "hidden": tuple(hidden)})
+
+
+def mlp(sizes: tuple[int, ...]) -> Sequential:
+    """Linear layers of these sizes with a ReLU between each two: the small judges' body."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers += [Linear(n_in, n_out, init="kaiming")] + ([ReLU()] if i < len(sizes) - 2 else [])
+    return Sequential(*layers)
 
 
 class Verifier(nn.Module):
@@ -63,11 +71,7 @@ class Verifier(nn.Module):
 
     def __init__(self, hidden: tuple[int, ...] = (256,)):
         super().__init__()
-        sizes = (N_PIXELS + N_FEATURES, *hidden, 1)
-        layers: list[nn.Module] = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers += [Linear(n_in, n_out, init="kaiming")] + ([ReLU()] if i < len(hidden) else [])
-        self.main = Sequential(*layers)
+        self.main = mlp((N_PIXELS + N_FEATURES, *hidden, 1))
 
     def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         xf = torch.cat([x.reshape(len(x), -1), features], dim=1)  # (B, 784 + N_FEATURES)
@@ -89,7 +93,7 @@ def examples(images: np.ndarray, n: int, rng: np.random.Generator):
     each is one whole digit (the smaller of the share of a digit it holds and the share of its
     ink that digit owns)."""
     xs, fs, ts = [], [], []
-    for _, cands, shares in cut_numbers(images, n, rng):
+    for _, cands, shares, _ in cut_numbers(images, n, rng):
         for c, share in zip(cands, shares.max(axis=1)):
             xs.append(c.prep.tensor)
             fs.append(c.features)
@@ -110,19 +114,11 @@ def train_verifier(recipe: VerifierRecipe, train_images, test_images, log=print)
     whole = float((t > 0.5).float().mean())
     log(f"{len(t)} candidates from {recipe.numbers} numbers, {whole:.1%} whole")
     model = Verifier(recipe.hidden)
-    opt = Adam(model.parameters(), lr=recipe.lr)
-    for epoch in range(recipe.epochs):
-        model.train()
-        order = torch.randperm(len(t))
-        total = 0.0
-        for i in range(0, len(t), recipe.batch_size):
-            idx = order[i : i + recipe.batch_size]
-            loss = F.binary_cross_entropy_with_logits(model(x[idx], f[idx]), t[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        log(f"epoch {epoch + 1}: loss {total / len(t):.4f}")
+
+    def loss_of(i):
+        return F.binary_cross_entropy_with_logits(model(x[i], f[i]), t[i])
+
+    fit(model, len(t), recipe, loss_of, log)
     tx, tf, tt = examples(
         test_images, max(50, recipe.numbers // 6), np.random.default_rng(recipe.seed + 1)
     )
@@ -132,6 +128,28 @@ def train_verifier(recipe: VerifierRecipe, train_images, test_images, log=print)
         "seconds": round(time.perf_counter() - began, 1),
     }
     return model.eval(), record
+
+
+def fit(model: nn.Module, n: int, recipe: VerifierRecipe, loss_of, log, decay: bool = False):
+    """Adam over n examples in shuffled batches for recipe.epochs passes; `loss_of(indices)`
+    gives a batch's loss. `decay`: the step size falls linearly to 0 over the run."""
+    opt = Adam(model.parameters(), lr=recipe.lr)
+    steps, step = recipe.epochs * -(-n // recipe.batch_size), 0
+    for epoch in range(recipe.epochs):
+        model.train()
+        order = torch.randperm(n)
+        total = 0.0
+        for i in range(0, n, recipe.batch_size):
+            if decay:
+                opt.lr = recipe.lr * (1 - step / steps)
+            idx = order[i : i + recipe.batch_size]
+            loss = loss_of(idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+            step += 1
+        log(f"epoch {epoch + 1}: loss {total / n:.4f}")
 
 
 def score(model: Verifier, x, f, t) -> dict:
@@ -146,28 +164,42 @@ def score(model: Verifier, x, f, t) -> dict:
     }
 
 
-def save_verifier(path, model: Verifier, recipe: VerifierRecipe, record: dict) -> Path:
+def save_net(
+    path, fmt: str, model: nn.Module, recipe: VerifierRecipe, record: dict, dtype=torch.float32
+) -> Path:
+    """Write a small judge's file: its format, weights (stored as `dtype`; loading turns them
+    back into float32), recipe and test record."""
     payload = {
-        "format": FORMAT,
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "format": fmt,
+        "state_dict": {k: v.detach().cpu().to(dtype) for k, v in model.state_dict().items()},
         "recipe": {**asdict(recipe), "hidden": list(recipe.hidden)},
         "record": dict(record),
     }
     return write_atomically(path, payload)
 
 
+def load_net(source, fmt: str, recipe_cls, build, what: str) -> nn.Module:
+    """Load a small judge's file (path or bytes) of format `fmt` with weights_only=True, check
+    it and build the model with `build(hidden)`, or raise ModelFileError."""
+    obj = read_tensors(source, MAX_FILE_BYTES)
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise ModelFileError(f"This file is not an mlp_core {what} file.")
+    state, fields_ = obj.get("state_dict"), obj.get("recipe")
+    if not isinstance(state, dict) or not isinstance(fields_, dict):
+        raise ModelFileError(f"This file is not an mlp_core {what} file.")
+    model = build(recipe_cls.from_dict(fields_, what).hidden)
+    load_checked(model, state, f"a {what}")
+    return model.eval()
+
+
+def save_verifier(path, model: Verifier, recipe: VerifierRecipe, record: dict) -> Path:
+    return save_net(path, FORMAT, model, recipe, record)
+
+
 def load_verifier(source) -> Verifier:
     """Load a verifier file (path or bytes) with weights_only=True and check it, or raise
     ModelFileError."""
-    obj = read_tensors(source, MAX_FILE_BYTES)
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise ModelFileError("This file is not an mlp_core verifier file.")
-    state, fields_ = obj.get("state_dict"), obj.get("recipe")
-    if not isinstance(state, dict) or not isinstance(fields_, dict):
-        raise ModelFileError("This file is not an mlp_core verifier file.")
-    model = Verifier(VerifierRecipe.from_dict(fields_).hidden)
-    load_checked(model, state, "a Verifier")
-    return model.eval()
+    return load_net(source, FORMAT, VerifierRecipe, Verifier, "verifier")
 
 
 @functools.lru_cache(maxsize=1)
