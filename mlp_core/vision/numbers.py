@@ -292,9 +292,9 @@ def _readings(spans, score: np.ndarray, n: int, pair_score: np.ndarray | None = 
     for i in range(n):
         for r in sorted(into[i].values(), key=lambda r: -r.score)[:_KEEP]:
             for c in leaving[i]:
-                for text, s in _reads(c, score, pair_score):
-                    new = _Reading(r.score + s, (*r.steps, (c, text)))
-                    j, text = spans[c][1], r.text + text
+                for read, s in _reads(c, score, pair_score):
+                    new = _Reading(r.score + s, (*r.steps, (c, read)))
+                    j, text = spans[c][1], r.text + read
                     if text not in into[j] or into[j][text].score < new.score:
                         into[j][text] = new
     return sorted(into[n].values(), key=lambda r: -r.score)
