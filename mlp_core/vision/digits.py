@@ -47,6 +47,12 @@ class Preprocessed:
     tensor: torch.Tensor  # (1, 28, 28) float32 in [0, 1], 0 = background, 1 = ink
     preview: Image.Image  # 28x28 mode "L" image of exactly what the network sees (tensor*255)
 
+    @classmethod
+    def of(cls, tensor: torch.Tensor) -> "Preprocessed":
+        """A (1, 28, 28) tensor in [0, 1] with its preview."""
+        preview = Image.fromarray((tensor[0] * 255).round().to(torch.uint8).numpy())  # mode "L"
+        return cls(tensor, preview)
+
 
 @dataclass(frozen=True)
 class InkMap:
@@ -165,9 +171,7 @@ def to_mnist(x: np.ndarray, mask: np.ndarray, bridge: bool = False) -> Preproces
     crop = _even_strokes(crop, mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], bridge)
     digit = _fit_box(crop)  # (h', w') with max(h', w') == 20
     frame = _centre(digit)  # (28, 28)
-    tensor = torch.from_numpy(frame).float().unsqueeze(0)  # (1, 28, 28)
-    preview = Image.fromarray((tensor[0] * 255).round().to(torch.uint8).numpy())  # mode "L"
-    return Preprocessed(tensor, preview)
+    return Preprocessed.of(torch.from_numpy(frame).float().unsqueeze(0))  # (1, 28, 28)
 
 
 def to_pair(x: np.ndarray, mask: np.ndarray) -> torch.Tensor:

@@ -194,9 +194,7 @@ def _digits(j: "Judged", c: int, text: str, shared: bool) -> list[Digit]:
 
 def _half(pair: torch.Tensor, k: int) -> Preprocessed:
     """The left (k = 0) or right (k = 1) 28x28 half of a pair reader's (1, 28, 56) picture."""
-    tensor = pair[:, :, 28 * k : 28 * (k + 1)].contiguous()
-    preview = Image.fromarray((tensor[0] * 255).round().to(torch.uint8).numpy())
-    return Preprocessed(tensor, preview)
+    return Preprocessed.of(pair[:, :, 28 * k : 28 * (k + 1)].contiguous())
 
 
 @dataclass(frozen=True)
