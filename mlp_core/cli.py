@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--data-dir", help="folder holding MNIST/raw (default: $MNIST_ROOT, else ./data)"
         )
         v.add_argument("--out", default=f"models/{name}.pt", help=f"(default: models/{name}.pt)")
+        if name == "pairs":
+            v.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                           help="processes cutting the numbers; the same model for any number "
+                           "(default: one per core)")  # fmt: skip
     return parser
 
 
@@ -379,7 +383,7 @@ def cmd_train_pairs(args) -> int:
 
     recipe = judge_recipe(args, PairRecipe, "pair reader")
     train, test = load_mnist(True, args.data_dir), load_mnist(False, args.data_dir)
-    model, record = train_pair_reader(recipe, train, test)
+    model, record = train_pair_reader(recipe, train, test, workers=max(1, args.workers))
     out = save_pair_reader(args.out, model, recipe, record)
     print(
         f"Pair reader: of {record['test_pairs']} test pairs {record['pairs_found']:.4f} found "

@@ -8,7 +8,7 @@ from test_verifier import saved
 
 from conftest import need
 from mlp_core.checkpoint import ModelFileError
-from mlp_core.vision.digits import PAIR_FRAME, to_pair
+from mlp_core.vision.digits import PAIR_FRAME, recentre, to_pair
 from mlp_core.vision.pairs import (
     SHIPPED,
     PairReader,
@@ -29,7 +29,7 @@ def shipped():
 
 
 def test_the_shipped_pair_reader_says_how_it_was_made(shipped):
-    assert SHIPPED.stat().st_size < 2_000_000  # float16 weights
+    assert SHIPPED.stat().st_size < 3_000_000  # float16 weights
     payload = torch.load(SHIPPED, weights_only=True)
     assert payload["recipe"] == {**vars(PairRecipe()), "hidden": list(PairRecipe().hidden)}
     assert payload["record"]["both_right"] >= 0.85
@@ -39,11 +39,24 @@ def test_the_shipped_pair_reader_reads_pairs_of_test_digits(shipped, mnist_root)
     from mlp_core.data import load_mnist
 
     test = load_mnist(False, mnist_root)  # never seen in its training
-    x, f, y, names = examples(test.images.numpy(), test.labels.numpy(), 80,
-                              np.random.default_rng(11), close=1.0)  # fmt: skip
+    x, f, y, names = examples(test.images.numpy(), test.labels.numpy(), 80, 11, close=1.0)
     got = score(shipped, x, f, y, names)
     assert got["test_pairs"] >= 40, got
     assert got["both_right"] >= 0.8 and got["others_refused"] >= 0.99, got
+
+
+def test_the_examples_are_the_same_cut_by_one_process_or_two(tiny_mnist):
+    from mlp_core.data import load_mnist
+
+    digits = load_mnist(True, tiny_mnist)
+    images, labels = digits.images.numpy(), digits.labels.numpy()
+    one = examples(images, labels, 24, 3, close=0.7, workers=1, block=8)  # blocks of 8, 8, 8
+    two = examples(images, labels, 24, 3, close=0.7, workers=2, block=8)
+    assert len(one[2]) > 24  # candidates
+    for a, b in zip(one, two, strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    first = examples(images, labels, 8, 3, close=0.7, block=8)  # block 0 alone
+    assert torch.equal(first[0], one[0][: len(first[0])])
 
 
 def test_a_pair_picture_is_two_digits_tall_and_centred():
@@ -55,6 +68,36 @@ def test_a_pair_picture_is_two_digits_tall_and_centred():
     rows, cols = torch.nonzero(pair[0] > 0.5, as_tuple=True)
     assert rows.max() - rows.min() + 1 == 20  # scaled to 20 px tall, as MNIST's digits
     assert abs((cols.min() + cols.max()) / 2 - PAIR_FRAME[1] / 2) <= 1.5  # centred
+
+
+def test_a_half_of_a_pair_picture_is_centred_as_mnist_centres_a_digit():
+    x = np.zeros((28, 28), np.float32)
+    x[2:22, 0:6] = 1.0  # a stroke 20 x 6 px at the half's left edge
+    out = recentre(x)
+    assert out.shape == (28, 28) and out.sum() == x.sum()  # moved, no ink lost
+    rows, cols = np.nonzero(out)
+    assert abs(rows.mean() - 14) <= 0.5 and abs(cols.mean() - 14) <= 0.5
+    assert not recentre(np.zeros((28, 28), np.float32)).any()
+
+
+def test_the_classifier_reads_each_half_beside_the_pair_reader(mnist_root):
+    from test_numbers import MODEL
+
+    from mlp_core.checkpoint import load_checkpoint
+    from mlp_core.data import load_mnist
+    from mlp_core.vision.numbers import _with_classifier
+
+    need(MODEL.exists(), f"{MODEL} is missing")
+    test = load_mnist(False, mnist_root)
+    halves = torch.zeros(50, 28, 28)  # MNIST test digits pushed to a half's left edge
+    halves[:, 4:24, 0:20] = test.images[:50, 4:24, 4:24].float() / 255
+    unsure = torch.full((50, 10), float(np.log(0.1)))  # a pair reader that cannot tell
+    got = _with_classifier(load_checkpoint(MODEL).model, unsure, halves)
+    torch.testing.assert_close(got.exp().sum(1), torch.ones(50))
+    assert (got.argmax(1) == test.labels[:50]).float().mean() >= 0.9
+    sure = torch.log_softmax(torch.eye(10)[test.labels[:50]] * 20, 1)  # certain and right
+    assert (_with_classifier(load_checkpoint(MODEL).model, sure, halves).argmax(1)
+            == test.labels[:50]).all()  # fmt: skip
 
 
 def test_a_saved_pair_reader_loads_back_the_same(tmp_path):

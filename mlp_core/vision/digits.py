@@ -353,6 +353,15 @@ def _fit_box(crop: np.ndarray, box: tuple[int, int] = (_DIGIT_SIDE, _DIGIT_SIDE)
     return np.clip(np.asarray(small), 0, 1)  # (h', w') within box
 
 
+def recentre(picture: np.ndarray) -> np.ndarray:
+    """A picture's ink (H, W) moved so that its centre of mass is the frame's centre, as
+    MNIST's digits are; a picture without ink is returned as it is."""
+    rows, cols = np.flatnonzero(picture.any(axis=1)), np.flatnonzero(picture.any(axis=0))
+    if not len(rows):
+        return picture.astype(np.float32)
+    return _centre(picture[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], picture.shape)
+
+
 def _centre(digit: np.ndarray, frame: tuple[int, int] = (_FRAME_SIDE, _FRAME_SIDE)) -> np.ndarray:
     """Place the digit in a frame (28x28, as MNIST did) with its centre of mass at the
     frame's centre."""

@@ -12,7 +12,8 @@ the networks decide (LeCun, Bottou, Bengio, Haffner 1998, section VI):
     take every run of 1-4 neighbouring atoms as a candidate digit; again with cuts closer
     together (runs of 1-5), where overlapping digits part better ->
     each candidate: the classifier's ten probabilities, the verifier's "one whole digit?",
-    and the pair reader's two digits with its "two whole digits?" ->
+    and the pair reader's two digits (the classifier reading each half of its picture too)
+    with its "two whole digits?" ->
     the reading whose digits together score best: a shortest path over each cutting's
     candidates, each read as one digit or two, the better of the two cuttings' best
 
@@ -36,7 +37,7 @@ from PIL import Image
 
 from ..metrics import predict_probs
 from .decode import ImageError
-from .digits import Preprocessed, find_ink
+from .digits import Preprocessed, find_ink, recentre
 from .pairs import PairReader, shipped_pair_reader
 from .segment import CUTTINGS, MAX_DIGITS, Atom, Candidate, cut_number, spaced, too_many
 from .verifier import Verifier, shipped_verifier
@@ -47,7 +48,8 @@ _CLOSE = 1.5  # a runner-up reading within this much log-score (4.5x) is named a
 _TRUST = 0.5  # the verifier's weight against the classifier's in a candidate's score
 _PER_DIGIT = 0.5  # added to a reading's score per digit: a longer reading's small bonus
 _PAIR_TRUST = 1.0  # the pair reader's "two whole digits?" weight in a pair's score
-_PAIR_BIAS = -1.0  # added to a pair's score: two digits read at once must earn it
+_PAIR_BIAS = -0.5  # added to a pair's score: two digits read at once must earn it
+_HALVES = 0.5  # the classifier's weight beside the pair reader's on each half of a pair
 
 
 @dataclass(frozen=True)
@@ -249,11 +251,27 @@ def judge(
         probs = predict_probs(model, pictures).numpy()  # (C, 10)
         whole = (verifier or shipped_verifier()).whole(pictures, features).numpy()  # (C,)
         wide = torch.cat([c.pair for c in cands])  # (C, 28, 56)
-        pairs = (pair_reader or shipped_pair_reader()).read(wide, features)
-        left, right, two = (p.numpy() for p in pairs)
-        two = np.where(spaced(found, spans), -np.inf, two)  # digits apart: read one by one
+        left, right, two = (pair_reader or shipped_pair_reader()).read(wide, features)
+        apart = spaced(found, spans)  # digits apart: read one by one, never as a pair
+        near = torch.from_numpy(~apart)
+        if near.any():
+            left[near], right[near] = [
+                _with_classifier(model, side[near], wide[near, :, 28 * k : 28 * (k + 1)])
+                for k, side in enumerate((left, right))
+            ]
+        left, right, two = left.numpy(), right.numpy(), np.where(apart, -np.inf, two.numpy())
         out.append(Judged(found, spans, cands, probs, whole, left, right, two))
     return out
+
+
+def _with_classifier(model, logp: torch.Tensor, halves: torch.Tensor) -> torch.Tensor:
+    """The pair reader's log-probabilities for one side of its pairs (C, 10), joined by the
+    classifier's for that half of each pair picture (C, 28, 28), its ink centred as MNIST's,
+    weighted _HALVES: two networks that see the digit differently agree more often on the
+    right answer than on the same wrong one."""
+    centred = torch.from_numpy(np.stack([recentre(h) for h in halves.numpy()]))
+    classifier = torch.log(predict_probs(model, centred) + 1e-9)
+    return torch.log_softmax(logp + _HALVES * classifier, dim=1)
 
 
 def readings(judged: list[Judged]) -> list[tuple[Judged, "_Reading"]]:

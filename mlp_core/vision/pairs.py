@@ -18,7 +18,9 @@ else), and a candidate that nearly does teaches their two labels.
 """
 
 import functools
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,13 +39,14 @@ SHIPPED = Path(__file__).resolve().parents[2] / "models" / "pairs.pt"
 N_PAIR_PIXELS = PAIR_FRAME[0] * PAIR_FRAME[1]  # 28 x 56
 _NAMES = 0.7  # a candidate holding two digits this nearly whole teaches their labels
 _SHIFT = 2  # px: each batch moved by up to this much each way while learning
+BLOCK = 500  # numbers per block, each composed from its own seed: see `examples`
 
 
 @dataclass
 class PairRecipe(VerifierRecipe):
-    hidden: tuple[int, ...] = (512, 256)
-    numbers: int = 40000  # numbers of 2-4 training digits composed and cut into candidates
-    epochs: int = 12
+    hidden: tuple[int, ...] = (768, 256)
+    numbers: int = 100000  # numbers of 2-4 training digits composed and cut into candidates
+    epochs: int = 10
     close: float = 0.7  # the share of the numbers with their digits touching or overlapping
 
 
@@ -69,20 +72,52 @@ class PairReader(nn.Module):
         return left, right, F.logsigmoid(out[:, 20])
 
 
-def examples(images: np.ndarray, labels: np.ndarray, n: int, rng, close: float):
+def examples(images: np.ndarray, labels: np.ndarray, n: int, seed, close: float,
+             workers: int = 1, block: int = BLOCK):  # fmt: skip
     """Candidates cut from n composed numbers (a share `close` of them with digits touching or
     overlapping): wide pictures (N, 28, 56) float16, features (N, F), how nearly each holds
     two neighbouring digits whole and nothing else (N,) in [0, 1], and those two digits'
-    labels (N, 2)."""
+    labels (N, 2). The numbers come in blocks of `block`, block b composed from the seed
+    (seed, b): `workers` processes cut them in parallel, and the examples are the same
+    however many there are."""
+    blocks = [((*np.atleast_1d(seed).tolist(), b), min(block, n - start))
+              for b, start in enumerate(range(0, n, block))]  # fmt: skip
+    if workers <= 1 or len(blocks) == 1:
+        parts = [_block(images, labels, close, *b) for b in blocks]
+    else:
+        spawn = multiprocessing.get_context("spawn")  # no threads of this process copied
+        with ProcessPoolExecutor(min(workers, len(blocks)), spawn, initializer=_worker,
+                                 initargs=(images, labels, close)) as pool:  # fmt: skip
+            parts = list(pool.map(_worker_block, *zip(*blocks, strict=True)))
+    x, f, y, names = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return torch.from_numpy(x), torch.from_numpy(f), torch.from_numpy(y), torch.from_numpy(names)
+
+
+def _block(images, labels, close, seed, n):
+    """One block of `examples`, as numpy arrays (they pass between processes whole)."""
     xs, fs, ys, names = [], [], [], []
-    for picks, cands, _, two in cut_numbers(images, n, rng, close):
+    for picks, cands, _, two in cut_numbers(images, n, np.random.default_rng(seed), close):
         best = two.argmax(axis=1)  # (C,) the pair each candidate holds most of
-        xs += [c.pair.half() for c in cands]
+        xs += [c.pair[0].half().numpy() for c in cands]
         fs += [c.features for c in cands]
         ys += two[np.arange(len(cands)), best].tolist()
         names += [(int(labels[picks[q]]), int(labels[picks[q + 1]])) for q in best]
-    return (torch.cat(xs), torch.from_numpy(np.stack(fs)), torch.tensor(ys, dtype=torch.float32),
-            torch.tensor(names))  # fmt: skip
+    return (np.array(xs, np.float16).reshape(-1, *PAIR_FRAME),
+            np.array(fs, np.float32).reshape(-1, N_FEATURES), np.array(ys, np.float32),
+            np.array(names, np.int64).reshape(-1, 2))  # fmt: skip
+
+
+_DIGITS = None  # a worker process's images, labels and close, set once by `_worker`
+
+
+def _worker(images, labels, close):
+    global _DIGITS
+    torch.set_num_threads(1)  # one process per core
+    _DIGITS = images, labels, close
+
+
+def _worker_block(seed, n):
+    return _block(*_DIGITS, seed, n)
 
 
 def learn(recipe: PairRecipe, x, f, y, names, log=print) -> PairReader:
@@ -128,18 +163,18 @@ def score(model: PairReader, x, f, y, names) -> dict:
     }
 
 
-def train_pair_reader(recipe: PairRecipe, train, test, log=print):
+def train_pair_reader(recipe: PairRecipe, train, test, log=print, workers: int = 1):
     """Compose candidates from the training split's digits (a data.Split), fit, score on the
-    test split's. Returns the pair reader and its record (the test figures, counts, seconds)."""
+    test split's. Returns the pair reader and its record (the test figures, counts, seconds).
+    `workers`: processes cutting the numbers; the model is the same for any number."""
     began = time.perf_counter()
-    rng = np.random.default_rng(recipe.seed)
-    x, f, y, names = examples(train.images.numpy(), train.labels.numpy(), recipe.numbers, rng,
-                              recipe.close)  # fmt: skip
+    x, f, y, names = examples(train.images.numpy(), train.labels.numpy(), recipe.numbers,
+                              (recipe.seed, 0), recipe.close, workers)  # fmt: skip
     log(f"{len(y)} candidates from {recipe.numbers} numbers, {int((y > _NAMES).sum())} pairs")
     model = learn(recipe, x, f, y, names, log)
     tests = max(50, recipe.numbers // 6)
-    held_out = examples(test.images.numpy(), test.labels.numpy(), tests,
-                        np.random.default_rng(recipe.seed + 1), recipe.close)  # fmt: skip
+    held_out = examples(test.images.numpy(), test.labels.numpy(), tests, (recipe.seed, 1),
+                        recipe.close, workers)  # fmt: skip
     record = {
         **score(model, *held_out),
         "train_candidates": len(y),
