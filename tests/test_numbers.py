@@ -21,7 +21,7 @@ from mlp_core.vision import decode as decode_module
 from mlp_core.vision import digits as digits_module
 from mlp_core.vision import numbers as numbers_module
 from mlp_core.vision.compose import shares
-from mlp_core.vision.digits import ImageError, preprocess
+from mlp_core.vision.digits import ImageError, preprocess, recentre
 from mlp_core.vision.numbers import (
     MAX_DIGITS,
     UNSURE,
@@ -379,8 +379,9 @@ def test_a_candidate_may_be_read_as_two_digits_at_once():
     left, right = np.full((3, 10), np.log(0.01)), np.full((3, 10), np.log(0.01))
     left[2, 5], right[2, 8] = np.log(0.9), np.log(0.9)
     two = np.log(np.array([0.01, 0.01, 0.95]))
-    pair = types.SimpleNamespace(box=(10, 0, 50, 30), prep=None,
-                                 pair=torch.arange(28 * 56.0).reshape(1, 28, 56))  # fmt: skip
+    ink = torch.zeros(1, 28, 56)
+    ink[0, 4:24, 18:27], ink[0, 4:24, 30:38] = 1.0, 0.5  # each digit off its half's centre
+    pair = types.SimpleNamespace(box=(10, 0, 50, 30), prep=None, pair=ink)
     judged = Judged([None] * 2, spans, [None, None, pair], probs, whole, left, right, two)
     best, *rest = judged.readings()
     assert best.text == "58" and best.steps == ((2, "58"),)
@@ -389,9 +390,12 @@ def test_a_candidate_may_be_read_as_two_digits_at_once():
     assert (five.digit, eight.digit) == (5, 8) and five.joined and eight.joined
     assert (five.box, eight.box) == ((10, 0, 30, 30), (30, 0, 50, 30))
     assert five.confidence == pytest.approx(0.9) and five.whole == pytest.approx(0.95)
-    assert torch.equal(five.prep.tensor, pair.pair[..., :28])  # the halves the pair reader saw
-    assert torch.equal(eight.prep.tensor, pair.pair[..., 28:])
-    assert five.prep.preview.size == (28, 28)
+    for digit, half in ((five, ink[0, :, :28]), (eight, ink[0, :, 28:])):
+        # its half of the pair picture, centred: what the classifier read of it
+        assert torch.equal(digit.prep.tensor[0], torch.from_numpy(recentre(half.numpy())))
+        assert digit.prep.tensor.sum() == half.sum() and digit.prep.preview.size == (28, 28)
+        rows, cols = torch.nonzero(digit.prep.tensor[0], as_tuple=True)
+        assert abs(rows.float().mean() - 14) <= 0.5 and abs(cols.float().mean() - 14) <= 0.5
     # a candidate that may never be two digits (`two` -inf: its atoms stand apart)
     apart = Judged([None] * 2, spans, [None] * 3, probs, whole, left, right,
                    np.array([*two[:2], -np.inf]))  # fmt: skip

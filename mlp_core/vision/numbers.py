@@ -179,7 +179,7 @@ def read_number(
 
 def _digits(j: "Judged", c: int, text: str, shared: bool) -> list[Digit]:
     """Candidate c read as `text`: one digit, or two that the pair reader read at once (each
-    with half the candidate's box and half the pair reader's picture)."""
+    with half the candidate's box and its half of the pair reader's picture)."""
     cand = j.cands[c]
     if len(text) == 1:
         return [Digit(int(text), j.probs[c].tolist(), cand.box, cand.prep, joined=shared,
@@ -195,8 +195,11 @@ def _digits(j: "Judged", c: int, text: str, shared: bool) -> list[Digit]:
 
 
 def _half(pair: torch.Tensor, k: int) -> Preprocessed:
-    """The left (k = 0) or right (k = 1) 28x28 half of a pair reader's (1, 28, 56) picture."""
-    return Preprocessed.of(pair[:, :, 28 * k : 28 * (k + 1)].contiguous())
+    """The left (k = 0) or right (k = 1) 28x28 half of a pair reader's (1, 28, 56) picture,
+    its ink centred: what the classifier read of that digit (`_with_classifier`)."""
+    return Preprocessed.of(
+        torch.from_numpy(recentre(pair[0, :, 28 * k : 28 * (k + 1)].numpy()))[None]
+    )
 
 
 @dataclass(frozen=True)
