@@ -382,8 +382,10 @@ def cmd_train_pairs(args) -> int:
     from .vision.pairs import save_pair_reader, train_pair_reader
 
     recipe = judge_recipe(args, PairRecipe, "pair reader")
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1 (processes cutting the numbers).")
     train, test = load_mnist(True, args.data_dir), load_mnist(False, args.data_dir)
-    model, record = train_pair_reader(recipe, train, test, workers=max(1, args.workers))
+    model, record = train_pair_reader(recipe, train, test, workers=args.workers)
     out = save_pair_reader(args.out, model, recipe, record)
     print(
         f"Pair reader: of {record['test_pairs']} test pairs {record['pairs_found']:.4f} found "

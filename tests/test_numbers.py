@@ -393,7 +393,8 @@ def test_a_candidate_may_be_read_as_two_digits_at_once():
     for digit, half in ((five, ink[0, :, :28]), (eight, ink[0, :, 28:])):
         # its half of the pair picture, centred: what the classifier read of it
         assert torch.equal(digit.prep.tensor[0], torch.from_numpy(recentre(half.numpy())))
-        assert digit.prep.tensor.sum() == half.sum() and digit.prep.preview.size == (28, 28)
+        assert digit.prep.tensor.sum() == pytest.approx(float(half.sum()))
+        assert digit.prep.preview.size == (28, 28)
         rows, cols = torch.nonzero(digit.prep.tensor[0], as_tuple=True)
         assert abs(rows.float().mean() - 14) <= 0.5 and abs(cols.float().mean() - 14) <= 0.5
     # a candidate that may never be two digits (`two` -inf: its atoms stand apart)
