@@ -166,9 +166,8 @@ def to_mnist(x: np.ndarray, mask: np.ndarray, bridge: bool = False) -> Preproces
 
     `bridge`: the digit is in several pieces, so close the small gaps between them.
     """
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    crop = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w)
-    crop = _even_strokes(crop, mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], bridge)
+    box = _bounds(mask)
+    crop = _even_strokes(x[box], mask[box], bridge)  # (h, w)
     digit = _fit_box(crop)  # (h', w') with max(h', w') == 20
     frame = _centre(digit)  # (28, 28)
     return Preprocessed.of(torch.from_numpy(frame).float().unsqueeze(0))  # (1, 28, 28)
@@ -178,9 +177,7 @@ def to_pair(x: np.ndarray, mask: np.ndarray) -> torch.Tensor:
     """What the pair reader sees (pairs.py): x's ink of `mask` cropped, scaled to 20 px tall
     (at most 52 wide) and centred in a 28x56 frame, two MNIST digits side by side; its strokes
     as they are. (1, 28, 56) float32."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    crop = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w)
-    frame = _centre(_fit_box(crop, PAIR_BOX), PAIR_FRAME)  # (28, 56)
+    frame = _centre(_fit_box(x[_bounds(mask)], PAIR_BOX), PAIR_FRAME)  # (28, 56)
     return torch.from_numpy(frame).unsqueeze(0)
 
 
@@ -324,8 +321,7 @@ def _even_strokes(crop: np.ndarray, mask: np.ndarray, bridge: bool = False) -> n
     ink = out > 0.5 * out.max(initial=0)
     if not ink.any():  # eroded away: a blob, not strokes; keep what there was
         return crop
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    return out[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return out[_bounds(ink)]
 
 
 def _dilate(t: torch.Tensor, r: int) -> torch.Tensor:
@@ -356,10 +352,15 @@ def _fit_box(crop: np.ndarray, box: tuple[int, int] = (_DIGIT_SIDE, _DIGIT_SIDE)
 def recentre(picture: np.ndarray) -> np.ndarray:
     """A picture's ink (H, W) moved so that its centre of mass is the frame's centre, as
     MNIST's digits are; a picture without ink is returned as it is."""
-    rows, cols = np.flatnonzero(picture.any(axis=1)), np.flatnonzero(picture.any(axis=0))
-    if not len(rows):
+    if not picture.any():
         return picture.astype(np.float32)
-    return _centre(picture[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], picture.shape)
+    return _centre(picture[_bounds(picture != 0)], picture.shape)
+
+
+def _bounds(mask: np.ndarray) -> tuple[slice, slice]:
+    """The rows and columns of the smallest box holding all of a mask's ink (some True)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def _centre(digit: np.ndarray, frame: tuple[int, int] = (_FRAME_SIDE, _FRAME_SIDE)) -> np.ndarray:
