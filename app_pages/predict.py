@@ -10,6 +10,7 @@ from mlp_core.vision import (
     Number,
     preprocess,
     read_number,
+    surer,
     verdict,
 )
 
@@ -63,7 +64,7 @@ with draw:
             st.info(DRAW_HINT)
         elif ckpt is not None:
             try:
-                prep = preprocess(canvas.picture)
+                prep = surer(ckpt.model, [preprocess(canvas.picture)])[0]
                 ui.show_prediction(ckpt.model, prep, key="predict_why_drawing", why_open=True)
             except ImageError as e:  # a dot, or strokes too faint to count as ink
                 st.info(f"{DRAW_HINT} ({e})")
@@ -96,6 +97,7 @@ with upload:
                     continue
                 st.markdown(f"**{name}**")
                 if ckpt is not None:
+                    prep = surer(ckpt.model, [prep])[0]
                     ui.show_prediction(ckpt.model, prep, key=f"predict_why_{f.file_id}")
 
 with number:

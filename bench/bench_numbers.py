@@ -31,7 +31,7 @@ from digit_pictures import render_digit_pictures  # noqa: E402
 from mlp_core.checkpoint import load_checkpoint  # noqa: E402
 from mlp_core.data import load_mnist  # noqa: E402
 from mlp_core.metrics import predict_probs  # noqa: E402
-from mlp_core.vision import ImageError, preprocess  # noqa: E402
+from mlp_core.vision import ImageError, preprocess, surer  # noqa: E402
 from mlp_core.vision import numbers as numbers_module  # noqa: E402
 from mlp_core.vision.compose import shares  # noqa: E402
 from mlp_core.vision.numbers import Judged, judge, read_number  # noqa: E402
@@ -179,7 +179,7 @@ def main() -> None:
     rendered = render_number_pictures(seed=args.rendered_seed, n=120)
     score(model, rendered, "rendered numbers", args.misses, verifier)
     singles = render_digit_pictures(seed=0)
-    tensors = [preprocess(data).tensor for data, _, _ in singles]
+    tensors = [p.tensor for p in surer(model, [preprocess(data) for data, _, _ in singles])]
     guess = predict_probs(model, torch.cat(tensors)).argmax(1).numpy()
     truth = np.array([d for _, d, _ in singles])
     print(f"rendered single digits: {np.mean(guess == truth):.1%} of {len(singles)}")

@@ -293,7 +293,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .metrics import predict_probs
-    from .vision import ImageError, preprocess, verdict
+    from .vision import ImageError, preprocess, surer, verdict
 
     model = load_checkpoint(args.model).model
     if args.number:
@@ -301,7 +301,8 @@ def cmd_predict(args) -> int:
     results, ok = [], True
     for name in args.files:
         try:
-            probs = predict_probs(model, preprocess(Path(name)).tensor)[0].tolist()
+            prep = surer(model, [preprocess(Path(name))])[0]
+            probs = predict_probs(model, prep.tensor)[0].tolist()
             digit = max(range(10), key=probs.__getitem__)
             results.append({"file": name, "digit": digit, "probabilities": probs})
         except (ImageError, OSError) as e:

@@ -22,7 +22,7 @@ from conftest import REPO, shown
 from make_bad_corpus import ANY_DIGIT, MARKER, three
 from mlp_core import load_checkpoint
 from mlp_core.metrics import predict_probs
-from mlp_core.vision.digits import preprocess
+from mlp_core.vision.digits import preprocess, surer
 
 MODEL = REPO / "models" / "default.pt"
 PREDICTION = re.compile(r"^#### Prediction: (\d) \(\d+\.\d%\)$")
@@ -112,7 +112,8 @@ def test_the_predict_page_answers_every_file_with_a_digit_or_one_sentence(bad_co
 
     model = load_checkpoint(MODEL).model
     for case in unsent:  # what the page does with the bytes: preprocess, then the model
-        probs = predict_probs(model, preprocess((folder / case.name).read_bytes()).tensor)[0]
+        prep = surer(model, [preprocess((folder / case.name).read_bytes())])[0]
+        probs = predict_probs(model, prep.tensor)[0]
         assert check(case, int(probs.argmax()), None) is None
 
 

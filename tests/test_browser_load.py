@@ -25,7 +25,7 @@ from conftest import HealthWatch, png, quantile, rss_mb, streamlit_server
 from digit_pictures import find_fonts
 from mlp_core import load_checkpoint
 from mlp_core.metrics import predict_probs
-from mlp_core.vision import preprocess
+from mlp_core.vision import preprocess, surer
 from ui.server import upload_limits
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
@@ -252,7 +252,8 @@ def test_eight_users_upload_while_a_run_trains(visitors_browser, mnist_root, tmp
     model = load_checkpoint(MODEL).model
     users = [rendered_digits(u % 3) for u in range(8)]  # three fonts among eight users
     for pictures in users:  # clean prints: the shipped model reads every one right
-        digits = [int(predict_probs(model, preprocess(b).tensor).argmax()) for _, b in pictures]
+        preps = surer(model, [preprocess(b) for _, b in pictures])  # as the page reads them
+        digits = [int(predict_probs(model, p.tensor).argmax()) for p in preps]
         assert digits == list(range(10))
 
     env = {"MNIST_ROOT": str(mnist_root), "MLP_MODELS_DIR": str(tmp_path)}

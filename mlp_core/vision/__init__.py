@@ -7,7 +7,7 @@ row; compose.py makes numbers of MNIST digits to learn from.
 """
 
 from .decode import ACCEPTED_FORMATS, MAX_PIXELS, ImageError, picture_from_data_url
-from .digits import Preprocessed, preprocess
+from .digits import Preprocessed, preprocess, surer
 from .numbers import UNSURE, Number, read_number, verdict
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "picture_from_data_url",
     "preprocess",
     "read_number",
+    "surer",
     "verdict",
 ]

@@ -12,6 +12,9 @@ picture (a canvas drawing, a phone photo of paper, a screenshot) is none of that
     background 0) -> crop to the ink -> stroke width towards MNIST's -> scale its larger side
     to 20 px -> move its centre of mass to pixel (14, 14)
 
+A pen thicker than most of MNIST's is also kept as written (`Preprocessed.written`), and
+`surer` reads both: which of the two the network reads better depends on the digit.
+
 A picture whose ink looks like noise or a texture, not strokes, has no digit in it.
 
 The steps are public (`find_ink`, `stretch`, `to_mnist`) so that `numbers.py` runs the same
@@ -19,13 +22,14 @@ ones on each digit of a number.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..metrics import predict_probs
 from .decode import ImageError, decode
 from .pieces import Components, components, digit_pieces, noisy, ruled_lines, stroke_width
 
@@ -33,6 +37,10 @@ _MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of full scale 
 _DIGIT_SIDE, _FRAME_SIDE = 20, 28  # MNIST: the digit's larger side is 20 px, in a 28 px frame
 PAIR_BOX, PAIR_FRAME = (20, 52), (28, 56)  # two digits side by side: their box and frame
 _STROKES = (0.08, 0.2)  # stroke widths, as a fraction of the digit's larger side, left as they are
+# MNIST's thickest 1% of pens (0.29 for its training digits at 4x): a pen between this and
+# _STROKES[1] is handwriting too, and is also read as written (`surer`)
+_THICKEST = 0.3
+_WRITTEN_BY = 0.1  # how much surer the network must be of a digit as written than thinned
 _WORK_DIGIT = 100  # px: the size at which a stroke width is corrected
 _BRIDGE = 4  # px at that size: gaps up to twice this between a digit's pieces are closed
 MAX_PIECES = 12  # more separate marks than this are noise or a texture, not one digit
@@ -46,6 +54,9 @@ NOISE = "The image has no digit in it: it looks like noise or a texture, not a d
 class Preprocessed:
     tensor: torch.Tensor  # (1, 28, 28) float32 in [0, 1], 0 = background, 1 = ink
     preview: Image.Image  # 28x28 mode "L" image of exactly what the network sees (tensor*255)
+    # the same digit with its strokes as written (thinned only to MNIST's thickest), where the
+    # pen is thicker than most of MNIST's and `tensor` has been thinned (None otherwise)
+    written: "Preprocessed | None" = None
 
     @classmethod
     def of(cls, tensor: torch.Tensor) -> "Preprocessed":
@@ -167,10 +178,35 @@ def to_mnist(x: np.ndarray, mask: np.ndarray, bridge: bool = False) -> Preproces
     `bridge`: the digit is in several pieces, so close the small gaps between them.
     """
     box = _bounds(mask)
-    crop = _even_strokes(x[box], mask[box], bridge)  # (h, w)
-    digit = _fit_box(crop)  # (h', w') with max(h', w') == 20
-    frame = _centre(digit)  # (28, 28)
+    crop, ink = x[box], mask[box]
+    prep = _framed(_even_strokes(crop, ink, bridge))
+    if _stroke(ink) <= _STROKES[1]:
+        return prep
+    return replace(prep, written=_framed(_even_strokes(crop, ink, bridge, _THICKEST)))
+
+
+def _framed(crop: np.ndarray) -> Preprocessed:
+    """A digit's crop (h, w) fitted to 20 px and centred in the 28x28 frame."""
+    frame = _centre(_fit_box(crop))  # (28, 28)
     return Preprocessed.of(torch.from_numpy(frame).float().unsqueeze(0))  # (1, 28, 28)
+
+
+def surer(model: torch.nn.Module, preps: list[Preprocessed]) -> list[Preprocessed]:
+    """Each digit as the network reads it best: where the pen is thicker than most of MNIST's,
+    the picture thinned and as written (`Preprocessed.written`) are both read, and the one as
+    written is kept where the network is surer of it by more than _WRITTEN_BY. Neither always
+    wins: a thick pen's 6 with its loop filled reads as written (thinned, it is an outline read
+    0); a bold typeface's 1, with its foot, reads thinned (as written, it is read 2)."""
+    thick = [k for k, p in enumerate(preps) if p.written is not None]
+    if not thick:
+        return preps
+    thinned = predict_probs(model, torch.cat([preps[k].tensor for k in thick])).amax(1)  # (T,)
+    written = predict_probs(model, torch.cat([preps[k].written.tensor for k in thick])).amax(1)
+    out = list(preps)
+    for k, a, b in zip(thick, thinned.tolist(), written.tolist(), strict=True):
+        if b > a + _WRITTEN_BY:
+            out[k] = preps[k].written
+    return out
 
 
 def to_pair(x: np.ndarray, mask: np.ndarray) -> torch.Tensor:
@@ -286,21 +322,27 @@ def _polarity(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gray, light  # (H, W) each
 
 
-def _even_strokes(crop: np.ndarray, mask: np.ndarray, bridge: bool = False) -> np.ndarray:
+def _stroke(mask: np.ndarray) -> float:
+    """The ink's stroke width as a fraction of its larger side (no wider than the crop: a
+    1-pixel dash has almost no outline, so the estimate alone would be its length)."""
+    return min(stroke_width(mask), min(mask.shape)) / max(mask.shape)
+
+
+def _even_strokes(
+    crop: np.ndarray, mask: np.ndarray, bridge: bool = False, most: float = _STROKES[1]
+) -> np.ndarray:
     """Thin a marker-thick digit or thicken a hairline towards MNIST's stroke width; with
     `bridge`, also close small gaps between its pieces (a broken stroke).
 
-    MNIST's strokes are 2-4 px wide in a 20 px box (median 2.6). Outside `_STROKES` the crop is
-    brought to `_WORK_DIGIT` px and eroded (a grey minimum filter) or dilated (maximum filter)
-    by the difference; a gap is closed by dilating then eroding. Otherwise the crop is
-    returned unchanged.
+    MNIST's strokes are 2-4 px wide in a 20 px box (median 2.6). Outside `_STROKES` (above
+    `most`, where given) the crop is brought to `_WORK_DIGIT` px and eroded (a grey minimum
+    filter) or dilated (maximum filter) by the difference; a gap is closed by dilating then
+    eroding. Otherwise the crop is returned unchanged.
     """
     side = max(crop.shape)
-    # the stroke width as a fraction of the digit's size (no wider than the crop: a 1-pixel
-    # dash has almost no outline, so the estimate alone would be its length)
-    rel = min(stroke_width(mask), min(crop.shape)) / side
-    lo, hi = _STROKES
-    target = lo if rel < lo else hi if rel > hi else rel
+    rel = _stroke(mask)
+    lo = _STROKES[0]
+    target = lo if rel < lo else most if rel > most else rel
     r = round((rel - target) * _WORK_DIGIT / 2)  # pixels to take off (or add on) each side
     if r == 0 and not bridge:
         return crop

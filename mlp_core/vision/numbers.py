@@ -29,7 +29,7 @@ Each digit's answer comes with its confidence; below UNSURE the answer names the
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from PIL import Image
 
 from ..metrics import predict_probs
 from .decode import ImageError
-from .digits import Preprocessed, find_ink, recentre
+from .digits import Preprocessed, find_ink, recentre, surer
 from .pairs import PairReader, shipped_pair_reader
 from .segment import CUTTINGS, MAX_DIGITS, Atom, Candidate, cut_number, spaced, too_many
 from .verifier import Verifier, shipped_verifier
@@ -249,7 +249,9 @@ def judge(
     every candidate; raises ImageError as it."""
     out = []
     for found, spans, cands in cut_number(find_ink(source), CUTTINGS):
-        pictures = torch.cat([c.prep.tensor for c in cands])  # (C, 28, 28)
+        preps = surer(model, [c.prep for c in cands])  # a thick pen's digit: as written or thinned
+        cands = [replace(c, prep=p) for c, p in zip(cands, preps, strict=True)]
+        pictures = torch.cat([p.tensor for p in preps])  # (C, 28, 28)
         features = torch.from_numpy(np.stack([c.features for c in cands]))  # (C, N_FEATURES)
         probs = predict_probs(model, pictures).numpy()  # (C, 10)
         whole = (verifier or shipped_verifier()).whole(pictures, features).numpy()  # (C,)
