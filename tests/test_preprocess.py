@@ -512,6 +512,42 @@ def test_thick_handwriting_keeps_its_strokes_and_is_read(model, mnist_root):
     assert (predict_probs(model, chosen).argmax(1) == truth).sum().item() >= own - 3
 
 
+class _InkJudge(torch.nn.Module):
+    """A stand-in network whose first logit is `per_ink` times a picture's ink: with per_ink
+    > 0 it is the surer the more ink it sees, with per_ink < 0 the less."""
+
+    def __init__(self, per_ink: float):
+        super().__init__()
+        self.per_ink = torch.nn.Parameter(torch.tensor(per_ink))
+
+    def forward(self, x):
+        logit = self.per_ink * x.reshape(len(x), -1).sum(1, keepdim=True)  # (N, 1)
+        return torch.cat([logit, torch.zeros(len(x), 9)], 1)  # (N, 10)
+
+
+def ring(width: int) -> Image.Image:
+    """An 80 px tall ring drawn with a pen `width` px wide, dark on white."""
+    img = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(img).ellipse((60, 60, 125, 140), outline=0, width=width)
+    return img
+
+
+def test_surer_keeps_the_picture_the_network_is_surer_of():
+    thick, thin = preprocess(ring(22)), preprocess(ring(8))  # pens 0.27 and 0.1 of the ring
+    assert thick.written is not None and thin.written is None
+    ink, written_ink = thick.tensor.sum().item(), thick.written.tensor.sum().item()
+    assert written_ink > ink * 1.2  # as written: more ink
+
+    def chosen(per_ink: float) -> list:
+        return surer(_InkJudge(per_ink / ink), [thick, thin])
+
+    # fond of ink, the network is surer of the picture as written by far more than 0.1
+    assert chosen(2.0)[0] is thick.written and chosen(2.0)[1] is thin
+    assert chosen(-2.0)[0] is thick  # shy of ink: the thinned picture, as before
+    assert chosen(0.01)[0] is thick  # surer of the one as written, but by less than 0.1
+    assert surer(_InkJudge(1.0), []) == []
+
+
 HAIRLINES = {
     0: [
         (140, 50),
