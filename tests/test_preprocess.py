@@ -489,9 +489,9 @@ def test_marker_thick_strokes_are_thinned_towards_mnist():
 def test_thick_handwriting_keeps_its_strokes_and_is_read(model, mnist_root):
     """The 200 thickest pens among MNIST's test digits, photographed 4x as large, keep their
     strokes as written (`written`), and `surer` reads them as well as MNIST's own pictures,
-    give or take three. Thinned to the usual pen alone (as before), their strokes were 0.75 as
-    wide, a 6 whose loop the pen filled became an outline read 0, and 13 of the thickest 300
-    more were misread."""
+    give or take three. Thinned to the usual pen alone (as before), their strokes were 0.56 as
+    wide (as written, 0.88), a 6 whose loop the pen filled became an outline read 0, and 13 of
+    the thickest 300 more were misread."""
     from mlp_core.data import load_mnist
     from mlp_core.metrics import predict_probs
 
