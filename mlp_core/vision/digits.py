@@ -178,11 +178,11 @@ def to_mnist(x: np.ndarray, mask: np.ndarray, bridge: bool = False) -> Preproces
     `bridge`: the digit is in several pieces, so close the small gaps between them.
     """
     box = _bounds(mask)
-    crop, ink = x[box], mask[box]
-    prep = _framed(_even_strokes(crop, ink, bridge))
-    if _stroke(ink) <= _STROKES[1]:
+    crop, stroke = x[box], _stroke(mask[box])
+    prep = _framed(_even_strokes(crop, stroke, bridge))
+    if stroke <= _STROKES[1]:
         return prep
-    return replace(prep, written=_framed(_even_strokes(crop, ink, bridge, _THICKEST)))
+    return replace(prep, written=_framed(_even_strokes(crop, stroke, bridge, _THICKEST)))
 
 
 def _framed(crop: np.ndarray) -> Preprocessed:
@@ -329,10 +329,11 @@ def _stroke(mask: np.ndarray) -> float:
 
 
 def _even_strokes(
-    crop: np.ndarray, mask: np.ndarray, bridge: bool = False, most: float = _STROKES[1]
+    crop: np.ndarray, rel: float, bridge: bool = False, most: float = _STROKES[1]
 ) -> np.ndarray:
-    """Thin a marker-thick digit or thicken a hairline towards MNIST's stroke width; with
-    `bridge`, also close small gaps between its pieces (a broken stroke).
+    """Thin a marker-thick digit or thicken a hairline towards MNIST's stroke width, its
+    stroke `rel` of its size (`_stroke`); with `bridge`, also close small gaps between its
+    pieces (a broken stroke).
 
     MNIST's strokes are 2-4 px wide in a 20 px box (median 2.6). Outside `_STROKES` (above
     `most`, where given) the crop is brought to `_WORK_DIGIT` px and eroded (a grey minimum
@@ -340,7 +341,6 @@ def _even_strokes(
     eroding. Otherwise the crop is returned unchanged.
     """
     side = max(crop.shape)
-    rel = _stroke(mask)
     lo = _STROKES[0]
     target = lo if rel < lo else most if rel > most else rel
     r = round((rel - target) * _WORK_DIGIT / 2)  # pixels to take off (or add on) each side
