@@ -5,11 +5,13 @@ the handwritten corpus (numbers composed from MNIST's test digits,
 tests/handwritten_numbers.py; --seed) by spacing, the targeted failure cases, the
 rendered-font numbers (tests/number_pictures.py; --rendered-seed), the 250 rendered single
 digits read by `preprocess` (tests/digit_pictures.py), and the seconds to read a 6-digit
-photo (the minimum over --repeats). --misses lists what was misread; --why says, for each
-handwritten number misread, where its reading went wrong (the corpus knows which digit owns
-each pixel).
+photo (the minimum over --repeats). --seeds reads several handwritten corpora instead (each
+with its ceiling) and totals them: one corpus of 300 is too small to tell a point apart.
+--misses lists what was misread; --why says, for each handwritten number misread, where its
+reading went wrong (the corpus knows which digit owns each pixel).
 
     MNIST_ROOT=../shared/mnist python bench/bench_numbers.py [--n 300] [--seed 0] [--misses] [--why]
+    MNIST_ROOT=../shared/mnist python bench/bench_numbers.py --seeds 8-15   # the reported corpus
 """
 
 import argparse
@@ -39,11 +41,14 @@ from mlp_core.vision.pairs import load_pair_reader  # noqa: E402
 from mlp_core.vision.verifier import load_verifier  # noqa: E402
 
 
-def read_text(model, data: bytes, verifier=None) -> str:
+def read_text(model, data: bytes, verifier=None) -> tuple[str, bool]:
+    """The number read, and whether the reader said it was unsure (`Number.unsure`: a digit
+    below UNSURE, a reading nearly as likely named, or digits it could not part)."""
     try:
-        return read_number(model, data, verifier).text
+        number = read_number(model, data, verifier)
+        return number.text, number.unsure
     except ImageError as e:
-        return f"error: {e}"
+        return f"error: {e}", True
 
 
 def by_spacing(right: np.ndarray, pictures) -> str:
@@ -56,18 +61,24 @@ def by_spacing(right: np.ndarray, pictures) -> str:
     return ", ".join(parts)
 
 
-def score(model, pictures, name: str, misses: bool, verifier=None) -> np.ndarray:
-    """Print the share read entirely right, by spacing where the words name one; return which
-    pictures were (P,) bool."""
-    got = [read_text(model, data, verifier) for data, _, _ in pictures]
+def score(model, pictures, name: str, misses: bool, verifier=None):
+    """Print the share read entirely right, by spacing where the words name one, and how often
+    the reader said it was unsure; return which pictures were read right and which said
+    unsure, (P,) bool each."""
+    got, unsure = zip(*[read_text(model, data, verifier) for data, _, _ in pictures])
     right = np.array([g == n for g, (_, n, _) in zip(got, pictures, strict=True)])
+    unsure = np.array(unsure)
     said = by_spacing(right, pictures)
     print(f"{name}: {right.mean():.1%} of {len(pictures)} entirely right  {said}")
+    print(
+        f"  said unsure: {unsure[~right].sum()} of the {(~right).sum()} misread, "
+        f"{unsure[right].sum()} of the {right.sum()} read right"
+    )
     if misses:
         for g, r, (_, _, t) in zip(got, right, pictures):
             if not r:
                 print(f"    {t} -> {g}")
-    return right
+    return right, unsure
 
 
 TRUE = 0.85  # for --why: a candidate holding this share of a digit (and little else) is it
@@ -133,11 +144,37 @@ def why(model, pictures, owners, right, verifier=None) -> None:
         print(f"    {n:3d} {cause}: {CAUSES.get(cause, 'the picture was refused')}")
 
 
+def handwritten(model, images, labels, seed: int, args, verifier=None):
+    """Read one handwritten corpus and print its figures: which numbers were read right and
+    which said unsure, which the classifier reads right from MNIST's own pictures (its
+    ceiling), (P,) bool each, and the pictures."""
+    used: list = []
+    owners: list = []
+    hand = render_handwritten_numbers(images, labels, seed, args.n, used, owners)
+    name = f"handwritten (MNIST test digits, seed {seed})"
+    right, unsure = score(model, hand, name, args.misses, verifier)
+    if args.why:
+        why(model, hand, owners, right, verifier)
+    # the classifier's own ceiling: each number's digits read one by one from MNIST's pictures
+    every = np.concatenate(used)  # (D,) indices of all the numbers' digits
+    said = predict_probs(model, torch.from_numpy(images[every]).float() / 255).argmax(1).numpy()
+    ok = np.split(said == labels[every], np.cumsum([len(p) for p in used])[:-1])
+    whole = np.array([r.all() for r in ok])
+    print(
+        f"  the same numbers, each digit read from MNIST's own 28x28 picture: {whole.mean():.1%}  "
+        + by_spacing(whole, hand)
+    )
+    return right, unsure, whole, hand
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(ROOT / "models" / "default.pt"), help="default: shipped")
     p.add_argument("--n", type=int, default=300, help="handwritten numbers (default: 300)")
     p.add_argument("--seed", type=int, default=0, help="handwritten corpus seed (default: 0)")
+    p.add_argument(
+        "--seeds", help="read only the handwritten corpora of these seeds ('8-15') and total them"
+    )
     p.add_argument(
         "--rendered-seed", type=int, default=0, help="rendered-font corpus seed (default: 0)"
     )
@@ -160,21 +197,23 @@ def main() -> None:
         numbers_module.shipped_pair_reader = lambda: pairs
     test = load_mnist(train=False, download=False)
     images, labels = test.images.numpy(), test.labels.numpy()
-    used: list = []
-    owners: list = []
-    hand = render_handwritten_numbers(images, labels, args.seed, args.n, used, owners)
-    right = score(model, hand, "handwritten (MNIST test digits)", args.misses, verifier)
-    if args.why:
-        why(model, hand, owners, right, verifier)
-    # the classifier's own ceiling: each number's digits read one by one from MNIST's pictures
-    every = np.concatenate(used)  # (D,) indices of all the numbers' digits
-    said = predict_probs(model, torch.from_numpy(images[every]).float() / 255).argmax(1).numpy()
-    right = np.split(said == labels[every], np.cumsum([len(p) for p in used])[:-1])
-    whole = np.array([r.all() for r in right])
-    print(
-        f"  the same numbers, each digit read from MNIST's own 28x28 picture: {whole.mean():.1%}  "
-        + by_spacing(whole, hand)
-    )
+    if args.seeds:
+        first, _, last = args.seeds.partition("-")
+        seeds = range(int(first), int(last or first) + 1)
+        right, unsure, ceiling, hands = zip(*[
+            handwritten(model, images, labels, s, args, verifier) for s in seeds
+        ])  # fmt: skip
+        right, unsure, ceiling = map(np.concatenate, (right, unsure, ceiling))
+        hand = sum(hands, [])
+        print(
+            f"seeds {args.seeds}: {right.sum()} of {len(right)} entirely right ({right.mean():.1%})"
+            f"  {by_spacing(right, hand)}\n  said unsure: {unsure[~right].sum()} of the "
+            f"{(~right).sum()} misread, {unsure[right].sum()} of the {right.sum()} read right\n"
+            f"  each digit read from MNIST's own picture: {ceiling.mean():.1%}  "
+            f"{by_spacing(ceiling, hand)}"
+        )
+        return
+    hand = handwritten(model, images, labels, args.seed, args, verifier)[3]
     score(model, targeted(images, labels, args.seed), "targeted cases", args.misses, verifier)
     rendered = render_number_pictures(seed=args.rendered_seed, n=120)
     score(model, rendered, "rendered numbers", args.misses, verifier)
@@ -187,7 +226,7 @@ def main() -> None:
     seconds = []
     for _ in range(args.repeats):
         began = time.perf_counter()
-        read_text(model, six, verifier)
+        read_number(model, six, verifier)
         seconds.append(time.perf_counter() - began)
     print(f"a 6-digit photo: {min(seconds):.3f} s (min of {args.repeats})")
 
