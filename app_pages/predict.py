@@ -105,7 +105,9 @@ with number:
         "Digits side by side, up to 12, apart or touching. The ink is cut every way it could "
         "split into digits; the network reads each piece, and the reading it is surest of wins."
     )
-    strip = ui.canvas("predict_number_canvas", width=700, height=200, stroke_width=14)
+    # 540 pixels: the whole strip stays in a 1,000-pixel window with the sidebar open (700
+    # were cut below about 1,160 pixels, the right of a number drawn out of sight)
+    strip = ui.canvas("predict_number_canvas", width=540, height=180, stroke_width=14)
     photo = st.file_uploader(
         "Or a picture of a number", type=UPLOAD_TYPES, key="predict_number_file"
     )  # one file: within the limits by itself

@@ -494,6 +494,23 @@ class Raise(Callback):
             raise self.error
 
 
+# the width and height of an element's part that the boxes around it, in its page or in the
+# component's shadow tree, leave in view (those whose overflow is not visible clip it)
+VISIBLE = """e => {
+    const r = e.getBoundingClientRect();
+    let [l, t, rt, b] = [r.left, r.top, r.right, r.bottom];
+    for (let n = e.parentNode; n && n !== document; n = n.parentNode || n.host) {
+        if (!(n instanceof Element)) continue;
+        const s = getComputedStyle(n);
+        if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
+        const q = n.getBoundingClientRect();
+        [l, t, rt, b] = [Math.max(l, q.left), Math.max(t, q.top), Math.min(rt, q.right),
+                         Math.min(b, q.bottom)];
+    }
+    return [Math.round(Math.max(0, rt - l)), Math.round(Math.max(0, b - t))];
+}"""
+
+
 def draw_strokes(page, canvas, strokes: list[list[tuple[int, int]]]) -> None:
     """Draw each stroke (points in the canvas's pixels) with the mouse, as a visitor does:
     press at its first point, move through the others, release."""

@@ -283,7 +283,9 @@ def test_predictions_while_a_run_trains_are_the_same_twenty_times(app, report):
 # -- the "A number" tab -------------------------------------------------------------------------
 
 
-# Thick strokes as drawn with the mouse, one digit per 200 px of the strip.
+# Thick strokes as drawn with the mouse, a digit 110 px wide and 150 px tall, drawn at 0.85
+# of that, one digit per 130 px of the strip.
+STRIP = (540, 180)  # the number canvas's size (app_pages/predict.py)
 STROKES = {
     "2": [[(40, 60), (80, 30), (130, 40), (140, 80), (40, 170), (150, 170)]],
     "0": [[(90, 25), (45, 60), (40, 120), (90, 175), (135, 120), (130, 60), (90, 25)]],
@@ -293,13 +295,14 @@ STROKES = {
 
 
 def strip(number: str, mode: str = "RGBA") -> Image.Image:
-    """White strokes on the number canvas's black (700x200), opaque like the canvas's PNG."""
-    img = Image.new(mode, (700, 200), (0, 0, 0, 255) if mode == "RGBA" else 0)
+    """White strokes on the number canvas's black, opaque like the canvas's PNG."""
+    img = Image.new(mode, STRIP, (0, 0, 0, 255) if mode == "RGBA" else 0)
     draw = ImageDraw.Draw(img)
     white = (255, 255, 255, 255) if mode == "RGBA" else 255
     for k, d in enumerate(number):
         for line in STROKES[d]:
-            draw.line([(x + 20 + 160 * k, y) for x, y in line], fill=white, width=14, joint="curve")
+            points = [(0.85 * x + 10 + 130 * k, 0.85 * y) for x, y in line]
+            draw.line(points, fill=white, width=14, joint="curve")
     return img
 
 
@@ -309,7 +312,7 @@ def open_number_tab() -> AppTest:
 
 def draw(at: AppTest, img: Image.Image | None) -> None:
     """Send what the canvas sends: its objects (none when cleared) and its picture."""
-    picture = img if img is not None else Image.new("RGBA", (700, 200), (0, 0, 0, 255))
+    picture = img if img is not None else Image.new("RGBA", STRIP, (0, 0, 0, 255))
     at.session_state["predict_number_canvas"] = {
         "drawing": {
             "raw": {"objects": [{"type": "path"}] if img is not None else []},
@@ -371,7 +374,7 @@ def test_an_unsure_digit_is_pointed_out():
     at = open_number_tab()
     img = strip("20")  # then a 1 whose flag is long enough to be a 7's bar: 1 or 7?
     white = (255, 255, 255, 255)
-    ImageDraw.Draw(img).line([(370, 60), (395, 45), (400, 170)], fill=white, width=14)
+    ImageDraw.Draw(img).line([(301, 51), (322, 38), (327, 145)], fill=white, width=14)
     draw(at, img)  # (a crossed-out ring, used before, the network now reads as a slashed 0)
     (line,) = read_lines(at)  # a close second reading is named beside it: "201 (or 207?)"
     assert re.fullmatch(r"#### Read: 20\d( \(or 20\d\?\))?", line), line
@@ -431,7 +434,7 @@ def test_a_forged_13000_square_drawing_is_refused_undecoded(decoded, key):
     assert [w.value for w in at.warning] == [
         "The image is 13000x13000 pixels; the limit is 25 megapixels."
     ]
-    assert not predictions(at) and not [s for s in decoded if s[0] * s[1] > 280 * 700]
+    assert not predictions(at) and not [s for s in decoded if s[0] * s[1] > 540 * 280]
 
 
 def test_forged_drawings_each_get_one_sentence_and_nothing_is_decoded(decoded, monkeypatch):

@@ -5,24 +5,9 @@ import re
 
 import pytest
 
-from conftest import draw_strokes, open_dashboard
+from conftest import VISIBLE, draw_strokes, open_dashboard
 
 SEVEN = [(40, 45), (245, 45), (120, 255)]  # its bar reaches the square's right side
-# the width and height of an element's part that the boxes around it, in its page or in the
-# component's shadow tree, leave in view (those whose overflow is not visible clip it)
-VISIBLE = """e => {
-    const r = e.getBoundingClientRect();
-    let [l, t, rt, b] = [r.left, r.top, r.right, r.bottom];
-    for (let n = e.parentNode; n && n !== document; n = n.parentNode || n.host) {
-        if (!(n instanceof Element)) continue;
-        const s = getComputedStyle(n);
-        if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
-        const q = n.getBoundingClientRect();
-        [l, t, rt, b] = [Math.max(l, q.left), Math.max(t, q.top), Math.min(rt, q.right),
-                         Math.min(b, q.bottom)];
-    }
-    return [Math.round(Math.max(0, rt - l)), Math.round(Math.max(0, b - t))];
-}"""
 
 
 @pytest.mark.browser
