@@ -19,6 +19,14 @@ DRAW_HINT = "Draw a digit on the black square: one digit, as large as the square
 NUMBER_HINT = "Draw a number on the black strip, digits side by side, or upload a photo of one."
 
 
+def side_by_side(n: int) -> str:
+    """What to say of a picture of one digit that holds n marks side by side."""
+    return (
+        f"This picture has {n} marks side by side, read here as one digit. If it is a "
+        "number, the **A number** tab reads it digit by digit."
+    )
+
+
 def show_number(model, source) -> None:
     """Read a number: "Read: 2026", then each digit's 28x28 picture, answer and probabilities."""
     try:
@@ -50,10 +58,11 @@ _, ckpt = ui.model_picker("predict_model")
 draw, upload, number = st.tabs(["Draw", "Upload", "A number"])
 
 with draw:
-    # the square at its own 280 pixels, the answer in the rest of the row (in a third of
-    # the page, as columns in proportion gave it, the square was cut below a ~1,400-px window)
+    # the square at its own 280 pixels (in a third of the page, as columns in proportion
+    # gave it, the square was cut below a ~1,400-px window); the answer at 420 beside it,
+    # or below it where the row has no room for both (squeezed, it was 196 at 1,000 px)
     row = st.container(horizontal=True, gap="large")
-    c_canvas, c_result = row.container(width=280), row.container(width="stretch")
+    c_canvas, c_result = row.container(width=280), row.container(width=420)
     with c_canvas:
         st.caption("Draw one digit, large. The toolbar undoes a stroke or clears the square.")
         canvas = ui.canvas("predict_canvas", width=280, height=280, stroke_width=18)
@@ -96,6 +105,8 @@ with upload:
                     st.error(f"**{name}**: {e}")
                     continue
                 st.markdown(f"**{name}**")
+                if prep.side_by_side > 1:
+                    st.info(side_by_side(prep.side_by_side), icon=":material/info:")
                 if ckpt is not None:
                     prep = surer(ckpt.model, [prep])[0]
                     ui.show_prediction(ckpt.model, prep, key=f"predict_why_{f.file_id}")

@@ -1,5 +1,6 @@
 """A digit drawn with the mouse on the Predict page's square, in a window as narrow as a small
-laptop's with the sidebar open: the whole square takes the mouse, and the digit is read."""
+laptop's with the sidebar open: the whole square takes the mouse, the digit is read, and the
+answer has room."""
 
 import re
 
@@ -25,4 +26,8 @@ def test_a_digit_drawn_across_the_whole_square_is_read_in_a_narrow_window(browse
         draw_strokes(page, square, [SEVEN])
         prediction = page.get_by_role("heading", name=re.compile(r"^Prediction: 7 \("))
         expect(prediction).to_be_visible(timeout=60_000)
+        # the answer has room: too narrow for it beside the square, it goes below at full
+        # width (squeezed beside it, it was 196 pixels wide: the heading in three lines)
+        why = page.get_by_test_id("stExpander").filter(has_text="Why this answer?")
+        assert why.bounding_box()["width"] >= 400
         expect(page.get_by_test_id("stException")).to_have_count(0)
