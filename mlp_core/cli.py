@@ -301,10 +301,12 @@ def cmd_predict(args) -> int:
     results, ok = [], True
     for name in args.files:
         try:
-            prep = surer(model, [preprocess(Path(name))])[0]
+            found = preprocess(Path(name))
+            prep = surer(model, [found])[0]
             probs = predict_probs(model, prep.tensor)[0].tolist()
             digit = max(range(10), key=probs.__getitem__)
-            results.append({"file": name, "digit": digit, "probabilities": probs})
+            results.append({"file": name, "digit": digit, "probabilities": probs,
+                            "side_by_side": found.side_by_side})  # fmt: skip
         except (ImageError, OSError) as e:
             ok = False
             msg = str(e) if isinstance(e, ImageError) else f"Cannot read {name}: {e.strerror}."
@@ -313,7 +315,9 @@ def cmd_predict(args) -> int:
         if "error" in r:
             print(f"{r['file']}: error: {r['error']}")
         else:
-            print(f"{r['file']}: {verdict(r['probabilities'])}")
+            n = r["side_by_side"]  # a picture of a number, read as one digit: say so
+            note = f"  ({n} marks side by side: --number reads a number)" if n > 1 else ""
+            print(f"{r['file']}: {verdict(r['probabilities'])}{note}")
     if args.json:
         print(json.dumps(results))
     return 0 if ok else 1

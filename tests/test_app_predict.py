@@ -92,6 +92,19 @@ def test_uploads_are_classified_and_a_bad_one_only_shows_its_sentence():
     assert sum(img.captions == ["What the network sees"] for img in at.image) == 2
 
 
+def test_a_picture_of_a_number_among_the_uploads_points_to_the_number_tab():
+    at = open_page(PREDICT)
+    paper = Image.eval(strip("704", "L"), lambda v: 255 - v).convert("RGB")  # dark on white
+    at.file_uploader(key="predict_files").set_value(
+        [("704.png", png(paper), "image/png"), ("seven.png", png(seven()), "image/png")]
+    ).run()
+    assert not at.exception and len(predictions(at)) == 2  # each is still read as one digit
+    assert [i.value for i in at.info if "marks side by side" in i.value] == [
+        "This picture has 3 marks side by side, read here as one digit. If it is a number, "
+        "the **A number** tab reads it digit by digit."
+    ]
+
+
 def test_a_drawing_is_classified_and_an_empty_canvas_shows_the_hint():
     at = open_page(PREDICT)
     url = "data:image/png;base64," + base64.b64encode(png(seven(mode="RGBA"))).decode()

@@ -157,6 +157,13 @@ def test_an_unsure_digit_names_its_runner_up(numbers):
     r = predict(str(numbers["714.png"]))  # three digits read as one: the network hesitates
     assert r.returncode == 0, r.stderr
     line = r.stdout.strip()
-    assert re.fullmatch(
-        rf"{re.escape(str(numbers['714.png']))}: unsure: \d or \d \(\d+\.\d% / \d+\.\d%\)", line
-    ), line
+    # and the picture's three marks side by side point to reading it as a number
+    unsure = r"unsure: \d or \d \(\d+\.\d% / \d+\.\d%\)"
+    note = r"  \(3 marks side by side: --number reads a number\)"
+    assert re.fullmatch(rf"{re.escape(str(numbers['714.png']))}: {unsure}{note}", line), line
+
+
+def test_json_says_how_many_marks_stand_side_by_side(numbers, files):
+    r = predict("--json", str(numbers["714.png"]), str(files["seven.png"]))
+    assert r.returncode == 0, r.stderr
+    assert [res["side_by_side"] for res in json.loads(r.stdout)] == [3, 1]

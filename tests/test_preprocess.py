@@ -84,6 +84,24 @@ def refused(source, pattern: str) -> str:
 # --- the MNIST recipe: box, centre, polarity, range -----------------------------------------
 
 
+def test_digit_sized_marks_side_by_side_are_counted():
+    """A picture of a number, read as one digit, says how many digit-sized marks stand side by
+    side (the Predict page and the CLI point to reading it as a number); a 5 whose flag stands
+    apart above its body is one mark, and so is a digit with a speck beside it."""
+    font = ImageFont.truetype(str(find_fonts()[0]), 90)
+    number = Image.new("L", (400, 150), 255)
+    ImageDraw.Draw(number).text((20, 20), "3 0 5", font=font, fill=0)
+    five = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(five)
+    pen.line([(70, 30), (140, 30)], fill=0, width=12)  # the flag, apart from the body
+    pen.line([(72, 50), (70, 100)], fill=0, width=12)
+    pen.arc((55, 80, 150, 175), start=-110, end=150, fill=0, width=12)
+    seven = drawing("seven")
+    ImageDraw.Draw(seven).ellipse((160, 150, 163, 153), fill=0)  # a speck
+    counts = [preprocess(encode(img)).side_by_side for img in (number, five, seven)]
+    assert counts == [3, 1, 1]
+
+
 @pytest.mark.parametrize("shape", ["one", "ring", "seven"])
 def test_off_centre_digit_is_scaled_to_20_and_centred(shape):
     out = preprocess(drawing(shape))

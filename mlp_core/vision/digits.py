@@ -31,7 +31,15 @@ from PIL import Image
 
 from ..metrics import predict_probs
 from .decode import ImageError, decode
-from .pieces import Components, components, digit_pieces, noisy, ruled_lines, stroke_width
+from .pieces import (
+    Components,
+    columns,
+    components,
+    digit_pieces,
+    noisy,
+    ruled_lines,
+    stroke_width,
+)
 
 _MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of full scale to count
 _DIGIT_SIDE, _FRAME_SIDE = 20, 28  # MNIST: the digit's larger side is 20 px, in a 28 px frame
@@ -43,6 +51,7 @@ _THICKEST = 0.3
 _WRITTEN_BY = 0.1  # how much surer the network must be of a digit as written than thinned
 _WORK_DIGIT = 100  # px: the size at which a stroke width is corrected
 _BRIDGE = 4  # px at that size: gaps up to twice this between a digit's pieces are closed
+_DIGIT_SIZED = 0.4  # of the tallest mark's height: a mark this large may be a digit of its own
 MAX_PIECES = 12  # more separate marks than this are noise or a texture, not one digit
 _MAX_RUNS = 100  # more stretches of ink than this per row, on average: noise, not strokes
 _SHADE_SIDE = 128  # px: the size at which the background under a shadow is found
@@ -57,6 +66,9 @@ class Preprocessed:
     # the same digit with its strokes as written (thinned only to MNIST's thickest), where the
     # pen is thicker than most of MNIST's and `tensor` has been thinned (None otherwise)
     written: "Preprocessed | None" = None
+    # how many digit-sized marks stand side by side in the picture (`preprocess`): more than
+    # one, and the picture is likely a number, read here as one digit (`numbers` reads it)
+    side_by_side: int = 1
 
     @classmethod
     def of(cls, tensor: torch.Tensor) -> "Preprocessed":
@@ -91,7 +103,9 @@ def preprocess(
     if len(keep) > MAX_PIECES or noisy(ink.parts, keep):
         raise ImageError(NOISE)
     x, mask = stretch(ink, keep)  # (H, W) each: background 0 to ink 1, and the digit's ink
-    return to_mnist(x, mask, bridge=len(keep) > 1)
+    prep = to_mnist(x, mask, bridge=len(keep) > 1)
+    tallest = ink.parts.height[keep].max()  # marks this large are a digit each, not a part
+    return replace(prep, side_by_side=columns(ink.parts, keep, _DIGIT_SIZED * tallest))
 
 
 def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> InkMap:

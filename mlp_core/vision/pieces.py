@@ -123,6 +123,17 @@ def _gap(parts: Components, i: int, j: np.ndarray) -> np.ndarray:
     return np.hypot(dx, dy)
 
 
+def columns(parts: Components, keep: np.ndarray, least: float) -> int:
+    """How many separate columns the kept pieces at least `least` px in size (their box's
+    larger side) stand in: pieces whose columns overlap (a 5's flag over its body) are one."""
+    big = keep[np.maximum(parts.height[keep], parts.width[keep]) >= least]
+    ends, count = -1, 0
+    for i in big[np.argsort(parts.left[big])]:
+        count += parts.left[i] >= ends
+        ends = max(ends, parts.right[i]) if parts.left[i] < ends else parts.right[i]
+    return int(count)
+
+
 def digit_pieces(parts: Components, shape: tuple[int, int]) -> np.ndarray:
     """Indices of the pieces that may be a digit's ink: not page edges, specks, frames or lines.
 

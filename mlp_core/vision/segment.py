@@ -22,7 +22,7 @@ import torch
 
 from .decode import ImageError
 from .digits import NO_DIGIT_MARKS, NOISE, InkMap, Preprocessed, grow, stretch, to_mnist, to_pair
-from .pieces import Components, digit_pieces, noisy
+from .pieces import Components, columns, digit_pieces, noisy
 
 MAX_DIGITS = 12  # a longer row of marks is text, noise or a texture, not a number
 _CUT_FROM = 0.6  # a piece this many digit heights wide may be touching digits: cut it
@@ -119,8 +119,9 @@ def cut_number(
         raise ImageError(too_many(len(keep)))
     line = line_of(ink.parts, keep)
     keep = _near(ink.parts, keep, line)  # without punctuation and marks far from the digits
-    if (columns := _columns(ink.parts, keep, line)) > MAX_DIGITS:
-        raise ImageError(too_many(columns))
+    # separate columns of large pieces: at least that many digits
+    if (n := columns(ink.parts, keep, _SMALL * line.height)) > MAX_DIGITS:
+        raise ImageError(too_many(n))
     x, _ = stretch(ink, keep)  # (H, W): background 0, ink 1
     out, cropped = [], {}  # cropped: each run's candidate, by what `crop` reads of it
     for k, cutting in enumerate(cuttings):
@@ -172,16 +173,6 @@ def _near(parts: Components, keep: np.ndarray, line: Line) -> np.ndarray:
         < 0.15 * line.height
     ]  # fmt: skip
     return np.array(out, dtype=int)
-
-
-def _columns(parts: Components, keep: np.ndarray, line: Line) -> int:
-    """How many separate columns of large pieces there are: at least that many digits."""
-    big = keep[np.maximum(parts.height[keep], parts.width[keep]) >= _SMALL * line.height]
-    ends, count = -1, 0
-    for i in big[np.argsort(parts.left[big])]:
-        count += parts.left[i] >= ends
-        ends = max(ends, parts.right[i]) if parts.left[i] < ends else parts.right[i]
-    return int(count)
 
 
 def _box(parts: Components, g: list[int]) -> tuple[int, int, int, int]:
