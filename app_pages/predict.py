@@ -19,10 +19,10 @@ DRAW_HINT = "Draw a digit on the black square: one digit, as large as the square
 NUMBER_HINT = "Draw a number on the black strip, digits side by side, or upload a photo of one."
 
 
-def side_by_side(n: int) -> str:
+def side_by_side(n: int, what: str = "picture") -> str:
     """What to say of a picture of one digit that holds n marks side by side."""
     return (
-        f"This picture has {n} marks side by side, read here as one digit. If it is a "
+        f"This {what} has {n} marks side by side, read here as one digit. If it is a "
         "number, the **A number** tab reads it digit by digit."
     )
 
@@ -73,7 +73,10 @@ with draw:
             st.info(DRAW_HINT)
         elif ckpt is not None:
             try:
-                prep = surer(ckpt.model, [preprocess(canvas.picture)])[0]
+                prep = preprocess(canvas.picture)
+                if prep.side_by_side > 1:
+                    st.info(side_by_side(prep.side_by_side, "drawing"), icon=":material/info:")
+                prep = surer(ckpt.model, [prep])[0]
                 ui.show_prediction(ckpt.model, prep, key="predict_why_drawing", why_open=True)
             except ImageError as e:  # a dot, or strokes too faint to count as ink
                 st.info(f"{DRAW_HINT} ({e})")

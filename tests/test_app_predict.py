@@ -105,6 +105,24 @@ def test_a_picture_of_a_number_among_the_uploads_points_to_the_number_tab():
     ]
 
 
+def test_two_digits_drawn_on_the_square_point_to_the_number_tab():
+    at = open_page(PREDICT)
+    img = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
+    pen = ImageDraw.Draw(img)
+    pen.line([(70, 40), (70, 240)], fill=(255, 255, 255, 255), width=18)  # a 1
+    pen.line([(130, 50), (240, 50), (170, 240)], fill=(255, 255, 255, 255), width=18)  # a 7
+    at.session_state["predict_canvas"] = {
+        "drawing": {"raw": {"objects": [{"type": "path"}]}, "data": data_url(png(img))},
+        "backgroundFit": None,
+    }
+    at.run()
+    assert not at.exception and len(predictions(at)) == 1  # still read as one digit
+    assert [i.value for i in at.info if "marks side by side" in i.value] == [
+        "This drawing has 2 marks side by side, read here as one digit. If it is a number, "
+        "the **A number** tab reads it digit by digit."
+    ]
+
+
 def test_a_drawing_is_classified_and_an_empty_canvas_shows_the_hint():
     at = open_page(PREDICT)
     url = "data:image/png;base64," + base64.b64encode(png(seven(mode="RGBA"))).decode()

@@ -100,6 +100,11 @@ def test_digit_sized_marks_side_by_side_are_counted():
     ImageDraw.Draw(seven).ellipse((160, 150, 163, 153), fill=0)  # a speck
     counts = [preprocess(encode(img)).side_by_side for img in (number, five, seven)]
     assert counts == [3, 1, 1]
+    # in a marker's thick strokes, the picture as written (`surer` may keep it) says it too
+    marker = Image.new("L", (300, 170), 255)
+    ImageDraw.Draw(marker).text((25, 25), "11", font=font, fill=0, stroke_width=6)
+    prep = preprocess(encode(marker))
+    assert prep.written is not None and prep.written.side_by_side == prep.side_by_side == 2
 
 
 @pytest.mark.parametrize("shape", ["one", "ring", "seven"])

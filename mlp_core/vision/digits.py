@@ -105,7 +105,9 @@ def preprocess(
     x, mask = stretch(ink, keep)  # (H, W) each: background 0 to ink 1, and the digit's ink
     prep = to_mnist(x, mask, bridge=len(keep) > 1)
     tallest = ink.parts.height[keep].max()  # marks this large are a digit each, not a part
-    return replace(prep, side_by_side=columns(ink.parts, keep, _DIGIT_SIZED * tallest))
+    n = columns(ink.parts, keep, _DIGIT_SIZED * tallest)
+    written = replace(prep.written, side_by_side=n) if prep.written is not None else None
+    return replace(prep, written=written, side_by_side=n)
 
 
 def find_ink(source: bytes | str | os.PathLike | Image.Image | np.ndarray) -> InkMap:
