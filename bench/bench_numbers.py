@@ -83,33 +83,51 @@ def score(model, pictures, name: str, misses: bool, verifier=None):
 
 TRUE = 0.85  # for --why: a candidate holding this share of a digit (and little else) is it
 CAUSES = {  # the true cutting: in either of the reader's cuttings
-    "wrong digit": "the true cutting is among the candidates, but the classifier misreads a "
-    "digit of it",
+    "wrong digit": "the true cutting is among the candidates, but the classifier (or, for two "
+    "overlapping digits in one candidate, the pair reader) misreads a digit of it",
     "no true cutting": "no row of candidates holds each digit (85% of its ink and little "
-    "else): the cuts never part two digits well enough",
+    "else), or two neighbouring digits together: the cuts never part them well enough",
     "outscored": "the true cutting is read right, but another reading scores better (the "
     "verifier calls a digit of it a part, or a pair one whole digit)",
 }
 
 
-def true_path(j: Judged, held, number: str) -> list[int] | None:
+def true_path(j: Judged, held, pairs_held, number: str) -> list[tuple[int, str]] | None:
     """The best-scoring row of candidates, left to right over all the atoms, each holding one
-    of the number's digits in turn (held (C, k) >= TRUE), read as the true digits; None if
-    there is none."""
-    scores = j.scores  # (C, 10)
-    best = {(0, 0): (0.0, [])}  # (atoms used, digits placed) -> (score, candidates)
+    of the number's digits in turn (held (C, k) >= TRUE) read as that digit, or two
+    neighbouring digits (pairs_held (C, k - 1) >= TRUE) read as that pair by the pair reader,
+    as `read_number` may read them; as (candidate, its digit or two digits), None if none."""
+    scores, pair_scores = j.scores, j.pair_scores  # (C, 10), (C, 100) or None
+    best = {(0, 0): (0.0, [])}  # (atoms used, digits placed) -> (score, steps)
     for a in range(len(j.atoms)):
         for k in range(len(number)):
             if (a, k) not in best:
                 continue
             score, path = best[(a, k)]
             for c, (i, end) in enumerate(j.spans):
-                if i == a and held[c, k] >= TRUE:
-                    s = score + scores[c, int(number[k])]
-                    if best.get((end, k + 1), (-np.inf,))[0] < s:
-                        best[(end, k + 1)] = (s, path + [c])
+                if i != a:
+                    continue
+                steps = [(1, held[c, k], scores[c, int(number[k])])]
+                if pair_scores is not None and k + 1 < len(number):
+                    steps.append((2, pairs_held[c, k], pair_scores[c, int(number[k : k + 2])]))
+                for n, share, s in steps:
+                    key = (end, k + n)
+                    if share >= TRUE and s > -np.inf and best.get(key, (-np.inf,))[0] < score + s:
+                        best[key] = (score + s, path + [(c, number[k : k + n])])
     found = best.get((len(j.atoms), len(number)))
     return None if found is None else found[1]
+
+
+def misread(j: Judged, c: int, text: str) -> bool:
+    """Whether candidate c's own best reading of its one or two digits differs from text."""
+    if len(text) == 1:
+        return j.probs[c].argmax() != int(text)
+    return (j.left[c].argmax(), j.right[c].argmax()) != (int(text[0]), int(text[1]))
+
+
+def path_score(j: Judged, path: list[tuple[int, str]]) -> float:
+    """A row of (candidate, digit or two digits)'s score, as `read_number` scores it."""
+    return sum(j.scores[c, int(t)] if len(t) == 1 else j.pair_scores[c, int(t)] for c, t in path)
 
 
 def why(model, pictures, owners, right, verifier=None) -> None:
@@ -127,15 +145,13 @@ def why(model, pictures, owners, right, verifier=None) -> None:
         # the true cutting in either cutting: the one whose true path scores best
         found = [
             (j, p) for j in judged
-            if (p := true_path(j, shares(j.cands, cover, owner, len(number))[0], number))
+            if (p := true_path(j, *shares(j.cands, cover, owner, len(number)), number))
         ]  # fmt: skip
         if not found:
             seen["no true cutting"] += 1
             continue
-        j, path = max(
-            found, key=lambda jp: sum(jp[0].scores[c, int(d)] for c, d in zip(jp[1], number))
-        )
-        if any(j.probs[c].argmax() != int(d) for c, d in zip(path, number)):
+        j, path = max(found, key=lambda jp: path_score(*jp))
+        if any(misread(j, c, t) for c, t in path):
             seen["wrong digit"] += 1
         else:
             seen["outscored"] += 1
