@@ -19,12 +19,15 @@ DRAW_HINT = "Draw a digit on the black square: one digit, as large as the square
 NUMBER_HINT = "Draw a number on the black strip, digits side by side, or upload a photo of one."
 
 
-def side_by_side(n: int, what: str = "picture") -> str:
-    """What to say of a picture of one digit that holds n marks side by side."""
-    return (
-        f"This {what} has {n} marks side by side, read here as one digit. If it is a "
-        "number, the **A number** tab reads it digit by digit."
-    )
+def say_side_by_side(prep, what: str = "picture") -> None:
+    """Where a picture read as one digit holds several digit-sized marks side by side, say so
+    and point to the tab that reads numbers."""
+    if (n := prep.side_by_side) > 1:
+        st.info(
+            f"This {what} has {n} marks side by side, read here as one digit. If it is a "
+            "number, the **A number** tab reads it digit by digit.",
+            icon=":material/info:",
+        )
 
 
 def show_number(model, source) -> None:
@@ -74,8 +77,7 @@ with draw:
         elif ckpt is not None:
             try:
                 prep = preprocess(canvas.picture)
-                if prep.side_by_side > 1:
-                    st.info(side_by_side(prep.side_by_side, "drawing"), icon=":material/info:")
+                say_side_by_side(prep, "drawing")
                 prep = surer(ckpt.model, [prep])[0]
                 ui.show_prediction(ckpt.model, prep, key="predict_why_drawing", why_open=True)
             except ImageError as e:  # a dot, or strokes too faint to count as ink
@@ -108,8 +110,7 @@ with upload:
                     st.error(f"**{name}**: {e}")
                     continue
                 st.markdown(f"**{name}**")
-                if prep.side_by_side > 1:
-                    st.info(side_by_side(prep.side_by_side), icon=":material/info:")
+                say_side_by_side(prep)
                 if ckpt is not None:
                     prep = surer(ckpt.model, [prep])[0]
                     ui.show_prediction(ckpt.model, prep, key=f"predict_why_{f.file_id}")

@@ -32,6 +32,7 @@ from PIL import Image
 from ..metrics import predict_probs
 from .decode import ImageError, decode
 from .pieces import (
+    SMALL,
     Components,
     columns,
     components,
@@ -51,7 +52,6 @@ _THICKEST = 0.3
 _WRITTEN_BY = 0.1  # how much surer the network must be of a digit as written than thinned
 _WORK_DIGIT = 100  # px: the size at which a stroke width is corrected
 _BRIDGE = 4  # px at that size: gaps up to twice this between a digit's pieces are closed
-_DIGIT_SIZED = 0.4  # of the tallest mark's height: a mark this large may be a digit of its own
 MAX_PIECES = 12  # more separate marks than this are noise or a texture, not one digit
 _MAX_RUNS = 100  # more stretches of ink than this per row, on average: noise, not strokes
 _SHADE_SIDE = 128  # px: the size at which the background under a shadow is found
@@ -104,8 +104,8 @@ def preprocess(
         raise ImageError(NOISE)
     x, mask = stretch(ink, keep)  # (H, W) each: background 0 to ink 1, and the digit's ink
     prep = to_mnist(x, mask, bridge=len(keep) > 1)
-    tallest = ink.parts.height[keep].max()  # marks this large are a digit each, not a part
-    n = columns(ink.parts, keep, _DIGIT_SIZED * tallest)
+    tallest = ink.parts.height[keep].max()  # the digit height: smaller marks are parts of one
+    n = columns(ink.parts, keep, SMALL * tallest)
     written = replace(prep.written, side_by_side=n) if prep.written is not None else None
     return replace(prep, written=written, side_by_side=n)
 

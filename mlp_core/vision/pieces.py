@@ -14,6 +14,7 @@ import numpy as np
 
 _MANY = 100  # more pieces than this after dropping specks: noise, not digits
 _RIVALS = 12  # more than twice this many digit-sized pieces: noise or a texture
+SMALL = 0.4  # a piece smaller than this many digit heights is part of a digit, or punctuation
 
 
 @dataclass(frozen=True)

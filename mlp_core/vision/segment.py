@@ -22,7 +22,7 @@ import torch
 
 from .decode import ImageError
 from .digits import NO_DIGIT_MARKS, NOISE, InkMap, Preprocessed, grow, stretch, to_mnist, to_pair
-from .pieces import Components, columns, digit_pieces, noisy
+from .pieces import SMALL, Components, columns, digit_pieces, noisy
 
 MAX_DIGITS = 12  # a longer row of marks is text, noise or a texture, not a number
 _CUT_FROM = 0.6  # a piece this many digit heights wide may be touching digits: cut it
@@ -35,7 +35,6 @@ _DIP = 0.12  # digit heights: how deep an outline's dip between two digits' tops
 _DIP_SPAN = 0.3  # digit heights either side of a dip where the outline must stand higher
 _CUT_ROWS = 40  # cuts are found on a copy of a tall piece shrunk to at most this many rows
 _WIDEST = 1.8  # a run wider than this many digit heights is never one digit
-_SMALL = 0.4  # a piece smaller than this many digit heights is part of a digit, or punctuation
 N_FEATURES = 7  # what the verifier sees besides the 28x28 picture (see `crop`)
 
 
@@ -120,7 +119,7 @@ def cut_number(
     line = line_of(ink.parts, keep)
     keep = _near(ink.parts, keep, line)  # without punctuation and marks far from the digits
     # separate columns of large pieces: at least that many digits
-    if (n := columns(ink.parts, keep, _SMALL * line.height)) > MAX_DIGITS:
+    if (n := columns(ink.parts, keep, SMALL * line.height)) > MAX_DIGITS:
         raise ImageError(too_many(n))
     x, _ = stretch(ink, keep)  # (H, W): background 0, ink 1
     out, cropped = [], {}  # cropped: each run's candidate, by what `crop` reads of it
@@ -165,10 +164,10 @@ def _near(parts: Components, keep: np.ndarray, line: Line) -> np.ndarray:
     """Drop small marks (a full stop, a dash) farther than 0.15 digit heights from any larger
     piece: punctuation; a small mark close to a digit may be a part of it."""
     size = np.maximum(parts.height[keep], parts.width[keep])
-    large = keep[size >= _SMALL * line.height]
+    large = keep[size >= SMALL * line.height]
     out = [
         i for i, s in zip(keep.tolist(), size)
-        if s >= _SMALL * line.height
+        if s >= SMALL * line.height
         or min((_distance(_box(parts, [i]), _box(parts, [j])) for j in large), default=0)
         < 0.15 * line.height
     ]  # fmt: skip
