@@ -4,6 +4,11 @@ Showing the network each digit slightly shifted and turned, a new way every
 epoch, teaches it that those changes don't change the digit: it stops
 memorising exact pixel positions. One affine warp per image, done for the
 whole batch at once with `affine_grid` + `grid_sample` (no PIL, no loop).
+
+MNIST's pens draw strokes about as wide one way as the other; a typeface's
+stems are thick and its hairlines thin, and so are a broad pen's strokes.
+`random_strokes` thickens the upright or the level strokes of some images, so
+that the network also learns digits whose strokes differ in width.
 """
 
 import math
@@ -37,3 +42,45 @@ def random_affine(
     grid = F.affine_grid(theta, (b, 1, h, w), align_corners=False)  # (B, 28, 28, 2)
     out = F.grid_sample(x.unsqueeze(1), grid, padding_mode="zeros", align_corners=False)
     return out.squeeze(1)  # (B, 28, 28); background stays 0, as in MNIST
+
+
+STROKES_SHARE = 0.3  # of the images: half of them get thicker upright strokes, half level ones
+
+
+def thicker(x: torch.Tensor, upright: bool) -> torch.Tensor:
+    """The upright strokes (or the level ones) thicker by a pixel on each side: each pixel
+    the brightest of itself and its two neighbours across such strokes (a 1x3 or 3x1 max
+    filter). (B, 28, 28) -> (B, 28, 28)."""
+    size = (1, 3) if upright else (3, 1)
+    pad = (0, 1) if upright else (1, 0)
+    return F.max_pool2d(x.unsqueeze(1), size, stride=1, padding=pad).squeeze(1)
+
+
+def random_strokes(
+    x: torch.Tensor, generator: torch.Generator, share: float = STROKES_SHARE
+) -> torch.Tensor:
+    """Thicken the upright strokes of share/2 of the images and the level ones of another
+    share/2 (`thicker`); the rest stay as they are. The draw comes from `generator` where it
+    lives, as in `random_affine`. (B, 28, 28) -> (B, 28, 28)."""
+    g = generator
+    r = torch.rand(x.shape[0], generator=g, device=g.device).to(x.device)[:, None, None]  # (B,1,1)
+    return torch.where(
+        r < share / 2, thicker(x, True), torch.where(r < share, thicker(x, False), x)
+    )
+
+
+def augmentation(warp: bool, strokes: bool):
+    """The recipe's augmentation as one function of (batch, generator): warps
+    (`random_affine`), then thicker strokes (`random_strokes`); None for neither."""
+    steps = [f for f, on in ((random_affine, warp), (random_strokes, strokes)) if on]
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+
+    def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for step in steps:
+            x = step(x, generator)
+        return x
+
+    return augment

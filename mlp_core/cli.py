@@ -91,7 +91,8 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
     for f in fields(Recipe):
         m, default = f.metadata, f.default
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-        kw = dict(default=default, help=f"{m['help']} (default: {shown})")
+        text = m["help"].replace("%", "%%")  # argparse formats help with %: "15%" is text
+        kw = dict(default=default, help=f"{text} (default: {shown})")
         if f.type == tuple[int, ...]:
             kw.update(type=int, nargs="*", default=list(default))  # none: a linear model
         elif f.type is bool:

@@ -120,6 +120,13 @@ class Recipe:
         "anew every epoch, so the network learns digits rather than exact pixels.",
         called="Augment",
     )  # fmt: skip
+    strokes: bool = setting(
+        False, "Thicken strokes one way",
+        "Thicken the upright strokes of 15% of the training images and the level ones of "
+        "another 15%, by a pixel on each side, anew every epoch, as a typeface's stems and "
+        "a broad pen draw them: printed digits read better, handwritten numbers no better.",
+        called="Thicken strokes",
+    )  # fmt: skip
     # the command line's only (`form=False`): cutting takes minutes before the first epoch
     cut_numbers: int = setting(
         0, "Numbers cut into digits",
@@ -162,7 +169,7 @@ class Recipe:
         h = "-".join(map(str, self.hidden)) or "linear"
         if len(h) > 40:  # a file name is made of this: keep it short for any depth
             h = f"{self.hidden[0]}-...-{self.hidden[-1]}x{len(self.hidden)}"
-        aug = " aug" if self.augment else ""
+        aug = (" aug" if self.augment else "") + (" strokes" if self.strokes else "")
         cut = f" cut{self.cut_numbers}" if self.cut_numbers else ""
         return f"{h} {self.optimizer} lr{self.lr:g} bs{self.batch_size} {self.epochs}ep{aug}{cut}"
 

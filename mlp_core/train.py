@@ -5,7 +5,7 @@ import platform
 
 import torch
 
-from .augment import random_affine
+from .augment import augmentation
 from .data import Batches, Split, load_mnist
 from .devices import resolve_device
 from .learner import Callback, Learner, OneCycle
@@ -47,7 +47,7 @@ def build_learner(
     model = DigitClassifier(recipe.hidden, recipe.init).to(device)
     batches = Batches(
         train, recipe.batch_size, device, generator=torch.Generator().manual_seed(recipe.seed),
-        augment=random_affine if recipe.augment else None,
+        augment=augmentation(recipe.augment, recipe.strokes),
     )  # fmt: skip
     opt = make_optimizer(
         recipe.optimizer, model.parameters(), recipe.lr, recipe.momentum, recipe.weight_decay

@@ -49,6 +49,7 @@ def test_the_overview_and_train_pages_render(app):
     assert app.number_input(key="train_lr").value == shipped.lr
     assert app.selectbox(key="train_optimizer").value == shipped.optimizer
     assert app.checkbox(key="train_augment").value == shipped.augment
+    assert app.checkbox(key="train_strokes").value == shipped.strokes
     assert app.selectbox(key="train_device").options[0] == "cpu"
     assert not app.button(key="train_start").proto.disabled
     assert texts(app.info) == [
@@ -235,7 +236,7 @@ def test_the_form_and_the_cli_explain_each_field_in_the_same_words(app):
     from mlp_core.cli import build_parser
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
-    flags = {a.dest: a.help for a in train._actions}
+    flags = {a.dest: a.help.replace("%%", "%") for a in train._actions if a.help}  # % templates
     for f in fields(Recipe):
         if f.name not in FORM:  # the command line's only
             assert f.name in flags and f"train_{f.name}" not in [w.key for w in app.main]
@@ -426,12 +427,14 @@ def test_the_augmentation_preview_draws_new_warps_on_request(app):
         (exp,) = [e for e in at.expander if e.label.startswith("What does augmenting do")]
         return exp
 
-    originals, warps = preview().image
+    originals, warps, strokes = preview().image
     assert warps.captions[0].startswith("Three random warps of each")
+    assert strokes.captions[0].startswith("Thicken strokes one way: the upright strokes of 15%")
     preview().button[0].click().run()
     assert not at.exception
     again = preview().image
     assert again[0].value == originals.value and again[1].value != warps.value
+    assert again[2].value == strokes.value  # thicker strokes are not drawn at random here
 
 
 def test_the_lr_finder_plots_suggests_and_puts_its_rate_into_the_form(app):

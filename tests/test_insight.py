@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mlp_core import Batches, Callback, DigitClassifier, OneCycle, Recipe, build_learner
-from mlp_core.augment import random_affine
+from mlp_core.augment import augmentation, random_affine, random_strokes
 from mlp_core.insight import (
     WeightWatch,
     activations,
@@ -185,6 +185,52 @@ def test_zero_warp_is_identity():
     x = torch.rand(4, 28, 28)
     out = random_affine(x, torch.Generator().manual_seed(0), max_shift=0, max_degrees=0)
     torch.testing.assert_close(out, x)
+
+
+def test_thicker_strokes_widen_a_share_of_the_images_across_their_strokes_only():
+    x = torch.zeros(2000, 28, 28)
+    x[:, 6:21, 12] = 1.0  # an upright stroke, 15 px tall and 1 px wide
+    x[:, 24, 4:11] = 0.5  # a level one, 7 px wide, half as bright
+    out = random_strokes(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, random_strokes(x, torch.Generator().manual_seed(0)))
+    upright, level = out[:, :22], out[:, 22:]
+    wide = (upright > 0).sum((1, 2)) == 45  # 15 x 3: the stem a pixel wider on each side
+    tall = (level > 0).sum((1, 2)) == 21  # 3 x 7: the bar a pixel taller on each side
+    same = (out == x).flatten(1).all(1)
+    assert (wide ^ tall ^ same).all() and not (wide & tall).any()  # each image one way
+    assert torch.equal((upright[wide] > 0).sum(1)[:, 12], torch.full((int(wide.sum()),), 15))
+    # along a stroke, only its ends move: the bar stays one row, the stem one column
+    assert ((level[wide] > 0).sum(1) > 0).sum(1).eq(9).all()  # 7 px long, a pixel more each end
+    assert (level[wide] > 0).any(2).sum(1).eq(1).all()
+    assert (upright[tall] > 0).any(1).sum(1).eq(1).all()
+    assert (upright[tall] > 0).sum((1, 2)).eq(17).all()
+    assert set(out.unique().tolist()) == {0.0, 0.5, 1.0}  # ink only spread, never brightened
+    # about 15% each way (binomial, 2,000 draws: 300 +- 16)
+    assert 240 < wide.sum() < 360 and 240 < tall.sum() < 360
+    assert random_strokes(x, torch.Generator().manual_seed(0), share=0.0).equal(x)
+
+
+def test_the_recipe_picks_its_augmentation():
+    assert augmentation(False, False) is None
+    assert augmentation(True, False) is random_affine
+    assert augmentation(False, True) is random_strokes
+    x = torch.zeros(8, 28, 28)
+    x[:, 8:20, 14] = 1
+    both = augmentation(True, True)(x, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)  # warped, then thickened, from the same draws
+    assert torch.equal(both, random_strokes(random_affine(x, g), g))
+
+
+def test_a_recipe_with_thicker_strokes_learns_from_them(tiny):
+    def weights(**kw):
+        learn = build_learner(Recipe(hidden=(16,), batch_size=50, epochs=1, **kw), *tiny)
+        learn.fit(1)
+        return learn.train.augment, torch.cat([p.flatten() for p in learn.model.parameters()])
+
+    aug, w = weights(augment=False, strokes=True)
+    assert aug is random_strokes
+    assert torch.equal(w, weights(augment=False, strokes=True)[1])  # the same seed, the same run
+    assert not torch.equal(w, weights(augment=False, strokes=False)[1])  # it saw other pictures
 
 
 def test_the_lr_finder_is_a_callback_on_the_one_fit_and_leaves_the_learner_as_it_was(tiny):

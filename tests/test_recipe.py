@@ -106,5 +106,7 @@ def test_cut_numbers_are_the_command_lines_only_and_named_in_the_run():
     assert "cut_numbers" not in LINKED  # a link never asks the dashboard to cut
     assert Recipe(cut_numbers=8000).describe().endswith("40ep aug cut8000")
     assert "cut" not in Recipe().describe()
+    assert Recipe(strokes=True).describe().endswith("40ep aug strokes")
+    assert "strokes" not in Recipe().describe()
     old_file = {k: v for k, v in Recipe().to_dict().items() if k != "cut_numbers"}
     assert Recipe.from_dict(old_file).cut_numbers == 0  # files from before the field: MNIST alone

@@ -1,10 +1,11 @@
-"""What augmentation does to a training picture: a few of them and random warps of each."""
+"""What augmentation does to a training picture: a few of them, random warps of each and
+the same pictures with thicker strokes."""
 
 import streamlit as st
 import torch
 
 from mlp_core import load_mnist
-from mlp_core.augment import random_affine
+from mlp_core.augment import STROKES_SHARE, random_affine, thicker
 from mlp_core.data import to_float
 from mlp_core.insight import grey_rgb, tile
 
@@ -14,7 +15,8 @@ AUGMENT_SHOWN = 8  # training pictures in the augmentation preview, each with 3 
 
 
 def show_augmentation() -> None:
-    """What augmentation does: a few training pictures and random warps of each."""
+    """What augmentation does: a few training pictures, random warps of each, and each with
+    its upright and its level strokes thicker."""
     with st.expander("What does augmenting do to a training picture?", icon=":material/shuffle:"):
         seed = st.session_state.setdefault("train_augment_seed", 0)
         images = to_float(load_mnist(True, download=False).images[:AUGMENT_SHOWN])  # (8, 28, 28)
@@ -26,6 +28,13 @@ def show_augmentation() -> None:
             enlarge(grid, 3),
             caption="Three random warps of each: shifted by up to 2 pixels, turned by up to "
             "10 degrees",
+        )
+        strokes = torch.cat([thicker(images, True), thicker(images, False)])  # (16, 28, 28)
+        st.image(
+            enlarge(tile(grey_rgb(strokes), cols=AUGMENT_SHOWN, pad=2), 3),
+            caption=f"Thicken strokes one way: the upright strokes of {STROKES_SHARE / 2:.0%} "
+            f"of the pictures a pixel thicker on each side, the level ones of another "
+            f"{STROKES_SHARE / 2:.0%}, as a typeface's stems and a broad pen draw them",
         )
         st.caption(
             "Each epoch the network sees every training picture warped anew. The label stays "

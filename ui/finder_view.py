@@ -42,6 +42,7 @@ def show_lr_finder() -> None:
         st.caption(
             f"Scanned for {hidden}, {recipe.optimizer}, batch {recipe.batch_size}"
             + (", augmented" if recipe.augment else "")
+            + (", strokes thickened" if recipe.strokes else "")
             + (". With onecycle, this is the peak rate." if recipe.schedule == "onecycle" else ".")
         )
         if current is not None and abs(current - suggestion) < 1e-12:
