@@ -429,7 +429,8 @@ def test_the_augmentation_preview_draws_new_warps_on_request(app):
 
     originals, warps, strokes = preview().image
     assert warps.captions[0].startswith("Three random warps of each")
-    assert strokes.captions[0].startswith("Thicken strokes one way: the upright strokes of 15%")
+    assert strokes.captions[0] == "Thicker strokes: the upright ones, then the level ones"
+    assert any("another 15% their level ones" in c.value for c in preview().caption)
     preview().button[0].click().run()
     assert not at.exception
     again = preview().image
