@@ -10,6 +10,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from .augment import STROKES_SHARE
 from .errors import UserError
 from .optim import OPTIMIZERS
 
@@ -122,9 +123,10 @@ class Recipe:
     )  # fmt: skip
     strokes: bool = setting(
         False, "Thicken strokes one way",
-        "Thicken the upright strokes of 15% of the training images and the level ones of "
-        "another 15%, by a pixel on each side, anew every epoch, as a typeface's stems and "
-        "a broad pen draw them: printed digits read better, handwritten numbers no better.",
+        f"Thicken the upright strokes of {STROKES_SHARE / 2:.0%} of the training images and "
+        f"the level ones of another {STROKES_SHARE / 2:.0%}, by a pixel on each side, anew "
+        "every epoch, as a typeface's stems and a broad pen draw them: printed digits read "
+        "better, handwritten numbers no better.",
         called="Thicken strokes",
     )  # fmt: skip
     # the command line's only (`form=False`): cutting takes minutes before the first epoch
