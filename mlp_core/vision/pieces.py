@@ -130,8 +130,8 @@ def columns(parts: Components, keep: np.ndarray, least: float) -> int:
     big = keep[np.maximum(parts.height[keep], parts.width[keep]) >= least]
     ends, count = -1, 0
     for i in big[np.argsort(parts.left[big])]:
-        count += parts.left[i] >= ends
-        ends = max(ends, parts.right[i]) if parts.left[i] < ends else parts.right[i]
+        count += parts.left[i] >= ends  # a new column: it starts past every piece before it
+        ends = max(ends, parts.right[i])
     return int(count)
 
 
