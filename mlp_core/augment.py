@@ -47,13 +47,18 @@ def random_affine(
 STROKES_SHARE = 0.3  # of the images: half of them get thicker upright strokes, half level ones
 
 
-def thicker(x: torch.Tensor, upright: bool) -> torch.Tensor:
-    """The upright strokes (or the level ones) thicker by a pixel on each side: each pixel
-    the brightest of itself and its two neighbours across such strokes (a 1x3 or 3x1 max
-    filter). (B, 28, 28) -> (B, 28, 28)."""
-    size = (1, 3) if upright else (3, 1)
-    pad = (0, 1) if upright else (1, 0)
-    return F.max_pool2d(x.unsqueeze(1), size, stride=1, padding=pad).squeeze(1)
+def thicker(x: torch.Tensor, upright, level) -> torch.Tensor:
+    """Strokes a pixel thicker on each side: the upright ones where `upright` is 1, the level
+    ones where `level` is 1 (each a number, or (B, 1, 1) of 0s and 1s: per image). Each pixel
+    becomes the brightest of itself and its two neighbours across such strokes, as a 1x3 or
+    3x1 max filter would make it; ink is never negative, so a neighbour times 0 changes
+    nothing. Four shifted maxima, not max_pool2d: the same pixels, ten times faster on a CPU.
+    (B, 28, 28) -> (B, 28, 28)."""
+    p = F.pad(x, (1, 1, 1, 1))  # (B, 30, 30): each pixel's neighbours, zeros beyond the edge
+    out = torch.maximum(x, p[:, 1:-1, :-2] * upright)  # the left neighbour
+    out = torch.maximum(out, p[:, 1:-1, 2:] * upright)  # the right one
+    out = torch.maximum(out, p[:, :-2, 1:-1] * level)  # above
+    return torch.maximum(out, p[:, 2:, 1:-1] * level)  # below
 
 
 def random_strokes(
@@ -64,9 +69,7 @@ def random_strokes(
     lives, as in `random_affine`. (B, 28, 28) -> (B, 28, 28)."""
     g = generator
     r = torch.rand(x.shape[0], generator=g, device=g.device).to(x.device)[:, None, None]  # (B,1,1)
-    return torch.where(
-        r < share / 2, thicker(x, True), torch.where(r < share, thicker(x, False), x)
-    )
+    return thicker(x, (r < share / 2).to(x.dtype), ((r >= share / 2) & (r < share)).to(x.dtype))
 
 
 def augmentation(warp: bool, strokes: bool):

@@ -35,7 +35,7 @@ def show_augmentation() -> None:
             "the same, so it learns the digit, not its exact pixels: the shipped model was "
             "trained this way."
         )
-        strokes = torch.cat([thicker(images, True), thicker(images, False)])  # (16, 28, 28)
+        strokes = torch.cat([thicker(images, 1, 0), thicker(images, 0, 1)])  # (16, 28, 28)
         st.image(
             enlarge(tile(grey_rgb(strokes), cols=AUGMENT_SHOWN, pad=2), 3),
             caption="Thicker strokes: the upright ones, then the level ones",
